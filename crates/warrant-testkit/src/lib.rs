@@ -1,0 +1,19 @@
+//! Dev-only helpers for Warrant's tests.
+//!
+//! * [`PgFixture`] starts a throwaway PostgreSQL server (real `initdb`/`pg_ctl` from the Debian
+//!   `postgresql` package) in a temp dir under `/tmp` on a free loopback port, and stops it again.
+//!   [`PgFixture::shared`] gives one server per test binary; each test then takes its own database
+//!   with [`PgFixture::fresh_database`] or [`PgFixture::create_database`].
+//! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
+//!   starts. Never hard-code a port.
+//!
+//! Nothing here is mocked and nothing is skipped: when PostgreSQL is missing, the fixture returns a
+//! [`FixtureError`] whose message names the command that failed and the package to install.
+
+mod error;
+mod pg;
+mod port;
+
+pub use error::FixtureError;
+pub use pg::PgFixture;
+pub use port::{free_port, try_free_port};
