@@ -1,1 +1,14 @@
-//! warrant-audit
+//! Typed audit events and the hash chain that makes the audit trail tamper-evident.
+//!
+//! - [`event`]: [`Event`], one variant per kind of state change; the only shape in which
+//!   anything enters the audit trail (no free-form strings, so no secret can ride along).
+//! - [`chain`]: how a record's hash is computed from its predecessor, and [`chain::Verifier`],
+//!   which walks records in order and reports the first broken position.
+//!
+//! Storage of the chain is `warrant-store`'s job; this crate does no IO.
+
+pub mod chain;
+pub mod event;
+
+pub use chain::{GENESIS_HASH, Record, VerifyReport, Verifier, record_hash};
+pub use event::{Event, Refs};

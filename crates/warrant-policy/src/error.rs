@@ -32,7 +32,11 @@ impl Diagnostic {
             message = format!("{message}; {help}");
         }
         let (line, column) = label.map_or((0, 0), |l| line_column(source, l.offset()));
-        Self { line, column, message }
+        Self {
+            line,
+            column,
+            message,
+        }
     }
 }
 
@@ -49,7 +53,11 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             f.write_str(&self.message)
         } else {
-            write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
         }
     }
 }
@@ -115,5 +123,9 @@ impl PolicyError {
 }
 
 fn join(diagnostics: &[Diagnostic]) -> String {
-    diagnostics.iter().map(Diagnostic::to_string).collect::<Vec<_>>().join("; ")
+    diagnostics
+        .iter()
+        .map(Diagnostic::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

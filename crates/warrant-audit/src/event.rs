@@ -1,0 +1,397 @@
+//! Typed audit events.
+//!
+//! Field names are conventions that search relies on: `identity` is the identity the event is
+//! about, `target`, `request_id` and `grant_id` name what it touched. Secrets never appear:
+//! events carry names, ids, durations and reasons, never passwords or tokens.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// One state change (or refused attempt) worth recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// The first start created the admin identity and token.
+    #[serde(rename = "server.bootstrapped")]
+    Bootstrapped {
+        /// The admin identity.
+        identity: String,
+    },
+    /// An identity was created.
+    #[serde(rename = "identity.created")]
+    IdentityCreated {
+        /// Its name.
+        identity: String,
+        /// Its email.
+        email: String,
+        /// Its system role.
+        system_role: String,
+    },
+    /// Attributes of an identity changed.
+    #[serde(rename = "identity.updated")]
+    IdentityUpdated {
+        /// Its name.
+        identity: String,
+        /// Which attributes changed (names only).
+        changed: Vec<String>,
+    },
+    /// An identity was disabled (a leaver).
+    #[serde(rename = "identity.disabled")]
+    IdentityDisabled {
+        /// Its name.
+        identity: String,
+        /// Grants revoked as a consequence.
+        grants_revoked: u64,
+        /// Pending requests cancelled as a consequence.
+        requests_cancelled: u64,
+    },
+    /// An identity was enabled again.
+    #[serde(rename = "identity.enabled")]
+    IdentityEnabled {
+        /// Its name.
+        identity: String,
+    },
+    /// An identity was deleted (a leaver).
+    #[serde(rename = "identity.deleted")]
+    IdentityDeleted {
+        /// Its name.
+        identity: String,
+        /// Grants revoked as a consequence.
+        grants_revoked: u64,
+        /// Pending requests cancelled as a consequence.
+        requests_cancelled: u64,
+    },
+    /// An identity's password was set (the password itself is never recorded).
+    #[serde(rename = "identity.password_set")]
+    PasswordSet {
+        /// Whose.
+        identity: String,
+    },
+    /// A group was created.
+    #[serde(rename = "group.created")]
+    GroupCreated {
+        /// Its name.
+        group: String,
+    },
+    /// A group was deleted.
+    #[serde(rename = "group.deleted")]
+    GroupDeleted {
+        /// Its name.
+        group: String,
+    },
+    /// An identity joined a group.
+    #[serde(rename = "group.member_added")]
+    MemberAdded {
+        /// The group.
+        group: String,
+        /// The member.
+        identity: String,
+    },
+    /// An identity left a group (a mover).
+    #[serde(rename = "group.member_removed")]
+    MemberRemoved {
+        /// The group.
+        group: String,
+        /// The former member.
+        identity: String,
+        /// Grants revoked because their eligibility came only through this group.
+        grants_revoked: u64,
+        /// Pending requests cancelled for the same reason.
+        requests_cancelled: u64,
+    },
+    /// A target was created or changed.
+    #[serde(rename = "target.saved")]
+    TargetSaved {
+        /// Its name.
+        target: String,
+        /// Whether it is new.
+        created: bool,
+        /// Its kind.
+        kind: String,
+        /// Its owner group.
+        owner: String,
+        /// Its risk tier.
+        risk_tier: i64,
+    },
+    /// A target was deleted.
+    #[serde(rename = "target.deleted")]
+    TargetDeleted {
+        /// Its name.
+        target: String,
+    },
+    /// A role was created or changed.
+    #[serde(rename = "role.saved")]
+    RoleSaved {
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// Whether it is new.
+        created: bool,
+    },
+    /// A role was deleted.
+    #[serde(rename = "role.deleted")]
+    RoleDeleted {
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+    },
+    /// An eligibility rule was created or changed.
+    #[serde(rename = "rule.saved")]
+    RuleSaved {
+        /// The rule id.
+        rule: String,
+        /// The target.
+        target: String,
+        /// Whether it is new.
+        created: bool,
+        /// Its settings, as stored.
+        settings: Value,
+    },
+    /// An eligibility rule was deleted.
+    #[serde(rename = "rule.deleted")]
+    RuleDeleted {
+        /// The rule id.
+        rule: String,
+        /// The target.
+        target: String,
+    },
+    /// A custom Cedar policy was created or changed.
+    #[serde(rename = "policy.saved")]
+    PolicySaved {
+        /// Its name.
+        policy: String,
+        /// Whether it is new.
+        created: bool,
+        /// SHA-256 of its text.
+        sha256: String,
+    },
+    /// A custom Cedar policy was deleted.
+    #[serde(rename = "policy.deleted")]
+    PolicyDeleted {
+        /// Its name.
+        policy: String,
+    },
+    /// A request was made and is waiting for approvals (or was approved at once).
+    #[serde(rename = "request.created")]
+    RequestCreated {
+        /// The request.
+        request_id: String,
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// Requested duration in seconds.
+        duration_secs: i64,
+        /// The reason given.
+        reason: String,
+        /// The ticket given.
+        ticket: Option<String>,
+        /// The rule that made the requester eligible.
+        rule: String,
+        /// How many approval stages it needs.
+        stages: usize,
+    },
+    /// A request was refused at once (not eligible, or a setting not met).
+    #[serde(rename = "request.refused")]
+    RequestRefused {
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// The stable error code.
+        code: String,
+        /// Why.
+        reason: String,
+    },
+    /// An approval was given.
+    #[serde(rename = "request.approved")]
+    RequestApproved {
+        /// The request.
+        request_id: String,
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The stage it counted for (0-based).
+        stage: u32,
+        /// Whether the whole request is now approved.
+        complete: bool,
+    },
+    /// A request was denied.
+    #[serde(rename = "request.denied")]
+    RequestDenied {
+        /// The request.
+        request_id: String,
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The approver's note.
+        note: Option<String>,
+    },
+    /// A request was cancelled (by the requester, or because they left or moved).
+    #[serde(rename = "request.cancelled")]
+    RequestCancelled {
+        /// The request.
+        request_id: String,
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+        /// Why, when not the requester's own choice.
+        note: Option<String>,
+    },
+    /// A request expired undecided.
+    #[serde(rename = "request.expired")]
+    RequestExpired {
+        /// The request.
+        request_id: String,
+        /// The requester.
+        identity: String,
+        /// The target.
+        target: String,
+    },
+    /// A grant was created.
+    #[serde(rename = "grant.created")]
+    GrantCreated {
+        /// The grant.
+        grant_id: String,
+        /// The request it came from.
+        request_id: String,
+        /// The holder.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// Start (RFC 3339).
+        starts_at: String,
+        /// End (RFC 3339).
+        ends_at: String,
+    },
+    /// A grant reached its end.
+    #[serde(rename = "grant.ended")]
+    GrantEnded {
+        /// The grant.
+        grant_id: String,
+        /// The holder.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// Milliseconds between the grant's end and this record (scheduler lag).
+        lag_ms: i64,
+    },
+    /// A grant was revoked.
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked {
+        /// The grant.
+        grant_id: String,
+        /// The holder.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+        /// Why.
+        reason: String,
+    },
+    /// Clean-up work after a grant closed failed and will be retried.
+    #[serde(rename = "grant.cleanup_failed")]
+    CleanupFailed {
+        /// The grant.
+        grant_id: String,
+        /// Attempts so far.
+        attempts: i64,
+        /// The error.
+        error: String,
+    },
+    /// Someone signed in.
+    #[serde(rename = "auth.signin_succeeded")]
+    SigninSucceeded {
+        /// Who.
+        identity: String,
+        /// From where.
+        source: String,
+    },
+    /// A sign-in failed.
+    #[serde(rename = "auth.signin_failed")]
+    SigninFailed {
+        /// The name given.
+        identity: String,
+        /// From where.
+        source: String,
+        /// Why (stable code).
+        reason: String,
+    },
+    /// Someone signed out.
+    #[serde(rename = "auth.signout")]
+    Signout {
+        /// Who.
+        identity: String,
+    },
+    /// A token was issued.
+    #[serde(rename = "token.issued")]
+    TokenIssued {
+        /// Whose.
+        identity: String,
+        /// Its public id.
+        token_id: String,
+        /// `session` or `api`.
+        kind: String,
+        /// Its label.
+        label: String,
+    },
+    /// A token was revoked.
+    #[serde(rename = "token.revoked")]
+    TokenRevoked {
+        /// Whose.
+        identity: String,
+        /// Its public id.
+        token_id: String,
+    },
+}
+
+/// The references an event carries, for indexing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refs {
+    /// The identity it is about.
+    pub identity: Option<String>,
+    /// The target it touched.
+    pub target: Option<String>,
+    /// The request it touched.
+    pub request_id: Option<String>,
+    /// The grant it touched.
+    pub grant_id: Option<String>,
+}
+
+impl Event {
+    /// The event's JSON and kind (`grant.revoked`, …).
+    pub fn to_json(&self) -> (String, Value) {
+        let v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let kind = v
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned();
+        (kind, v)
+    }
+
+    /// The references an event's JSON carries.
+    pub fn refs(v: &Value) -> Refs {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Refs {
+            identity: s("identity"),
+            target: s("target"),
+            request_id: s("request_id"),
+            grant_id: s("grant_id"),
+        }
+    }
+}

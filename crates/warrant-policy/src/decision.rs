@@ -1,0 +1,202 @@
+//! What a decision is asked (who, which role on which target, in what context) and what it
+//! answers.
+
+use std::collections::{HashMap, HashSet};
+
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
+};
+
+use crate::schema::NAMES;
+
+/// The target a role belongs to, with the attributes policies may test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetAttrs<'a> {
+    /// Target name, unique among targets.
+    pub name: &'a str,
+    /// Kind of target, e.g. `"postgres"` or `"ssh"`.
+    pub kind: &'a str,
+    /// Risk tier, 1 (low) to 4 (critical).
+    pub risk_tier: i64,
+    /// Name of the owner group.
+    pub owner: &'a str,
+}
+
+/// Facts about the activation request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Requested duration of the grant, in seconds.
+    pub duration_secs: i64,
+    /// Whether the requester gave a reason.
+    pub has_reason: bool,
+    /// Whether the requester gave a ticket reference.
+    pub has_ticket: bool,
+    /// Whether the requester passed multi-factor authentication in this session.
+    pub mfa: bool,
+    /// The time of the request, unix seconds.
+    pub now_unix: i64,
+}
+
+impl RequestContext {
+    /// Hour of the day (0–23, UTC) at `now_unix`.
+    pub fn hour(&self) -> i64 {
+        self.now_unix.rem_euclid(86_400) / 3_600
+    }
+
+    /// Day of the week (1 = Monday .. 7 = Sunday, UTC) at `now_unix`.
+    pub fn weekday(&self) -> i64 {
+        // 1970-01-01 was a Thursday (4).
+        (self.now_unix.div_euclid(86_400) + 3).rem_euclid(7) + 1
+    }
+}
+
+/// One question to the engine: may `identity` activate `role` on `target` now?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionInput<'a> {
+    /// Identity id.
+    pub identity: &'a str,
+    /// The identity's email address.
+    pub email: &'a str,
+    /// Whether the identity is active (not suspended or departed).
+    pub active: bool,
+    /// Names of every group the identity belongs to, directly or not.
+    pub groups: &'a [String],
+    /// The target holding the role.
+    pub target: TargetAttrs<'a>,
+    /// Role name on the target.
+    pub role: &'a str,
+    /// Facts about the request.
+    pub context: RequestContext,
+}
+
+impl DecisionInput<'_> {
+    /// The Cedar request and entities for this input.
+    pub(crate) fn to_cedar(&self) -> Result<(Request, Entities), String> {
+        let uid = |ty: &EntityTypeName, id: &str| {
+            EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+        };
+        let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        let long = RestrictedExpression::new_long;
+        let bool = RestrictedExpression::new_bool;
+
+        let principal = uid(&NAMES.identity, self.identity);
+        let target = uid(&NAMES.target, self.target.name);
+        let resource = uid(&NAMES.role, &role_id(self.target.name, self.role));
+        let groups: Vec<EntityUid> = self.groups.iter().map(|g| uid(&NAMES.group, g)).collect();
+
+        let identity = Entity::new(
+            principal.clone(),
+            HashMap::from([
+                ("email".to_owned(), string(self.email)),
+                ("active".to_owned(), bool(self.active)),
+            ]),
+            groups.iter().cloned().collect(),
+        );
+        let target_entity = Entity::new(
+            target.clone(),
+            HashMap::from([
+                ("kind".to_owned(), string(self.target.kind)),
+                ("risk_tier".to_owned(), long(self.target.risk_tier)),
+                ("owner".to_owned(), string(self.target.owner)),
+            ]),
+            HashSet::new(),
+        );
+        let role = Entity::new(
+            resource.clone(),
+            HashMap::from([
+                ("name".to_owned(), string(self.role)),
+                ("target".to_owned(), string(self.target.name)),
+            ]),
+            HashSet::from([target]),
+        );
+        let entities = [identity, target_entity, role]
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .chain(
+                groups
+                    .into_iter()
+                    .map(|g| Entity::new_no_attrs(g, HashSet::new())),
+            );
+        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+
+        let c = &self.context;
+        let context = Context::from_pairs([
+            ("duration_secs".to_owned(), long(c.duration_secs)),
+            ("has_reason".to_owned(), bool(c.has_reason)),
+            ("has_ticket".to_owned(), bool(c.has_ticket)),
+            ("mfa".to_owned(), bool(c.mfa)),
+            ("now".to_owned(), long(c.now_unix)),
+            ("hour".to_owned(), long(c.hour())),
+            ("weekday".to_owned(), long(c.weekday())),
+        ])
+        .map_err(|e| e.to_string())?;
+        let request = Request::new(principal, NAMES.activate.clone(), resource, context, None)
+            .map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+}
+
+/// The entity id of a role: `"TARGET/ROLE"`.
+pub(crate) fn role_id(target: &str, role: &str) -> String {
+    format!("{target}/{role}")
+}
+
+/// The answer, with what led to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether activation is allowed: some permit was satisfied, no forbid fired, no error.
+    pub allowed: bool,
+    /// Ids of the eligibility rules whose permit was satisfied.
+    pub matched_rules: Vec<String>,
+    /// Names of the custom permits that were satisfied.
+    pub custom_permits: Vec<String>,
+    /// Names of the custom forbids that fired.
+    pub forbids: Vec<String>,
+    /// Evaluation errors (e.g. an attribute missing); an error never allows.
+    pub errors: Vec<String>,
+    /// How many policies were evaluated: the slice for this target and role.
+    pub evaluated: usize,
+    /// The identity asked about.
+    pub identity: String,
+    /// The target asked about.
+    pub target: String,
+    /// The role asked about.
+    pub role: String,
+}
+
+impl Decision {
+    /// One line for people, e.g. `allowed by rule r1` or `denied: forbidden by policy
+    /// no-weekends`.
+    pub fn explain(&self) -> String {
+        if self.allowed {
+            let mut by = Vec::new();
+            if !self.matched_rules.is_empty() {
+                by.push(list("rule", "rules", &self.matched_rules));
+            }
+            if !self.custom_permits.is_empty() {
+                by.push(list("policy", "policies", &self.custom_permits));
+            }
+            format!("allowed by {}", by.join(" and "))
+        } else if !self.forbids.is_empty() {
+            format!(
+                "denied: forbidden by {}",
+                list("policy", "policies", &self.forbids)
+            )
+        } else if !self.errors.is_empty() {
+            format!("denied: evaluation error: {}", self.errors.join("; "))
+        } else {
+            format!(
+                "denied: no eligibility rule or policy permits {} to activate {}/{}",
+                self.identity, self.target, self.role
+            )
+        }
+    }
+}
+
+/// `rule r1` or `rules r1, r2`.
+fn list(one: &str, many: &str, names: &[String]) -> String {
+    let kind = if names.len() == 1 { one } else { many };
+    format!("{kind} {}", names.join(", "))
+}

@@ -1,0 +1,164 @@
+//! The schema, as ordered migrations. Every statement is written in the SQL that SQLite and
+//! PostgreSQL share (TEXT, BIGINT, composite keys), so one list serves both backends.
+
+/// Migrations, applied in order at start; `meta.schema_version` records the last applied.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE identities (
+    name TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL,
+    manager TEXT,
+    system_role TEXT NOT NULL,
+    password_hash TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE groups (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE memberships (
+    group_name TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (group_name, identity)
+);
+CREATE INDEX memberships_identity ON memberships (identity);
+
+CREATE TABLE targets (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    address TEXT,
+    owner TEXT NOT NULL,
+    risk_tier BIGINT NOT NULL,
+    description TEXT NOT NULL,
+    admin_user TEXT,
+    created_at BIGINT NOT NULL
+);
+
+CREATE TABLE roles (
+    target TEXT NOT NULL,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (target, name)
+);
+
+CREATE TABLE rules (
+    id TEXT PRIMARY KEY,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    target TEXT NOT NULL,
+    role TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX rules_target_role ON rules (target, role);
+
+CREATE TABLE policies (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    target TEXT NOT NULL,
+    role TEXT NOT NULL,
+    duration_secs BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    ticket TEXT,
+    start_at BIGINT,
+    rule_id TEXT NOT NULL,
+    stages TEXT NOT NULL,
+    current_stage BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    decided_by TEXT,
+    note TEXT
+);
+CREATE INDEX requests_status_expires ON requests (status, expires_at);
+CREATE INDEX requests_identity ON requests (identity, status);
+
+CREATE TABLE approvals (
+    request_id TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    stage BIGINT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+
+CREATE TABLE grants (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    target TEXT NOT NULL,
+    role TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    starts_at BIGINT NOT NULL,
+    ends_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    revoked_at BIGINT,
+    revoked_by TEXT,
+    revoke_reason TEXT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX grants_open_ends ON grants (status, ends_at);
+CREATE INDEX grants_holder ON grants (identity, target, role, status);
+
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    grant_id TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_at BIGINT NOT NULL,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    done_at BIGINT
+);
+CREATE INDEX jobs_due ON jobs (done_at, next_at);
+
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT
+);
+CREATE INDEX tokens_identity ON tokens (identity);
+
+CREATE TABLE audit (
+    seq BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor TEXT,
+    kind TEXT NOT NULL,
+    identity TEXT,
+    target TEXT,
+    request_id TEXT,
+    grant_id TEXT,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+CREATE TABLE audit_head (
+    id BIGINT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash)
+    VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+"#];
