@@ -13,6 +13,7 @@ pub mod grant;
 pub mod model;
 pub mod name;
 pub mod request;
+pub mod secret;
 pub mod time;
 
 pub use grant::{Grant, GrantStatus};
@@ -21,5 +22,6 @@ pub use model::{
     Subject, SystemRole, Target, TargetKind, TargetRole,
 };
 pub use name::{Name, NameError};
+pub use secret::Secret;
 pub use request::{Approval, Request, RequestError, RequestStatus, StageOutcome};
 pub use time::{ActivationDuration, Clock, DurationError, ManualClock, SystemClock, Timestamp};

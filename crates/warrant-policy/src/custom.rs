@@ -7,6 +7,9 @@ use cedar_policy::{Policy, PolicyId, PolicySet, ValidationMode};
 use crate::error::{Diagnostic, PolicyError};
 use crate::schema::NAMES;
 
+/// Prefix of the Cedar policy ids of custom policies.
+pub(crate) const PREFIX: &str = "custom:";
+
 /// A Cedar policy written by an admin, such as a time window or a risk-tier forbid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomPolicy {
@@ -38,8 +41,8 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
     }
     // Parsed again as a single policy so that a template (a policy with slots) is refused with
     // a positioned error, and so that the policy gets our id.
-    let policy =
-        Policy::parse(Some(PolicyId::new(format!("custom:{name}"))), text).map_err(parse_error)?;
+    let id = PolicyId::new(format!("{PREFIX}{name}"));
+    let policy = Policy::parse(Some(id.clone()), text).map_err(parse_error)?;
     let result = NAMES.validator.validate(
         &PolicySet::from_policies([policy.clone()])?,
         ValidationMode::Strict,
@@ -47,9 +50,14 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
     if result.validation_passed() {
         Ok(policy)
     } else {
-        Err(PolicyError::Validation {
-            name: name.to_owned(),
-            diagnostics: Diagnostic::collect(text, result.validation_errors()),
-        })
+        // Cedar names the policy by its id, which the author never wrote.
+        let ours = format!("for policy `{id}`, ");
+        let mut diagnostics = Diagnostic::collect(text, result.validation_errors());
+        for d in &mut diagnostics {
+            if let Some(rest) = d.message.strip_prefix(&ours) {
+                d.message = rest.to_owned();
+            }
+        }
+        Err(PolicyError::Validation { name: name.to_owned(), diagnostics })
     }
 }

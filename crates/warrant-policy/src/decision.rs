@@ -105,7 +105,7 @@ impl DecisionInput<'_> {
             resource.clone(),
             HashMap::from([
                 ("name".to_owned(), string(self.role)),
-                ("target".to_owned(), string(self.target.name)),
+                ("target".to_owned(), RestrictedExpression::new_entity_uid(target.clone())),
             ]),
             HashSet::from([target]),
         );

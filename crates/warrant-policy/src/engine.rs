@@ -48,7 +48,6 @@ static TEMPLATE: LazyLock<Template> = LazyLock::new(|| {
 });
 
 const RULE_PREFIX: &str = "rule:";
-const CUSTOM_PREFIX: &str = "custom:";
 
 /// Decides eligibility with Cedar, evaluating per decision only the policies that can apply.
 ///
@@ -225,13 +224,13 @@ impl PolicyEngine {
         for id in permits {
             if let Some(rule) = id.strip_prefix(RULE_PREFIX) {
                 decision.matched_rules.push(rule.to_owned());
-            } else if let Some(name) = id.strip_prefix(CUSTOM_PREFIX) {
+            } else if let Some(name) = id.strip_prefix(custom::PREFIX) {
                 decision.custom_permits.push(name.to_owned());
             }
         }
         let forbids = forbids
             .iter()
-            .filter_map(|id| id.strip_prefix(CUSTOM_PREFIX));
+            .filter_map(|id| id.strip_prefix(custom::PREFIX));
         decision.forbids = forbids.map(str::to_owned).collect();
         decision.allowed = (!decision.matched_rules.is_empty()
             || !decision.custom_permits.is_empty())

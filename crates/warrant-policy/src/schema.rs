@@ -7,7 +7,8 @@ use cedar_policy::{EntityTypeName, EntityUid, Schema, Validator};
 
 /// The Cedar schema (human-readable syntax) for eligibility and custom policies.
 ///
-/// Identities belong to groups; a role (`"TARGET/ROLE"`) belongs to its target. The single
+/// Identities belong to groups; a role (`"TARGET/ROLE"`) belongs to its target and refers to
+/// it, so that policies can read the target's attributes (`resource.target.risk_tier`). The single
 /// action, `activate`, carries the request's context: the requested duration, whether a reason
 /// and a ticket were given, whether the identity passed MFA, and the time (`now` in unix seconds,
 /// `hour` 0–23 UTC, `weekday` 1 = Monday .. 7 = Sunday).
@@ -15,7 +16,7 @@ pub const SCHEMA: &str = r#"namespace Warrant {
     entity Group;
     entity Identity in [Group] { email: String, active: Bool };
     entity Target { kind: String, risk_tier: Long, owner: String };
-    entity Role in [Target] { name: String, target: String };
+    entity Role in [Target] { name: String, target: Target };
     action "activate" appliesTo {
         principal: Identity,
         resource: Role,

@@ -183,7 +183,10 @@ impl PgFixture {
         run(
             &mut cmd,
             "psql failed",
-            &format!("is the server up? its log: {}", self.log_path().display()),
+            &format!(
+                "an SQL error is the statement's; if the server is down, see its log: {}",
+                self.log_path().display()
+            ),
         )
     }
 
@@ -376,7 +379,13 @@ fn run(cmd: &mut Command, what: &str, fix: &str) -> Result<String, FixtureError>
     let stderr = String::from_utf8_lossy(&out.stderr);
     Err(FixtureError::new(format!("{what} ({})", out.status))
         .with_command(cmd)
-        .with_detail(format!("{stdout}\n{stderr}"))
+        .with_detail(
+            [stdout.trim_end(), stderr.trim_end()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
         .with_fix(fix))
 }
 

@@ -76,6 +76,7 @@ fn owned_fixture_serves_separate_databases_and_stops_on_drop() -> TestResult {
         .create_database("alpha")
         .err()
         .ok_or("duplicate database was created")?;
+    eprintln!("duplicate database error:\n{err}");
     assert!(err.to_string().contains("already exists"), "{err}");
     assert!(pg.create_database("bad name").is_err());
     assert!(pg.create_database("").is_err());
