@@ -67,11 +67,13 @@ pub enum Event {
         /// Whose.
         identity: String,
     },
-    /// A group was created.
-    #[serde(rename = "group.created")]
-    GroupCreated {
+    /// A group was created or its description changed.
+    #[serde(rename = "group.saved")]
+    GroupSaved {
         /// Its name.
         group: String,
+        /// Whether it is new.
+        created: bool,
     },
     /// A group was deleted.
     #[serde(rename = "group.deleted")]
@@ -312,6 +314,14 @@ pub enum Event {
         attempts: i64,
         /// The error.
         error: String,
+    },
+    /// Clean-up work after a grant closed completed.
+    #[serde(rename = "grant.cleanup_done")]
+    CleanupDone {
+        /// The grant.
+        grant_id: String,
+        /// Attempts it took.
+        attempts: i64,
     },
     /// Someone signed in.
     #[serde(rename = "auth.signin_succeeded")]

@@ -154,6 +154,9 @@ pub enum DurationError {
 }
 
 impl ActivationDuration {
+    /// One hour.
+    pub const ONE_HOUR: Self = Self(3600);
+
     /// A duration of `secs` seconds.
     pub fn from_secs(secs: i64) -> Result<Self, DurationError> {
         if secs <= 0 {

@@ -1,1 +1,201 @@
-//! warrant-engine
+//! The engine: every operation Warrant offers, each a transaction over `warrant-store` that
+//! applies `warrant-core`'s state machines, decides eligibility with `warrant-policy`, and
+//! appends its `warrant-audit` event before it commits.
+//!
+//! - [`Engine`]: the handle the API and the CLI's offline commands use.
+//! - `directory`: identities and groups, with leaver and mover handling.
+//! - `catalogue`: targets, roles, eligibility rules and custom policies; the cached
+//!   [`policy::PolicyState`].
+//! - `access`: requests, approvals, grants, revocation and the check.
+//! - `auth`: sign-in, tokens, bootstrap.
+//! - `scheduler`: expiry of grants and requests, and clean-up jobs retried with backoff.
+//! - [`org`]: the declarative org file (`warrant apply -f`).
+//!
+//! Authorisation of data-dependent rights (approver, owner, holder) happens here; the API
+//! checks the coarse role of each route before calling in.
+
+mod access;
+mod auth;
+mod catalogue;
+mod directory;
+pub mod error;
+pub mod org;
+pub mod policy;
+mod scheduler;
+
+use std::sync::{Arc, RwLock};
+
+pub use access::{CheckResult, NewRequest, RequestFilter, RequestView};
+pub use auth::{Actor, IssuedToken};
+pub use catalogue::{PolicyTestInput, PolicyTestResult, TargetView};
+pub use directory::{GroupView, IdentityInput, IdentityUpdate};
+pub use error::{EngineError, ErrorKind, Result};
+pub use scheduler::{CleanupFn, TickReport};
+use tokio::sync::Notify;
+use warrant_core::{Clock, SystemRole, Timestamp};
+use warrant_store::Store;
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a request may stay pending before it expires.
+    pub request_ttl_secs: i64,
+    /// How long a sign-in session token lives.
+    pub session_ttl_secs: i64,
+    /// How many grants the scheduler closes per transaction.
+    pub expiry_batch: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            request_ttl_secs: 24 * 3600,
+            session_ttl_secs: 12 * 3600,
+            expiry_batch: 2000,
+        }
+    }
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    policy: RwLock<Arc<policy::PolicyState>>,
+    cleanups: Vec<CleanupFn>,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, loading the policy set from it.
+    pub async fn new(store: Store, clock: Arc<dyn Clock>, config: EngineConfig) -> Result<Self> {
+        Self::with_cleanups(store, clock, config, Vec::new()).await
+    }
+
+    /// An engine with clean-up work to run after each grant closes (connectors register here).
+    pub async fn with_cleanups(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+        cleanups: Vec<CleanupFn>,
+    ) -> Result<Self> {
+        let state = policy::PolicyState::load(&store).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                config,
+                policy: RwLock::new(Arc::new(state)),
+                cleanups,
+                wake: Notify::new(),
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn policy(&self) -> Arc<policy::PolicyState> {
+        match self.inner.policy.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reloads the policy set from the store (after rules or policies changed).
+    pub async fn reload_policy(&self) -> Result<()> {
+        let state = Arc::new(policy::PolicyState::load(&self.inner.store).await?);
+        match self.inner.policy.write() {
+            Ok(mut p) => *p = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+        Ok(())
+    }
+
+    /// Audit verification of the whole chain.
+    pub async fn audit_verify(&self) -> Result<warrant_audit::VerifyReport> {
+        Ok(verify_store(&self.inner.store).await?)
+    }
+
+    /// Audit records after `after_seq`, at most `limit`.
+    pub async fn audit_records(
+        &self,
+        actor: &Actor,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<warrant_audit::Record>> {
+        require_role(actor, SystemRole::Auditor)?;
+        let mut r = self.inner.store.read().await?;
+        Ok(r.q()
+            .audit(&warrant_store::AuditQuery {
+                after_seq,
+                limit: limit.clamp(1, 10_000),
+            })
+            .await?)
+    }
+}
+
+/// Verifies the audit chain of a store, record by record, against its recorded head.
+pub async fn verify_store(store: &Store) -> warrant_store::Result<warrant_audit::VerifyReport> {
+    let mut r = store.read().await?;
+    let head = r.q().audit_head().await?;
+    let mut v = warrant_audit::Verifier::new();
+    let mut after = 0;
+    loop {
+        let batch = r
+            .q()
+            .audit(&warrant_store::AuditQuery {
+                after_seq: after,
+                limit: 10_000,
+            })
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        let mut ok = true;
+        for rec in &batch {
+            if !v.push(rec) {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            break;
+        }
+    }
+    Ok(v.finish(Some((head.0, &head.1))))
+}
+
+/// Refuses unless the actor's system role is at least `min` (auditor < admin).
+pub(crate) fn require_role(actor: &Actor, min: SystemRole) -> Result<()> {
+    if actor.role >= min {
+        Ok(())
+    } else {
+        Err(EngineError::forbidden(
+            "forbidden",
+            format!("this needs the {} role", min.as_str()),
+        ))
+    }
+}
+
+/// Refuses unless the actor is an admin.
+pub(crate) fn require_admin(actor: &Actor) -> Result<()> {
+    require_role(actor, SystemRole::Admin)
+}

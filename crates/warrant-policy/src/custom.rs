@@ -58,6 +58,9 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
                 d.message = rest.to_owned();
             }
         }
-        Err(PolicyError::Validation { name: name.to_owned(), diagnostics })
+        Err(PolicyError::Validation {
+            name: name.to_owned(),
+            diagnostics,
+        })
     }
 }

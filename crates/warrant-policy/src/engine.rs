@@ -37,7 +37,7 @@ pub struct RuleSpec {
 }
 
 /// The template every rule links: principal and resource are the rule's subject and role.
-const RULE_TEMPLATE: &str = r#"permit(principal in ?principal, action == Warrant::Action::"activate", resource == ?resource);"#;
+const RULE_TEMPLATE: &str = r#"permit(principal in ?principal, action, resource == ?resource);"#;
 
 #[expect(
     clippy::expect_used,
@@ -215,7 +215,7 @@ impl PolicyEngine {
             decision
                 .errors
                 .extend(diagnostics.errors().map(ToString::to_string));
-            let mut ids: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+            let mut ids: Vec<String> = diagnostics.reason().map(|id| AsRef::<str>::as_ref(id).to_owned()).collect();
             ids.sort_unstable();
             ids
         };
