@@ -85,7 +85,7 @@ fn bench_decide(bencher: Bencher<'_, '_>, rule_count: usize) {
     bencher.bench_local(|| engine.decide(black_box(&input)));
 }
 
-#[divan::bench(args = [3, 10_000])]
+#[divan::bench(args = [3, 10_000], sample_count = 1000)]
 fn decide(bencher: Bencher<'_, '_>, rules: usize) {
     bench_decide(bencher, rules);
 }

@@ -80,7 +80,7 @@ impl DecisionInput<'_> {
     /// construction: the identity's parents are all its groups (groups have no parents), the
     /// role's parent is its target (targets have none). Group entities are left out: with no
     /// attributes and no parents they add nothing to an evaluation.
-    pub(crate) fn to_cedar(&self) -> Result<(Request, Entities), String> {
+    pub(crate) fn to_cedar(self) -> Result<(Request, Entities), String> {
         let uid = |ty: &EntityTypeName, id: &str| {
             ast::EntityUID::from_components(ty.as_ref().clone(), ast::Eid::new(id), None)
         };

@@ -37,7 +37,7 @@ pub struct RuleSpec {
 }
 
 /// The template every rule links: principal and resource are the rule's subject and role.
-const RULE_TEMPLATE: &str = r#"permit(principal in ?principal, action, resource == ?resource);"#;
+const RULE_TEMPLATE: &str = r#"permit(principal in ?principal, action == Warrant::Action::"activate", resource == ?resource);"#;
 
 #[expect(
     clippy::expect_used,
@@ -206,32 +206,31 @@ impl PolicyEngine {
                 return decision;
             }
         };
-        let mut evaluate = |set: &PolicySet| {
+        let sets = [
+            (&slice.permits, &mut decision.custom_permits),
+            (&slice.forbids, &mut decision.forbids),
+        ];
+        for (set, custom_names) in sets {
             if set.is_empty() {
-                return Vec::new();
+                continue;
             }
             let response = self.authorizer.is_authorized(&request, set, &entities);
             let diagnostics = response.diagnostics();
             decision
                 .errors
                 .extend(diagnostics.errors().map(ToString::to_string));
-            let mut ids: Vec<String> = diagnostics.reason().map(|id| AsRef::<str>::as_ref(id).to_owned()).collect();
-            ids.sort_unstable();
-            ids
-        };
-        let permits = evaluate(&slice.permits);
-        let forbids = evaluate(&slice.forbids);
-        for id in permits {
-            if let Some(rule) = id.strip_prefix(RULE_PREFIX) {
-                decision.matched_rules.push(rule.to_owned());
-            } else if let Some(name) = id.strip_prefix(custom::PREFIX) {
-                decision.custom_permits.push(name.to_owned());
+            for id in diagnostics.reason().map(AsRef::<str>::as_ref) {
+                if let Some(rule) = id.strip_prefix(RULE_PREFIX) {
+                    decision.matched_rules.push(rule.to_owned());
+                } else if let Some(name) = id.strip_prefix(custom::PREFIX) {
+                    custom_names.push(name.to_owned());
+                }
             }
         }
-        let forbids = forbids
-            .iter()
-            .filter_map(|id| id.strip_prefix(custom::PREFIX));
-        decision.forbids = forbids.map(str::to_owned).collect();
+        // Cedar reports in no particular order.
+        decision.matched_rules.sort_unstable();
+        decision.custom_permits.sort_unstable();
+        decision.forbids.sort_unstable();
         decision.allowed = (!decision.matched_rules.is_empty()
             || !decision.custom_permits.is_empty())
             && decision.forbids.is_empty()
@@ -314,14 +313,32 @@ fn scope(policy: &Policy) -> Scope {
     else {
         return Scope::Global;
     };
-    let id = uid.id().unescaped();
-    if *uid.type_name() == NAMES.target {
-        Scope::Target(id.to_owned())
-    } else if let (true, Some((target, role))) =
-        (*uid.type_name() == NAMES.role, id.split_once('/'))
-    {
-        Scope::Role(target.to_owned(), role.to_owned())
-    } else {
-        Scope::Global
+    let (ty, id) = (uid.type_name(), uid.id().unescaped());
+    if *ty == NAMES.target {
+        return Scope::Target(id.to_owned());
+    }
+    match id.split_once('/') {
+        Some((target, role)) if *ty == NAMES.role => {
+            Scope::Role(target.to_owned(), role.to_owned())
+        }
+        _ => Scope::Global,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use cedar_policy::{PolicySet, ValidationMode};
+
+    use super::TEMPLATE;
+    use crate::schema::NAMES;
+
+    #[test]
+    fn rule_template_fits_the_schema() {
+        let mut set = PolicySet::new();
+        set.add_template(TEMPLATE.clone()).unwrap();
+        let result = NAMES.validator.validate(&set, ValidationMode::Strict);
+        assert!(result.validation_passed_without_warnings(), "{result}");
     }
 }

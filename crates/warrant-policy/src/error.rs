@@ -105,7 +105,7 @@ pub enum PolicyError {
     },
     /// Cedar refused to assemble a policy set.
     #[error(transparent)]
-    PolicySet(#[from] cedar_policy::PolicySetError),
+    PolicySet(Box<cedar_policy::PolicySetError>),
 }
 
 impl PolicyError {
@@ -119,6 +119,12 @@ impl PolicyError {
             Self::BadName { .. } => "policy_bad_name",
             Self::PolicySet(_) => "policy_set_error",
         }
+    }
+}
+
+impl From<cedar_policy::PolicySetError> for PolicyError {
+    fn from(error: cedar_policy::PolicySetError) -> Self {
+        Self::PolicySet(Box::new(error))
     }
 }
 

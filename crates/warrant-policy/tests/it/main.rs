@@ -300,16 +300,83 @@ fn evaluation_errors_never_allow() {
 
 #[test]
 fn names_with_a_slash_are_refused() {
-    let err = PolicyEngine::new(&[rule("r1", group("dba"), "pg/prod", "admin")], &[]).err();
-    assert_eq!(err.map(|e| e.code()), Some("policy_bad_name"));
-
-    let engine = PolicyEngine::new(&[rule("r1", group("dba"), "pg", "prod/admin")], &[]).err();
-    assert!(engine.is_some());
+    for (target, role) in [("pg/prod", "admin"), ("pg", "prod/admin")] {
+        let err = PolicyEngine::new(&[rule("r1", group("dba"), target, role)], &[]).err();
+        assert_eq!(err.map(|e| e.code()), Some("policy_bad_name"));
+    }
 
     let engine = PolicyEngine::new(&[rule("r1", group("dba"), "a", "b")], &[]).unwrap();
     let decision = decide(&engine, &ask("bob", &["dba"], "a/b/c"));
     assert!(!decision.allowed);
     assert_eq!(decision.errors.len(), 1);
+}
+
+#[test]
+fn scoped_policies_land_in_their_slices() {
+    let rules = [
+        rule("r1", group("dba"), "db", "admin"),
+        rule("r2", group("dba"), "db", "read"),
+    ];
+    let custom = [
+        custom(
+            "admin-needs-mfa",
+            r#"forbid(principal, action, resource == Warrant::Role::"db/admin") unless { context.mfa };"#,
+        ),
+        custom(
+            "oncall-db",
+            r#"permit(principal in Warrant::Group::"oncall", action, resource in Warrant::Target::"db");"#,
+        ),
+        custom(
+            "root",
+            r#"permit(principal == Warrant::Identity::"root", action, resource);"#,
+        ),
+    ];
+    let engine = PolicyEngine::new(&rules, &custom).unwrap();
+    let cases = [
+        // Rule, role forbid, target permit, global permit.
+        (
+            ask("bob", &["dba"], "db/admin"),
+            4,
+            "denied: forbidden by policy admin-needs-mfa",
+        ),
+        (
+            Ask {
+                mfa: true,
+                ..ask("bob", &["dba"], "db/admin")
+            },
+            4,
+            "allowed by rule r1",
+        ),
+        (ask("bob", &["dba"], "db/read"), 3, "allowed by rule r2"),
+        (
+            ask("carol", &["oncall"], "db/read"),
+            3,
+            "allowed by policy oncall-db",
+        ),
+        // A role with no rule: the target's policies and the global ones.
+        (
+            ask("carol", &["oncall"], "db/backup"),
+            2,
+            "allowed by policy oncall-db",
+        ),
+        (ask("root", &[], "db/backup"), 2, "allowed by policy root"),
+        // A target with nothing of its own: global policies only.
+        (ask("root", &[], "web/deploy"), 1, "allowed by policy root"),
+        (
+            ask("carol", &["oncall"], "web/deploy"),
+            1,
+            "denied: no eligibility rule or policy permits carol to activate web/deploy",
+        ),
+    ];
+    for (a, evaluated, expected) in cases {
+        let decision = decide(&engine, &a);
+        assert_eq!(
+            (decision.evaluated, decision.explain().as_str()),
+            (evaluated, expected),
+            "{}",
+            a.target
+        );
+    }
 }
 
 #[test]

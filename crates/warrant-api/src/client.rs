@@ -1,0 +1,158 @@
+//! The HTTP client that the CLI and the tests use: the same routes, the same JSON shapes.
+
+use std::fmt;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::wire::ErrorBody;
+
+/// A failed call: the server's error code and message, or a transport failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    /// Stable code (`connection_failed` when the server was not reached).
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A client of one Warrant server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:8200`), with a bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The same server with another token.
+    pub fn with_token(&self, token: Option<String>) -> Self {
+        Self {
+            base: self.base.clone(),
+            token,
+            http: self.http.clone(),
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| ClientError {
+            status: None,
+            code: "connection_failed".into(),
+            message: format!("cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)", self.base),
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError {
+            status: Some(status.as_u16()),
+            code: "connection_failed".into(),
+            message: format!("reading the answer failed: {e}"),
+        })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => ClientError {
+                    status: Some(status.as_u16()),
+                    code: b.error.code,
+                    message: b.error.message,
+                },
+                Err(_) => ClientError {
+                    status: Some(status.as_u16()),
+                    code: "http_error".into(),
+                    message: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+                },
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError {
+            status: Some(status.as_u16()),
+            code: "bad_answer".into(),
+            message: format!("the server's answer did not parse: {e}"),
+        })
+    }
+
+    /// GET.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send::<(), T>(Method::GET, path, None).await
+    }
+
+    /// POST with a JSON body.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
+    /// PATCH with a JSON body.
+    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send(Method::PATCH, path, Some(body)).await
+    }
+
+    /// DELETE.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send::<(), T>(Method::DELETE, path, None).await
+    }
+}
+
+/// Percent-encodes one path or query segment.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
