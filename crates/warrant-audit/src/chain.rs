@@ -58,7 +58,7 @@ pub fn record_hash(
 }
 
 /// The outcome of a verification.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VerifyReport {
     /// Whether every record checked out.
     pub intact: bool,

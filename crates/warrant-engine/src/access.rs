@@ -586,7 +586,8 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let mut req = tx.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
         let (open, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
-        if !any && actor.role < SystemRole::Auditor && req.identity != actor.name {
+        let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
+        if !any && !approved_before && actor.role < SystemRole::Auditor && req.identity != actor.name {
             return Err(request_not_found(id));
         }
         let outcome = req.approve(&actor.name, open, now)?;
@@ -681,7 +682,8 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let mut req = tx.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
         let (_, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
-        if !any && actor.role < SystemRole::Auditor && req.identity != actor.name {
+        let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
+        if !any && !approved_before && actor.role < SystemRole::Auditor && req.identity != actor.name {
             return Err(request_not_found(id));
         }
         let note = note.map(|n| n.trim().chars().take(2000).collect::<String>()).filter(|n| !n.is_empty());

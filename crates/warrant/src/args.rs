@@ -1,0 +1,468 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Warrant: privileged access management anchored in identity.
+#[derive(Debug, Parser)]
+#[command(name = "warrant", version, about)]
+pub struct Cli {
+    /// The server to talk to (default: the one `warrant login` saved, else http://127.0.0.1:8200).
+    #[arg(long, global = true, env = "WARRANT_SERVER")]
+    pub server: Option<String>,
+    /// A bearer token (default: the one `warrant login` saved).
+    #[arg(long, global = true, env = "WARRANT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Server options; each is also `WARRANT_<NAME>` in the environment.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (SQLite store, admin token).
+    #[arg(long, env = "WARRANT_DATA_DIR", default_value = "./warrant-data")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, env = "WARRANT_LISTEN", default_value = "127.0.0.1:8200")]
+    pub listen: SocketAddr,
+    /// PostgreSQL store instead of SQLite, e.g. postgres://user:pw@host/db.
+    #[arg(long, env = "WARRANT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Address of the SSH gateway (not available yet).
+    #[arg(long, env = "WARRANT_SSH_LISTEN")]
+    pub ssh_listen: Option<SocketAddr>,
+    /// Address of the PostgreSQL gateway (not available yet).
+    #[arg(long, env = "WARRANT_PG_LISTEN")]
+    pub pg_listen: Option<SocketAddr>,
+    /// Seed the demo organisation (on an empty store).
+    #[arg(long, env = "WARRANT_DEMO")]
+    pub demo: bool,
+    /// How long a request may wait for approval, e.g. 24h.
+    #[arg(long, env = "WARRANT_REQUEST_TTL", default_value = "24h")]
+    pub request_ttl: String,
+}
+
+/// Where the audit chain to verify lives.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Verify offline on this data directory (SQLite).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Verify offline on this PostgreSQL store.
+    #[arg(long, hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Sign in and save the token in the config directory.
+    Login {
+        /// Identity name.
+        #[arg(long)]
+        user: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sign out (revokes the saved token).
+    Logout,
+    /// Who the current token belongs to.
+    Whoami,
+    /// Manage identities.
+    #[command(subcommand)]
+    Identity(IdentityCmd),
+    /// List identities.
+    Identities,
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// List groups with their members.
+    Groups,
+    /// Manage targets and their roles.
+    #[command(subcommand)]
+    Target(TargetCmd),
+    /// List targets with their roles.
+    Targets,
+    /// Manage eligibility rules.
+    #[command(subcommand)]
+    Rule(RuleCmd),
+    /// List eligibility rules.
+    Rules,
+    /// Custom Cedar policies, and testing a hypothetical request.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Apply an org file (groups, identities, targets, roles, rules, policies).
+    Apply {
+        /// The file (YAML or JSON).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Request a role on a target.
+    Request {
+        /// Target.
+        target: String,
+        /// Role.
+        role: String,
+        /// Duration, e.g. 30m.
+        #[arg(long = "for")]
+        duration: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Ticket reference.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Start later (RFC 3339).
+        #[arg(long)]
+        start: Option<String>,
+    },
+    /// List requests (yours by default).
+    Requests {
+        /// Everyone's (auditors and admins).
+        #[arg(long, conflicts_with = "to_approve")]
+        all: bool,
+        /// Those waiting for your approval.
+        #[arg(long)]
+        to_approve: bool,
+    },
+    /// Show one request.
+    Show {
+        /// Request id.
+        id: String,
+    },
+    /// Approve the open stage of a request.
+    Approve {
+        /// Request id.
+        id: String,
+    },
+    /// Deny a request.
+    Deny {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Cancel your own pending request.
+    Cancel {
+        /// Request id.
+        id: String,
+    },
+    /// List grants (yours by default).
+    Grants {
+        /// Everyone's (auditors and admins).
+        #[arg(long)]
+        all: bool,
+        /// Only those in force or scheduled.
+        #[arg(long)]
+        active: bool,
+    },
+    /// Revoke a grant.
+    Revoke {
+        /// Grant id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Whether an identity holds an active grant now (exit 0 allowed, 1 denied).
+    Check {
+        /// Identity.
+        #[arg(long)]
+        identity: String,
+        /// Target.
+        #[arg(long)]
+        target: String,
+        /// Role.
+        #[arg(long)]
+        role: String,
+    },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Your tokens.
+    Tokens,
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Clean-up work owed after grants closed, with failures.
+    Jobs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdentityCmd {
+    /// Create an identity.
+    Add {
+        /// Name.
+        name: String,
+        /// Email.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Manager.
+        #[arg(long)]
+        manager: Option<String>,
+        /// user, auditor or admin.
+        #[arg(long)]
+        role: Option<String>,
+        /// Read an initial password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change attributes.
+    Update {
+        /// Name.
+        name: String,
+        /// Email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Manager ("" clears).
+        #[arg(long)]
+        manager: Option<String>,
+        /// user, auditor or admin.
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Disable (a leaver: grants revoked, requests cancelled, tokens revoked).
+    Disable {
+        /// Name.
+        name: String,
+    },
+    /// Enable again.
+    Enable {
+        /// Name.
+        name: String,
+    },
+    /// Delete (a leaver).
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Set a password (read from standard input).
+    Passwd {
+        /// Name.
+        name: String,
+    },
+    /// Show one identity.
+    Show {
+        /// Name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Create a group.
+    Add {
+        /// Name.
+        name: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete an empty, unused group.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Add a member.
+    AddMember {
+        /// Group.
+        group: String,
+        /// Identity.
+        name: String,
+    },
+    /// Remove a member (a mover).
+    RemoveMember {
+        /// Group.
+        group: String,
+        /// Identity.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCmd {
+    /// Create or update a target.
+    Add {
+        /// Name.
+        name: String,
+        /// postgres, ssh or generic.
+        #[arg(long)]
+        kind: String,
+        /// Owner group.
+        #[arg(long)]
+        owner: String,
+        /// host:port.
+        #[arg(long)]
+        address: Option<String>,
+        /// 1 low … 4 critical.
+        #[arg(long)]
+        risk_tier: Option<i64>,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a target (with its roles and rules).
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// Create or update a role of a target.
+    AddRole {
+        /// Target.
+        target: String,
+        /// Role.
+        role: String,
+        /// SSH principal (repeatable).
+        #[arg(long = "principal")]
+        principals: Vec<String>,
+        /// SSH upstream login.
+        #[arg(long)]
+        login: Option<String>,
+        /// PostgreSQL role membership (repeatable).
+        #[arg(long = "db-role")]
+        db_roles: Vec<String>,
+    },
+    /// Delete a role.
+    DeleteRole {
+        /// Target.
+        target: String,
+        /// Role.
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuleCmd {
+    /// Create or update an eligibility rule.
+    Add {
+        /// Subject group.
+        #[arg(long, conflicts_with = "identity", required_unless_present = "identity")]
+        group: Option<String>,
+        /// Subject identity.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Target.
+        #[arg(long)]
+        target: String,
+        /// Role.
+        #[arg(long)]
+        role: String,
+        /// Longest grant, e.g. 1h.
+        #[arg(long)]
+        max_duration: String,
+        /// Whether a reason is required.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        require_reason: bool,
+        /// Whether MFA is required.
+        #[arg(long)]
+        require_mfa: bool,
+        /// Tickets must match this regular expression.
+        #[arg(long)]
+        ticket_pattern: Option<String>,
+        /// Approval stage SOURCE:COUNT, in order (owners:1, manager:1, group:NAME:2).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// Delete a rule by id.
+    Delete {
+        /// Rule id (see `warrant rules`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Create or replace a custom policy from a file.
+    Add {
+        /// Name.
+        name: String,
+        /// File with one Cedar policy.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+    /// Delete a custom policy.
+    Delete {
+        /// Name.
+        name: String,
+    },
+    /// List custom policies.
+    List,
+    /// Evaluate a hypothetical request: which policy decides, and why.
+    Test {
+        /// Who (default: you).
+        #[arg(long)]
+        identity: Option<String>,
+        /// Target.
+        #[arg(long)]
+        target: String,
+        /// Role.
+        #[arg(long)]
+        role: String,
+        /// Duration.
+        #[arg(long = "for", default_value = "1h")]
+        duration: String,
+        /// Reason.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Ticket.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// With MFA.
+        #[arg(long)]
+        mfa: bool,
+        /// At this time (RFC 3339).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token (shown once).
+    Create {
+        /// Label.
+        #[arg(long)]
+        name: String,
+        /// Lifetime, e.g. 30d.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Verify the hash chain (through the server, or offline with --data-dir / --database-url).
+    Verify(StoreArgs),
+    /// Show the latest events.
+    Tail {
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// Keep printing new events.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}

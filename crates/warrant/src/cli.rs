@@ -1,0 +1,627 @@
+//! The client verbs: each calls the REST API and prints a table, or JSON with `--json`.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use warrant_api::client::enc;
+use warrant_api::wire::*;
+use warrant_api::{Client, ClientError};
+
+use crate::args::*;
+use crate::config;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8200";
+
+struct Ctx {
+    client: Client,
+    json: bool,
+}
+
+impl Ctx {
+    fn out<T: Serialize>(&self, v: &T, table: impl FnOnce(&T) -> Table) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v)?);
+        } else {
+            println!("{}", table(v));
+        }
+        Ok(())
+    }
+
+    fn done<T: Serialize>(&self, v: &T, line: &str) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v)?);
+        } else {
+            println!("{line}");
+        }
+        Ok(())
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.client.get(path).await.map_err(explain)
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.client.post(path, body).await.map_err(explain)
+    }
+}
+
+fn explain(e: ClientError) -> anyhow::Error {
+    let hint = match e.code.as_str() {
+        "unauthenticated" | "invalid_token" => {
+            "\n  hint: sign in with `warrant login --user NAME --password-stdin`, or pass --token / WARRANT_TOKEN"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("{} ({}){hint}", e.message, e.code)
+}
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.to_vec());
+    t
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".into())
+}
+
+fn read_stdin_secret(what: &str) -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    let s = s.trim_end_matches(['\n', '\r']).to_owned();
+    if s.is_empty() {
+        bail!("the {what} on standard input is empty");
+    }
+    Ok(s)
+}
+
+fn requests_table(rs: &Vec<RequestOut>) -> Table {
+    let mut t = table(&["ID", "IDENTITY", "TARGET", "ROLE", "FOR", "STATUS", "STAGE", "REASON", "TICKET"]);
+    for r in rs {
+        let stage = if r.stages.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{}/{}", (r.current_stage as usize).min(r.stages.len()), r.stages.len())
+        };
+        t.add_row(vec![
+            r.id.clone(),
+            r.identity.clone(),
+            r.target.clone(),
+            r.role.clone(),
+            r.duration.clone(),
+            r.status.clone(),
+            stage,
+            r.reason.clone(),
+            opt(&r.ticket),
+        ]);
+    }
+    t
+}
+
+fn request_detail(r: &RequestOut) -> Table {
+    let mut t = table(&["FIELD", "VALUE"]);
+    let stages: Vec<String> = r
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let got: Vec<&str> = r
+                .approvals
+                .iter()
+                .filter(|a| a.stage as usize == i)
+                .map(|a| a.approver.as_str())
+                .collect();
+            format!("{}. {} × {} (approved by: {})", i + 1, s.count, s.from, if got.is_empty() { "nobody yet".to_owned() } else { got.join(", ") })
+        })
+        .collect();
+    for (k, v) in [
+        ("id", r.id.clone()),
+        ("who", r.identity.clone()),
+        ("what", format!("{} on {}", r.role, r.target)),
+        ("how long", r.duration.clone()),
+        ("why", r.reason.clone()),
+        ("ticket", opt(&r.ticket)),
+        ("status", r.status.clone()),
+        ("rule", r.rule.clone()),
+        ("stages", if stages.is_empty() { "none".into() } else { stages.join("\n") }),
+        ("expires if undecided", r.expires_at.clone()),
+        ("note", opt(&r.note)),
+        (
+            "grant",
+            r.grant
+                .as_ref()
+                .map_or("-".into(), |g| format!("{} ({} until {})", g.id, g.status, g.ends_at)),
+        ),
+    ] {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    t
+}
+
+fn grants_table(gs: &Vec<GrantOut>) -> Table {
+    let mut t = table(&["ID", "IDENTITY", "TARGET", "ROLE", "STATUS", "STARTS", "ENDS"]);
+    for g in gs {
+        t.add_row(vec![
+            g.id.clone(),
+            g.identity.clone(),
+            g.target.clone(),
+            g.role.clone(),
+            g.status.clone(),
+            g.starts_at.clone(),
+            g.ends_at.clone(),
+        ]);
+    }
+    t
+}
+
+/// Runs a command; the exit code is 0 on success (and for `check`, 1 when denied).
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Serve(args) = cli.command {
+        crate::serve::run(args).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Audit(AuditCmd::Verify(s)) = &cli.command
+        && (s.data_dir.is_some() || s.database_url.is_some())
+    {
+        return verify_offline(s, cli.json).await;
+    }
+    let saved = config::load();
+    let server = cli
+        .server
+        .clone()
+        .or(saved.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+    let token = cli.token.clone().or(saved.token.clone());
+    let ctx = Ctx {
+        client: Client::new(&server, token),
+        json: cli.json,
+    };
+    command(&ctx, cli.command, &server).await
+}
+
+async fn verify_offline(s: &StoreArgs, json: bool) -> Result<ExitCode> {
+    let store = match (&s.database_url, &s.data_dir) {
+        (Some(url), _) => warrant_store::Store::open_postgres(url).await?,
+        (None, Some(dir)) => {
+            if !dir.join("warrant.db").exists() {
+                bail!("{} holds no Warrant store (warrant.db)", dir.display());
+            }
+            warrant_store::Store::open_sqlite(dir).await?
+        }
+        (None, None) => bail!("give --data-dir or --database-url"),
+    };
+    let report = warrant_engine::verify_store(&store).await?;
+    print_verify(&report, json)
+}
+
+fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else if report.intact {
+        println!("audit chain intact: {} records, head {}", report.records, report.head);
+    } else {
+        println!(
+            "audit chain BROKEN at record {}: {}",
+            report.first_broken.unwrap_or_default(),
+            report.problem.clone().unwrap_or_default()
+        );
+    }
+    Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
+    match cmd {
+        Command::Serve(_) => return unreachable_serve(),
+        Command::Login { user, password_stdin } => {
+            if !password_stdin {
+                bail!("pass --password-stdin and the password on standard input (passwords are never taken as arguments)");
+            }
+            let password = read_stdin_secret("password")?;
+            let t: TokenOut = ctx
+                .client
+                .with_token(None)
+                .post("/api/v1/auth/login", &LoginIn { user, password })
+                .await
+                .map_err(explain)?;
+            let path = config::save(&config::Saved {
+                server: Some(server.to_owned()),
+                token: t.token.clone(),
+            })?;
+            let shown = TokenOut { token: None, ..t };
+            ctx.done(&shown, &format!("signed in as {}; token saved in {}", shown.identity, path.display()))?;
+        }
+        Command::Logout => {
+            let v: Value = ctx.post("/api/v1/auth/logout", &json!({})).await?;
+            config::clear_token()?;
+            ctx.done(&v, "signed out")?;
+        }
+        Command::Whoami => {
+            let me: IdentityOut = ctx.get("/api/v1/me").await?;
+            ctx.out(&me, |i| {
+                let mut t = table(&["NAME", "ROLE", "EMAIL", "GROUPS"]);
+                t.add_row(vec![i.name.clone(), i.role.clone(), i.email.clone(), i.groups.clone().unwrap_or_default().join(", ")]);
+                t
+            })?;
+        }
+        Command::Identity(c) => identity(ctx, c).await?,
+        Command::Identities => {
+            let ids: Vec<IdentityOut> = ctx.get("/api/v1/identities").await?;
+            ctx.out(&ids, |ids| {
+                let mut t = table(&["NAME", "DISPLAY NAME", "EMAIL", "STATUS", "MANAGER", "ROLE"]);
+                for i in ids {
+                    t.add_row(vec![i.name.clone(), i.display_name.clone(), i.email.clone(), i.status.clone(), opt(&i.manager), i.role.clone()]);
+                }
+                t
+            })?;
+        }
+        Command::Group(c) => group(ctx, c).await?,
+        Command::Groups => {
+            let gs: Vec<GroupOut> = ctx.get("/api/v1/groups").await?;
+            ctx.out(&gs, |gs| {
+                let mut t = table(&["GROUP", "DESCRIPTION", "MEMBERS"]);
+                for g in gs {
+                    t.add_row(vec![g.name.clone(), g.description.clone(), g.members.join(", ")]);
+                }
+                t
+            })?;
+        }
+        Command::Target(c) => target(ctx, c).await?,
+        Command::Targets => {
+            let ts: Vec<TargetOut> = ctx.get("/api/v1/targets").await?;
+            ctx.out(&ts, |ts| {
+                let mut t = table(&["TARGET", "KIND", "ADDRESS", "OWNER", "RISK", "ROLES"]);
+                for x in ts {
+                    let roles: Vec<String> = x.roles.iter().map(|r| r.name.clone()).collect();
+                    t.add_row(vec![x.name.clone(), x.kind.clone(), opt(&x.address), x.owner.clone(), x.risk_tier.to_string(), roles.join(", ")]);
+                }
+                t
+            })?;
+        }
+        Command::Rule(c) => rule(ctx, c).await?,
+        Command::Rules => {
+            let rs: Vec<RuleOut> = ctx.get("/api/v1/rules").await?;
+            ctx.out(&rs, |rs| {
+                let mut t = table(&["ID", "MAX", "REASON", "TICKET", "MFA", "APPROVALS"]);
+                for r in rs {
+                    let stages: Vec<String> = r.approvals.iter().map(|s| format!("{}×{}", s.count, s.from)).collect();
+                    t.add_row(vec![
+                        r.id.clone(),
+                        r.max_duration.clone(),
+                        r.require_reason.to_string(),
+                        opt(&r.ticket_pattern),
+                        r.require_mfa.to_string(),
+                        if stages.is_empty() { "none".into() } else { stages.join(" → ") },
+                    ]);
+                }
+                t
+            })?;
+        }
+        Command::Policy(c) => return policy(ctx, c).await,
+        Command::Apply { file, dry_run } => {
+            let yaml = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let r: ApplyOut = ctx.post("/api/v1/apply", &ApplyIn { yaml, dry_run }).await?;
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for c in &r.changes {
+                    println!("{}{c}", if r.dry_run { "would have " } else { "" });
+                }
+                println!(
+                    "{} change(s){}",
+                    r.changes.len(),
+                    if r.dry_run { " (dry run: nothing written)" } else { "" }
+                );
+            }
+        }
+        Command::Request { target, role, duration, reason, ticket, start } => {
+            let r: RequestOut = ctx
+                .post("/api/v1/requests", &RequestIn { target, role, duration, reason, ticket, start_at: start })
+                .await?;
+            let line = match &r.grant {
+                Some(g) => format!("request {} approved: grant {} is {} until {}", r.id, g.id, g.status, g.ends_at),
+                None => format!("request {} is {}: waiting for {} approval stage(s)", r.id, r.status, r.stages.len()),
+            };
+            ctx.done(&r, &line)?;
+        }
+        Command::Requests { all, to_approve } => {
+            let filter = if all { "all" } else if to_approve { "to-approve" } else { "mine" };
+            let rs: Vec<RequestOut> = ctx.get(&format!("/api/v1/requests?filter={filter}")).await?;
+            ctx.out(&rs, requests_table)?;
+        }
+        Command::Show { id } => {
+            let r: RequestOut = ctx.get(&format!("/api/v1/requests/{}", enc(&id))).await?;
+            ctx.out(&r, request_detail)?;
+        }
+        Command::Approve { id } => {
+            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/approve", enc(&id)), &json!({})).await?;
+            let line = match &r.grant {
+                Some(g) => format!("approved; grant {} for {} is {} until {}", g.id, r.identity, g.status, g.ends_at),
+                None => format!("approved stage; request {} is {} at stage {}/{}", r.id, r.status, r.current_stage + 1, r.stages.len()),
+            };
+            ctx.done(&r, &line)?;
+        }
+        Command::Deny { id, reason } => {
+            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/deny", enc(&id)), &NoteIn { reason }).await?;
+            ctx.done(&r, &format!("request {} denied", r.id))?;
+        }
+        Command::Cancel { id } => {
+            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/cancel", enc(&id)), &json!({})).await?;
+            ctx.done(&r, &format!("request {} cancelled", r.id))?;
+        }
+        Command::Grants { all, active } => {
+            let gs: Vec<GrantOut> = ctx.get(&format!("/api/v1/grants?all={all}&active={active}")).await?;
+            ctx.out(&gs, grants_table)?;
+        }
+        Command::Revoke { id, reason } => {
+            let g: GrantOut = ctx.post(&format!("/api/v1/grants/{}/revoke", enc(&id)), &NoteIn { reason }).await?;
+            ctx.done(&g, &format!("grant {} revoked", g.id))?;
+        }
+        Command::Check { identity, target, role } => {
+            let c: CheckOut = ctx.post("/api/v1/check", &CheckIn { identity: identity.clone(), target: target.clone(), role: role.clone() }).await?;
+            let line = if c.allowed {
+                format!("allowed: {identity} holds {role} on {target} (grant {} until {})", opt(&c.grant_id), opt(&c.ends_at))
+            } else {
+                format!("denied: {identity} holds no active grant for {role} on {target}")
+            };
+            ctx.done(&c, &line)?;
+            return Ok(if c.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        Command::Token(TokenCmd::Create { name, expires }) => {
+            let t: TokenOut = ctx.post("/api/v1/tokens", &TokenIn { name, expires_in: expires }).await?;
+            ctx.done(&t, &format!("{}\n(token {} — shown once; store it now)", t.token.clone().unwrap_or_default(), t.id))?;
+        }
+        Command::Token(TokenCmd::Revoke { id }) => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/tokens/{}", enc(&id))).await.map_err(explain)?;
+            ctx.done(&v, &format!("token {id} revoked"))?;
+        }
+        Command::Tokens => {
+            let ts: Vec<TokenOut> = ctx.get("/api/v1/tokens").await?;
+            ctx.out(&ts, |ts| {
+                let mut t = table(&["ID", "KIND", "LABEL", "EXPIRES", "REVOKED"]);
+                for x in ts {
+                    t.add_row(vec![x.id.clone(), x.kind.clone(), x.label.clone(), opt(&x.expires_at), opt(&x.revoked_at)]);
+                }
+                t
+            })?;
+        }
+        Command::Audit(AuditCmd::Verify(_)) => {
+            let r: warrant_audit::VerifyReport = ctx.get("/api/v1/audit/verify").await?;
+            return print_verify(&r, ctx.json);
+        }
+        Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
+        Command::Jobs => {
+            let js: Vec<JobOut> = ctx.get("/api/v1/jobs").await?;
+            ctx.out(&js, |js| {
+                let mut t = table(&["JOB", "KIND", "GRANT", "ATTEMPTS", "NEXT", "LAST ERROR"]);
+                for j in js {
+                    t.add_row(vec![j.id.clone(), j.kind.clone(), j.grant_id.clone(), j.attempts.to_string(), j.next_at.clone(), opt(&j.last_error)]);
+                }
+                t
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unreachable_serve() -> Result<ExitCode> {
+    bail!("serve is handled before connecting to a server")
+}
+
+async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
+    match c {
+        IdentityCmd::Add { name, email, display_name, manager, role, password_stdin } => {
+            let password = if password_stdin { Some(read_stdin_secret("password")?) } else { None };
+            let i: IdentityOut = ctx
+                .post("/api/v1/identities", &IdentityIn { name, display_name, email, manager, role, password })
+                .await?;
+            ctx.done(&i, &format!("created identity {}", i.name))
+        }
+        IdentityCmd::Update { name, email, display_name, manager, role } => {
+            let i: IdentityOut = ctx
+                .client
+                .patch(&format!("/api/v1/identities/{}", enc(&name)), &IdentityPatch { display_name, email, manager, role })
+                .await
+                .map_err(explain)?;
+            ctx.done(&i, &format!("updated identity {}", i.name))
+        }
+        IdentityCmd::Disable { name } => {
+            let i: IdentityOut = ctx.post(&format!("/api/v1/identities/{}/disable", enc(&name)), &json!({})).await?;
+            ctx.done(&i, &format!("disabled {}: its grants are revoked and its pending requests cancelled", i.name))
+        }
+        IdentityCmd::Enable { name } => {
+            let i: IdentityOut = ctx.post(&format!("/api/v1/identities/{}/enable", enc(&name)), &json!({})).await?;
+            ctx.done(&i, &format!("enabled {}", i.name))
+        }
+        IdentityCmd::Delete { name } => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/identities/{}", enc(&name))).await.map_err(explain)?;
+            ctx.done(&v, &format!("deleted {name}: its grants are revoked and its pending requests cancelled"))
+        }
+        IdentityCmd::Passwd { name } => {
+            let password = read_stdin_secret("password")?;
+            let v: Value = ctx.post(&format!("/api/v1/identities/{}/password", enc(&name)), &PasswordIn { password }).await?;
+            ctx.done(&v, &format!("password of {name} set"))
+        }
+        IdentityCmd::Show { name } => {
+            let i: IdentityOut = ctx.get(&format!("/api/v1/identities/{}", enc(&name))).await?;
+            ctx.out(&i, |i| {
+                let mut t = table(&["NAME", "STATUS", "ROLE", "MANAGER", "GROUPS"]);
+                t.add_row(vec![i.name.clone(), i.status.clone(), i.role.clone(), opt(&i.manager), i.groups.clone().unwrap_or_default().join(", ")]);
+                t
+            })
+        }
+    }
+}
+
+async fn group(ctx: &Ctx, c: GroupCmd) -> Result<()> {
+    match c {
+        GroupCmd::Add { name, description } => {
+            let g: GroupOut = ctx.post("/api/v1/groups", &GroupIn { name, description }).await?;
+            ctx.done(&g, &format!("created group {}", g.name))
+        }
+        GroupCmd::Delete { name } => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/groups/{}", enc(&name))).await.map_err(explain)?;
+            ctx.done(&v, &format!("deleted group {name}"))
+        }
+        GroupCmd::AddMember { group, name } => {
+            let v: Value = ctx.post(&format!("/api/v1/groups/{}/members", enc(&group)), &MemberIn { identity: name.clone() }).await?;
+            ctx.done(&v, &format!("{name} is a member of {group}"))
+        }
+        GroupCmd::RemoveMember { group, name } => {
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/groups/{}/members/{}", enc(&group), enc(&name)))
+                .await
+                .map_err(explain)?;
+            ctx.done(&v, &format!("{name} is no longer a member of {group}; grants that depended on it are revoked"))
+        }
+    }
+}
+
+async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
+    match c {
+        TargetCmd::Add { name, kind, owner, address, risk_tier, description } => {
+            let v: Value = ctx
+                .client
+                .put(&format!("/api/v1/targets/{}", enc(&name)), &TargetIn { kind, owner, address, risk_tier, description, admin_user: None })
+                .await
+                .map_err(explain)?;
+            ctx.done(&v, &format!("saved target {name}"))
+        }
+        TargetCmd::Delete { name } => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/targets/{}", enc(&name))).await.map_err(explain)?;
+            ctx.done(&v, &format!("deleted target {name}"))
+        }
+        TargetCmd::AddRole { target, role, principals, login, db_roles } => {
+            let v: Value = ctx
+                .client
+                .put(
+                    &format!("/api/v1/targets/{}/roles/{}", enc(&target), enc(&role)),
+                    &RoleOut { name: role.clone(), principals, login, db_roles },
+                )
+                .await
+                .map_err(explain)?;
+            ctx.done(&v, &format!("saved role {role} on {target}"))
+        }
+        TargetCmd::DeleteRole { target, role } => {
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/targets/{}/roles/{}", enc(&target), enc(&role)))
+                .await
+                .map_err(explain)?;
+            ctx.done(&v, &format!("deleted role {role} on {target}"))
+        }
+    }
+}
+
+async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
+    match c {
+        RuleCmd::Add { group, identity, target, role, max_duration, require_reason, require_mfa, ticket_pattern, approvals } => {
+            let approvals = approvals
+                .iter()
+                .map(|a| {
+                    let (from, count) = a
+                        .rsplit_once(':')
+                        .with_context(|| format!("--approval {a:?}: write SOURCE:COUNT, e.g. owners:1 or group:security:2"))?;
+                    let count: u32 = count.parse().with_context(|| format!("--approval {a:?}: the count must be a number"))?;
+                    Ok(StageOut { from: from.to_owned(), count })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let r: RuleOut = ctx
+                .post(
+                    "/api/v1/rules",
+                    &RuleOut { id: String::new(), group, identity, target, role, max_duration, require_reason, require_mfa, ticket_pattern, approvals },
+                )
+                .await?;
+            ctx.done(&r, &format!("saved rule {}", r.id))
+        }
+        RuleCmd::Delete { id } => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/rules?id={}", enc(&id))).await.map_err(explain)?;
+            ctx.done(&v, &format!("deleted rule {id}"))
+        }
+    }
+}
+
+async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
+    match c {
+        PolicyCmd::Add { name, file } => {
+            let cedar = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let v: Value = ctx
+                .client
+                .put(&format!("/api/v1/policies/{}", enc(&name)), &PolicyOut { name: name.clone(), cedar })
+                .await
+                .map_err(explain)?;
+            ctx.done(&v, &format!("saved policy {name}"))?;
+        }
+        PolicyCmd::Delete { name } => {
+            let v: Value = ctx.client.delete(&format!("/api/v1/policies/{}", enc(&name))).await.map_err(explain)?;
+            ctx.done(&v, &format!("deleted policy {name}"))?;
+        }
+        PolicyCmd::List => {
+            let ps: Vec<PolicyOut> = ctx.get("/api/v1/policies").await?;
+            ctx.out(&ps, |ps| {
+                let mut t = table(&["POLICY", "CEDAR"]);
+                for p in ps {
+                    t.add_row(vec![p.name.clone(), p.cedar.clone()]);
+                }
+                t
+            })?;
+        }
+        PolicyCmd::Test { identity, target, role, duration, reason, ticket, mfa, at } => {
+            let r: PolicyTestOut = ctx
+                .post("/api/v1/policy/test", &PolicyTestIn { identity, target, role, duration: Some(duration), reason, ticket, mfa, at })
+                .await?;
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("{}: {}", if r.allowed { "ALLOW" } else { "DENY" }, r.explanation);
+                println!("  matched rules: {}", if r.matched_rules.is_empty() { "none".into() } else { r.matched_rules.join(", ") });
+                if !r.custom_permits.is_empty() {
+                    println!("  custom permits: {}", r.custom_permits.join(", "));
+                }
+                if !r.forbids.is_empty() {
+                    println!("  forbidden by: {}", r.forbids.join(", "));
+                }
+                for e in &r.errors {
+                    println!("  evaluation error: {e}");
+                }
+                println!("  policies evaluated: {}", r.evaluated);
+            }
+            return Ok(if r.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_tail(ctx: &Ctx, lines: i64, follow: bool) -> Result<()> {
+    let head: warrant_audit::VerifyReport = ctx.get("/api/v1/audit/verify").await?;
+    let records = i64::try_from(head.records).unwrap_or(i64::MAX);
+    let mut after = (records - lines.max(0)).max(0);
+    loop {
+        let recs: Vec<AuditOut> = ctx.get(&format!("/api/v1/audit?after={after}&limit=1000")).await?;
+        for r in &recs {
+            if ctx.json {
+                println!("{}", serde_json::to_string(r)?);
+            } else {
+                println!("{:>6} {} {:<24} {:<10} {}", r.seq, r.at, r.kind, r.actor.clone().unwrap_or_else(|| "-".into()), r.data);
+            }
+            after = r.seq;
+        }
+        if !follow {
+            return Ok(());
+        }
+        if recs.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `warrant serve`: store, engine, scheduler and HTTP server, with bootstrap and the demo.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use warrant_core::{ActivationDuration, Name, SystemClock, SystemRole};
+use warrant_engine::{Actor, Engine, EngineConfig};
+use warrant_store::Store;
+
+use crate::args::ServeArgs;
+
+/// The demo organisation (also applied by the tests).
+pub const DEMO_ORG: &str = include_str!("../../../docs/examples/demo-org.yaml");
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARRANT_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    if args.ssh_listen.is_some() {
+        bail!("--ssh-listen: the SSH gateway is not part of this version of Warrant yet");
+    }
+    if args.pg_listen.is_some() {
+        bail!("--pg-listen: the PostgreSQL gateway is not part of this version of Warrant yet");
+    }
+    let request_ttl = ActivationDuration::parse(&args.request_ttl)
+        .with_context(|| format!("--request-ttl {:?}", args.request_ttl))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    let store = match &args.database_url {
+        Some(url) => Store::open_postgres(url)
+            .await
+            .context("cannot open the PostgreSQL store (check --database-url)")?,
+        None => Store::open_sqlite(&args.data_dir)
+            .await
+            .with_context(|| format!("cannot open the SQLite store in {}", args.data_dir.display()))?,
+    };
+    let config = EngineConfig {
+        request_ttl_secs: request_ttl.secs(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(store, Arc::new(SystemClock), config).await?;
+    warrant_api::server::metrics_handle();
+
+    if let Some(token) = engine.bootstrap().await? {
+        let path = args.data_dir.join("admin.token");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(f, "{}", token.token.expose())?;
+        f.sync_all()?;
+        eprintln!(
+            "First start: created the identity `admin`; its API token is in {} (mode 0600). It will not be shown again.",
+            path.display()
+        );
+    }
+    if args.demo {
+        let admin = Actor {
+            name: Name::new("admin")?,
+            role: SystemRole::Admin,
+            token_id: None,
+        };
+        let org = warrant_engine::org::parse(DEMO_ORG)?;
+        let report = engine.apply(&admin, org, false).await?;
+        eprintln!("Demo organisation: {} change(s) applied.", report.changes.len());
+    }
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (choose another with --listen)", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("Warrant is listening on http://{addr}");
+    if args.demo {
+        print_demo_help(addr);
+    }
+
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    let sched = {
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            engine
+                .run_scheduler(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await;
+        })
+    };
+    let mut rx2 = rx.clone();
+    warrant_api::serve(listener, warrant_api::AppState::new(engine.clone()), async move {
+        let _ = rx2.wait_for(|v| *v).await;
+    })
+    .await?;
+    let _ = sched.await;
+    engine.store().close().await;
+    eprintln!("Warrant stopped.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn print_demo_help(addr: std::net::SocketAddr) {
+    eprintln!(
+        r#"
+Try it (in another terminal):
+  export WARRANT_SERVER=http://{addr}
+  # Alice (a DBA) asks for read-only access: no approval needed.
+  echo alice-demo-password | WARRANT_CONFIG_DIR=/tmp/w-alice warrant login --user alice --password-stdin
+  WARRANT_CONFIG_DIR=/tmp/w-alice warrant request pg-prod readonly --for 1h --reason "check a slow query"
+  # Admin on pg-prod needs a ticket and two approvals: an owner (bob), then security (dave).
+  WARRANT_CONFIG_DIR=/tmp/w-alice warrant request pg-prod admin --for 30m --reason "fix index" --ticket CHG-1042
+  echo bob-demo-password | WARRANT_CONFIG_DIR=/tmp/w-bob warrant login --user bob --password-stdin
+  WARRANT_CONFIG_DIR=/tmp/w-bob warrant requests --to-approve
+  WARRANT_CONFIG_DIR=/tmp/w-bob warrant approve <ID>
+  echo dave-demo-password | WARRANT_CONFIG_DIR=/tmp/w-dave warrant login --user dave --password-stdin
+  WARRANT_CONFIG_DIR=/tmp/w-dave warrant approve <ID>
+  WARRANT_CONFIG_DIR=/tmp/w-alice warrant grants
+  WARRANT_CONFIG_DIR=/tmp/w-alice warrant check --identity alice --target pg-prod --role admin
+Other demo identities: carol and erin (ops, web-1), passwords <name>-demo-password.
+"#
+    );
+}
