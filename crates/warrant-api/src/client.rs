@@ -77,7 +77,10 @@ impl Client {
         let resp = req.send().await.map_err(|e| ClientError {
             status: None,
             code: "connection_failed".into(),
-            message: format!("cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)", self.base),
+            message: format!(
+                "cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)",
+                self.base
+            ),
         })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError {

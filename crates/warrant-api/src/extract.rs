@@ -75,6 +75,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         }
         serde_json::from_slice(&bytes)
             .map(|v| Self(Some(v)))
-            .map_err(|e| ApiError::invalid("invalid_body", format!("the JSON body is invalid: {e}")))
+            .map_err(|e| {
+                ApiError::invalid("invalid_body", format!("the JSON body is invalid: {e}"))
+            })
     }
 }

@@ -125,19 +125,44 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/identities/{name}", Signed, get_identity),
         route!(PATCH, "/api/v1/identities/{name}", Admin, patch_identity),
         route!(DELETE, "/api/v1/identities/{name}", Admin, delete_identity),
-        route!(POST, "/api/v1/identities/{name}/disable", Admin, disable_identity),
-        route!(POST, "/api/v1/identities/{name}/enable", Admin, enable_identity),
-        route!(POST, "/api/v1/identities/{name}/password", Signed, set_password),
+        route!(
+            POST,
+            "/api/v1/identities/{name}/disable",
+            Admin,
+            disable_identity
+        ),
+        route!(
+            POST,
+            "/api/v1/identities/{name}/enable",
+            Admin,
+            enable_identity
+        ),
+        route!(
+            POST,
+            "/api/v1/identities/{name}/password",
+            Signed,
+            set_password
+        ),
         route!(GET, "/api/v1/groups", Auditor, list_groups),
         route!(POST, "/api/v1/groups", Admin, add_group),
         route!(DELETE, "/api/v1/groups/{name}", Admin, delete_group),
         route!(POST, "/api/v1/groups/{name}/members", Admin, add_member),
-        route!(DELETE, "/api/v1/groups/{name}/members/{identity}", Admin, remove_member),
+        route!(
+            DELETE,
+            "/api/v1/groups/{name}/members/{identity}",
+            Admin,
+            remove_member
+        ),
         route!(GET, "/api/v1/targets", Signed, list_targets),
         route!(PUT, "/api/v1/targets/{name}", Admin, put_target),
         route!(DELETE, "/api/v1/targets/{name}", Admin, delete_target),
         route!(PUT, "/api/v1/targets/{name}/roles/{role}", Admin, put_role),
-        route!(DELETE, "/api/v1/targets/{name}/roles/{role}", Admin, delete_role),
+        route!(
+            DELETE,
+            "/api/v1/targets/{name}/roles/{role}",
+            Admin,
+            delete_role
+        ),
         route!(GET, "/api/v1/rules", Signed, list_rules),
         route!(POST, "/api/v1/rules", Admin, put_rule),
         route!(DELETE, "/api/v1/rules", Admin, delete_rule),
@@ -180,10 +205,18 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route (the API lives under /api/v1)")
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_route",
+                "no such route (the API lives under /api/v1)",
+            )
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -241,7 +274,11 @@ async fn authorise(
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "role_required",
-            format!("this needs the {} role; you are {}", min.as_str(), actor.role.as_str()),
+            format!(
+                "this needs the {} role; you are {}",
+                min.as_str(),
+                actor.role.as_str()
+            ),
         )
         .into_response();
     }
@@ -270,7 +307,10 @@ fn time(s: &str, what: &str) -> Result<Timestamp, ApiError> {
 
 fn role_of(s: &str) -> Result<SystemRole, ApiError> {
     SystemRole::parse(s).ok_or_else(|| {
-        ApiError::invalid("invalid_role", format!("role {s:?} is not one of user, auditor, admin"))
+        ApiError::invalid(
+            "invalid_role",
+            format!("role {s:?} is not one of user, auditor, admin"),
+        )
     })
 }
 
@@ -285,7 +325,12 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
             h.render(),
         )
             .into_response(),
-        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "metrics_unavailable", "no metrics recorder").into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            "no metrics recorder",
+        )
+        .into_response(),
     }
 }
 
@@ -322,17 +367,26 @@ async fn login(
     }))
 }
 
-async fn logout(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<serde_json::Value> {
+async fn logout(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<serde_json::Value> {
     s.engine.sign_out(&a).await?;
     Ok(Json(serde_json::json!({"signed_out": true})))
 }
 
 async fn me(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<IdentityOut> {
     let (i, groups) = s.engine.identity(&a, a.name.as_str()).await?;
-    Ok(Json(IdentityOut::new(&i, Some(groups.iter().map(ToString::to_string).collect()))))
+    Ok(Json(IdentityOut::new(
+        &i,
+        Some(groups.iter().map(ToString::to_string).collect()),
+    )))
 }
 
-async fn list_tokens(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<TokenOut>> {
+async fn list_tokens(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<TokenOut>> {
     let rows = s.engine.tokens(&a, None).await?;
     Ok(Json(
         rows.iter()
@@ -354,7 +408,12 @@ async fn create_token(
     Extension(a): Extension<Actor>,
     JsonBody(body): JsonBody<TokenIn>,
 ) -> ApiResult<TokenOut> {
-    let ttl = body.expires_in.as_deref().map(duration).transpose()?.map(|d| d.secs());
+    let ttl = body
+        .expires_in
+        .as_deref()
+        .map(duration)
+        .transpose()?
+        .map(|d| d.secs());
     let t = s.engine.create_api_token(&a, &body.name, ttl).await?;
     Ok(Json(TokenOut {
         id: t.id,
@@ -376,9 +435,14 @@ async fn revoke_token(
     Ok(Json(serde_json::json!({"revoked": id})))
 }
 
-async fn list_identities(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<IdentityOut>> {
+async fn list_identities(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<IdentityOut>> {
     let ids = s.engine.identities(&a).await?;
-    Ok(Json(ids.iter().map(|i| IdentityOut::new(i, None)).collect()))
+    Ok(Json(
+        ids.iter().map(|i| IdentityOut::new(i, None)).collect(),
+    ))
 }
 
 async fn add_identity(
@@ -390,8 +454,18 @@ async fn add_identity(
         name: name(&b.name)?,
         display_name: b.display_name,
         email: b.email,
-        manager: b.manager.as_deref().filter(|m| !m.is_empty()).map(name).transpose()?,
-        system_role: b.role.as_deref().map(role_of).transpose()?.unwrap_or(SystemRole::User),
+        manager: b
+            .manager
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .map(name)
+            .transpose()?,
+        system_role: b
+            .role
+            .as_deref()
+            .map(role_of)
+            .transpose()?
+            .unwrap_or(SystemRole::User),
         password: b.password.map(Secret::new),
     };
     let i = s.engine.add_identity(&a, input).await?;
@@ -404,7 +478,10 @@ async fn get_identity(
     Path(n): Path<String>,
 ) -> ApiResult<IdentityOut> {
     let (i, groups) = s.engine.identity(&a, &n).await?;
-    Ok(Json(IdentityOut::new(&i, Some(groups.iter().map(ToString::to_string).collect()))))
+    Ok(Json(IdentityOut::new(
+        &i,
+        Some(groups.iter().map(ToString::to_string).collect()),
+    )))
 }
 
 async fn patch_identity(
@@ -425,7 +502,10 @@ async fn patch_identity(
     };
     s.engine.update_identity(&a, &n, update).await?;
     let (i, groups) = s.engine.identity(&a, &n).await?;
-    Ok(Json(IdentityOut::new(&i, Some(groups.iter().map(ToString::to_string).collect()))))
+    Ok(Json(IdentityOut::new(
+        &i,
+        Some(groups.iter().map(ToString::to_string).collect()),
+    )))
 }
 
 async fn delete_identity(
@@ -437,16 +517,29 @@ async fn delete_identity(
     Ok(Json(serde_json::json!({"deleted": n})))
 }
 
-async fn set_status(s: &AppState, a: &Actor, n: &str, st: IdentityStatus) -> ApiResult<IdentityOut> {
+async fn set_status(
+    s: &AppState,
+    a: &Actor,
+    n: &str,
+    st: IdentityStatus,
+) -> ApiResult<IdentityOut> {
     let i = s.engine.set_identity_status(a, n, st).await?;
     Ok(Json(IdentityOut::new(&i, None)))
 }
 
-async fn disable_identity(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(n): Path<String>) -> ApiResult<IdentityOut> {
+async fn disable_identity(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<IdentityOut> {
     set_status(&s, &a, &n, IdentityStatus::Disabled).await
 }
 
-async fn enable_identity(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(n): Path<String>) -> ApiResult<IdentityOut> {
+async fn enable_identity(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<IdentityOut> {
     set_status(&s, &a, &n, IdentityStatus::Active).await
 }
 
@@ -456,16 +549,25 @@ async fn set_password(
     Path(n): Path<String>,
     JsonBody(b): JsonBody<PasswordIn>,
 ) -> ApiResult<serde_json::Value> {
-    s.engine.set_password(&a, &n, Secret::new(b.password)).await?;
+    s.engine
+        .set_password(&a, &n, Secret::new(b.password))
+        .await?;
     Ok(Json(serde_json::json!({"password_set": n})))
 }
 
-async fn list_groups(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<GroupOut>> {
+async fn list_groups(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<GroupOut>> {
     let g = s.engine.groups(&a).await?;
     Ok(Json(g.iter().map(GroupOut::from).collect()))
 }
 
-async fn add_group(State(s): State<AppState>, Extension(a): Extension<Actor>, JsonBody(b): JsonBody<GroupIn>) -> ApiResult<GroupOut> {
+async fn add_group(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<GroupIn>,
+) -> ApiResult<GroupOut> {
     let n = name(&b.name)?;
     s.engine.add_group(&a, &n, &b.description).await?;
     Ok(Json(GroupOut {
@@ -475,7 +577,11 @@ async fn add_group(State(s): State<AppState>, Extension(a): Extension<Actor>, Js
     }))
 }
 
-async fn delete_group(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(n): Path<String>) -> ApiResult<serde_json::Value> {
+async fn delete_group(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<serde_json::Value> {
     s.engine.delete_group(&a, &n).await?;
     Ok(Json(serde_json::json!({"deleted": n})))
 }
@@ -487,7 +593,9 @@ async fn add_member(
     JsonBody(b): JsonBody<MemberIn>,
 ) -> ApiResult<serde_json::Value> {
     let changed = s.engine.add_member(&a, &g, &b.identity).await?;
-    Ok(Json(serde_json::json!({"group": g, "identity": b.identity, "changed": changed})))
+    Ok(Json(
+        serde_json::json!({"group": g, "identity": b.identity, "changed": changed}),
+    ))
 }
 
 async fn remove_member(
@@ -496,7 +604,9 @@ async fn remove_member(
     Path((g, i)): Path<(String, String)>,
 ) -> ApiResult<serde_json::Value> {
     let changed = s.engine.remove_member(&a, &g, &i).await?;
-    Ok(Json(serde_json::json!({"group": g, "identity": i, "changed": changed})))
+    Ok(Json(
+        serde_json::json!({"group": g, "identity": i, "changed": changed}),
+    ))
 }
 
 async fn list_targets(State(s): State<AppState>) -> ApiResult<Vec<TargetOut>> {
@@ -511,7 +621,10 @@ async fn put_target(
     JsonBody(b): JsonBody<TargetIn>,
 ) -> ApiResult<serde_json::Value> {
     let kind = TargetKind::parse(&b.kind).ok_or_else(|| {
-        ApiError::invalid("invalid_kind", format!("kind {:?} is not one of postgres, ssh, generic", b.kind))
+        ApiError::invalid(
+            "invalid_kind",
+            format!("kind {:?} is not one of postgres, ssh, generic", b.kind),
+        )
     })?;
     let t = Target {
         name: name(&n)?,
@@ -526,7 +639,11 @@ async fn put_target(
     Ok(Json(serde_json::json!({"target": n, "changed": changed})))
 }
 
-async fn delete_target(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(n): Path<String>) -> ApiResult<serde_json::Value> {
+async fn delete_target(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<serde_json::Value> {
     s.engine.delete_target(&a, &n).await?;
     Ok(Json(serde_json::json!({"deleted": n})))
 }
@@ -545,7 +662,9 @@ async fn put_role(
         db_roles: b.db_roles,
     };
     let changed = s.engine.save_role(&a, &role).await?;
-    Ok(Json(serde_json::json!({"target": t, "role": r, "changed": changed})))
+    Ok(Json(
+        serde_json::json!({"target": t, "role": r, "changed": changed}),
+    ))
 }
 
 async fn delete_role(
@@ -557,23 +676,38 @@ async fn delete_role(
     Ok(Json(serde_json::json!({"deleted": format!("{t}/{r}")})))
 }
 
-async fn list_rules(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<RuleOut>> {
+async fn list_rules(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<RuleOut>> {
     let r = s.engine.rules(&a).await?;
     Ok(Json(r.iter().map(RuleOut::from).collect()))
 }
 
-async fn put_rule(State(s): State<AppState>, Extension(a): Extension<Actor>, JsonBody(b): JsonBody<RuleOut>) -> ApiResult<RuleOut> {
+async fn put_rule(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<RuleOut>,
+) -> ApiResult<RuleOut> {
     let subject = match (&b.group, &b.identity) {
         (Some(g), None) => warrant_core::Subject::Group(name(g)?),
         (None, Some(i)) => warrant_core::Subject::Identity(name(i)?),
-        _ => return Err(ApiError::invalid("invalid_subject", "give exactly one of group or identity")),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_subject",
+                "give exactly one of group or identity",
+            ));
+        }
     };
     let approvals = b
         .approvals
         .iter()
         .map(|st| {
             Ok(warrant_core::ApprovalStage {
-                from: st.from.parse().map_err(|e: String| ApiError::invalid("invalid_approvals", e))?,
+                from: st
+                    .from
+                    .parse()
+                    .map_err(|e: String| ApiError::invalid("invalid_approvals", e))?,
                 count: st.count,
             })
         })
@@ -600,17 +734,31 @@ struct IdQuery {
     id: Option<String>,
 }
 
-async fn delete_rule(State(s): State<AppState>, Extension(a): Extension<Actor>, QueryArgs(q): QueryArgs<IdQuery>) -> ApiResult<serde_json::Value> {
+async fn delete_rule(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    QueryArgs(q): QueryArgs<IdQuery>,
+) -> ApiResult<serde_json::Value> {
     let Some(id) = q.id else {
-        return Err(ApiError::invalid("missing_id", "give the rule id: DELETE /api/v1/rules?id=RULE_ID"));
+        return Err(ApiError::invalid(
+            "missing_id",
+            "give the rule id: DELETE /api/v1/rules?id=RULE_ID",
+        ));
     };
     s.engine.delete_rule(&a, &id).await?;
     Ok(Json(serde_json::json!({"deleted": id})))
 }
 
-async fn list_policies(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<PolicyOut>> {
+async fn list_policies(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<PolicyOut>> {
     let p = s.engine.policies(&a).await?;
-    Ok(Json(p.into_iter().map(|(name, cedar)| PolicyOut { name, cedar }).collect()))
+    Ok(Json(
+        p.into_iter()
+            .map(|(name, cedar)| PolicyOut { name, cedar })
+            .collect(),
+    ))
 }
 
 async fn put_policy(
@@ -623,7 +771,11 @@ async fn put_policy(
     Ok(Json(serde_json::json!({"policy": n, "changed": changed})))
 }
 
-async fn delete_policy(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(n): Path<String>) -> ApiResult<serde_json::Value> {
+async fn delete_policy(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<serde_json::Value> {
     s.engine.delete_policy(&a, &n).await?;
     Ok(Json(serde_json::json!({"deleted": n})))
 }
@@ -640,7 +792,12 @@ async fn policy_test(
         },
         target: name(&b.target)?,
         role: name(&b.role)?,
-        duration: b.duration.as_deref().map(duration).transpose()?.unwrap_or(ActivationDuration::ONE_HOUR),
+        duration: b
+            .duration
+            .as_deref()
+            .map(duration)
+            .transpose()?
+            .unwrap_or(ActivationDuration::ONE_HOUR),
         reason: b.reason,
         ticket: b.ticket,
         mfa: b.mfa,
@@ -650,7 +807,11 @@ async fn policy_test(
     Ok(Json(PolicyTestOut::from(r)))
 }
 
-async fn apply(State(s): State<AppState>, Extension(a): Extension<Actor>, JsonBody(b): JsonBody<ApplyIn>) -> ApiResult<ApplyOut> {
+async fn apply(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<ApplyIn>,
+) -> ApiResult<ApplyOut> {
     let org = warrant_engine::org::parse(&b.yaml)?;
     let r = s.engine.apply(&a, org, b.dry_run).await?;
     Ok(Json(ApplyOut {
@@ -675,7 +836,10 @@ async fn list_requests(
         Some("to-approve") => RequestFilter::ToApprove,
         Some("all") => RequestFilter::All,
         Some(other) => {
-            return Err(ApiError::invalid("invalid_filter", format!("filter {other:?} is not one of mine, to-approve, all")));
+            return Err(ApiError::invalid(
+                "invalid_filter",
+                format!("filter {other:?} is not one of mine, to-approve, all"),
+            ));
         }
     };
     let now = s.engine.now();
@@ -694,18 +858,33 @@ async fn create_request(
         duration: duration(&b.duration)?,
         reason: b.reason,
         ticket: b.ticket,
-        start_at: b.start_at.as_deref().map(|t| time(t, "start_at")).transpose()?,
+        start_at: b
+            .start_at
+            .as_deref()
+            .map(|t| time(t, "start_at"))
+            .transpose()?,
     };
     let v = s.engine.create_request(&a, input).await?;
-    Ok((StatusCode::CREATED, Json(RequestOut::new(&v, s.engine.now()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(RequestOut::new(&v, s.engine.now())),
+    ))
 }
 
-async fn get_request(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(id): Path<String>) -> ApiResult<RequestOut> {
+async fn get_request(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<RequestOut> {
     let v = s.engine.request(&a, &id).await?;
     Ok(Json(RequestOut::new(&v, s.engine.now())))
 }
 
-async fn approve(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(id): Path<String>) -> ApiResult<RequestOut> {
+async fn approve(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<RequestOut> {
     let v = s.engine.approve(&a, &id).await?;
     Ok(Json(RequestOut::new(&v, s.engine.now())))
 }
@@ -721,7 +900,11 @@ async fn deny(
     Ok(Json(RequestOut::new(&v, s.engine.now())))
 }
 
-async fn cancel(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(id): Path<String>) -> ApiResult<RequestOut> {
+async fn cancel(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<RequestOut> {
     let v = s.engine.cancel(&a, &id).await?;
     Ok(Json(RequestOut::new(&v, s.engine.now())))
 }
@@ -739,12 +922,23 @@ async fn list_grants(
     Extension(a): Extension<Actor>,
     QueryArgs(q): QueryArgs<GrantsQuery>,
 ) -> ApiResult<Vec<GrantOut>> {
-    let g = s.engine.grants(&a, q.all.unwrap_or(false), q.active.unwrap_or(false)).await?;
+    let g = s
+        .engine
+        .grants(&a, q.all.unwrap_or(false), q.active.unwrap_or(false))
+        .await?;
     let now = s.engine.now();
-    Ok(Json(g.iter().map(|g| GrantOut::new(g, g.status_at(now))).collect()))
+    Ok(Json(
+        g.iter()
+            .map(|g| GrantOut::new(g, g.status_at(now)))
+            .collect(),
+    ))
 }
 
-async fn get_grant(State(s): State<AppState>, Extension(a): Extension<Actor>, Path(id): Path<String>) -> ApiResult<GrantOut> {
+async fn get_grant(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(id): Path<String>,
+) -> ApiResult<GrantOut> {
     let g = s.engine.grant(&a, &id).await?;
     Ok(Json(GrantOut::new(&g, g.status_at(s.engine.now()))))
 }
@@ -760,7 +954,11 @@ async fn revoke_grant(
     Ok(Json(GrantOut::new(&g, g.status_at(s.engine.now()))))
 }
 
-async fn check(State(s): State<AppState>, Extension(a): Extension<Actor>, JsonBody(b): JsonBody<CheckIn>) -> ApiResult<CheckOut> {
+async fn check(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<CheckIn>,
+) -> ApiResult<CheckOut> {
     let r = s.engine.check(&a, &b.identity, &b.target, &b.role).await?;
     metrics::counter!("warrant_checks_total", "allowed" => if r.allowed { "true" } else { "false" }).increment(1);
     Ok(Json(CheckOut::from(&r)))
@@ -790,7 +988,10 @@ async fn audit_verify(State(s): State<AppState>) -> ApiResult<warrant_audit::Ver
     Ok(Json(s.engine.audit_verify().await?))
 }
 
-async fn list_jobs(State(s): State<AppState>, Extension(a): Extension<Actor>) -> ApiResult<Vec<JobOut>> {
+async fn list_jobs(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<JobOut>> {
     let j = s.engine.pending_jobs(&a).await?;
     Ok(Json(j.iter().map(JobOut::from).collect()))
 }

@@ -111,8 +111,14 @@ impl Verifier {
             ))
         } else if r.prev_hash != self.prev_hash {
             Some("its prev_hash does not match the previous record's hash".to_owned())
-        } else if record_hash(&r.prev_hash, r.seq, r.at_ms, r.actor.as_deref(), &r.kind, &r.data)
-            != r.hash
+        } else if record_hash(
+            &r.prev_hash,
+            r.seq,
+            r.at_ms,
+            r.actor.as_deref(),
+            &r.kind,
+            &r.data,
+        ) != r.hash
         {
             Some("its contents do not match its hash: the record was modified".to_owned())
         } else {

@@ -10,5 +10,5 @@
 pub mod chain;
 pub mod event;
 
-pub use chain::{GENESIS_HASH, Record, VerifyReport, Verifier, record_hash};
+pub use chain::{GENESIS_HASH, Record, Verifier, VerifyReport, record_hash};
 pub use event::{Event, Refs};

@@ -22,6 +22,6 @@ pub use model::{
     Subject, SystemRole, Target, TargetKind, TargetRole,
 };
 pub use name::{Name, NameError};
-pub use secret::Secret;
 pub use request::{Approval, Request, RequestError, RequestStatus, StageOutcome};
+pub use secret::Secret;
 pub use time::{ActivationDuration, Clock, DurationError, ManualClock, SystemClock, Timestamp};

@@ -41,7 +41,8 @@ impl Name {
         }
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
+        let rest_ok =
+            chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'));
         if !first_ok || !rest_ok {
             return Err(NameError::BadCharacter(s));
         }
@@ -104,7 +105,10 @@ mod tests {
         assert_eq!(Name::new(""), Err(NameError::Empty));
         assert_eq!(Name::new("x".repeat(129)), Err(NameError::TooLong));
         for bad in ["-a", "a/b", "alice+web", "a b", ".x", "é"] {
-            assert!(matches!(Name::new(bad), Err(NameError::BadCharacter(_))), "{bad}");
+            assert!(
+                matches!(Name::new(bad), Err(NameError::BadCharacter(_))),
+                "{bad}"
+            );
         }
     }
 }

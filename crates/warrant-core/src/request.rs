@@ -278,7 +278,13 @@ impl Request {
         Ok(())
     }
 
-    fn finish(&mut self, status: RequestStatus, by: Option<Name>, note: Option<String>, now: Timestamp) {
+    fn finish(
+        &mut self,
+        status: RequestStatus,
+        by: Option<Name>,
+        note: Option<String>,
+        now: Timestamp,
+    ) {
         self.status = status;
         self.decided_at = Some(now);
         self.decided_by = by;

@@ -231,12 +231,30 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(ActivationDuration::parse("30m").map(|d| d.secs()), Ok(1800));
-        assert_eq!(ActivationDuration::parse("1h30m").map(|d| d.secs()), Ok(5400));
-        assert_eq!(ActivationDuration::parse("0s"), Err(DurationError::NotPositive));
-        assert_eq!(ActivationDuration::parse("-5m"), Err(DurationError::NotPositive));
-        assert_eq!(ActivationDuration::parse("31d"), Err(DurationError::TooLong));
-        assert!(matches!(ActivationDuration::parse("soon"), Err(DurationError::Invalid(_))));
-        assert_eq!(ActivationDuration::from_secs(5400).map(|d| d.to_string()), Ok("1h30m".into()));
+        assert_eq!(
+            ActivationDuration::parse("1h30m").map(|d| d.secs()),
+            Ok(5400)
+        );
+        assert_eq!(
+            ActivationDuration::parse("0s"),
+            Err(DurationError::NotPositive)
+        );
+        assert_eq!(
+            ActivationDuration::parse("-5m"),
+            Err(DurationError::NotPositive)
+        );
+        assert_eq!(
+            ActivationDuration::parse("31d"),
+            Err(DurationError::TooLong)
+        );
+        assert!(matches!(
+            ActivationDuration::parse("soon"),
+            Err(DurationError::Invalid(_))
+        ));
+        assert_eq!(
+            ActivationDuration::from_secs(5400).map(|d| d.to_string()),
+            Ok("1h30m".into())
+        );
     }
 
     #[test]

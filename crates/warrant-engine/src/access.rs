@@ -77,6 +77,16 @@ fn target_not_found(name: &str) -> EngineError {
     )
 }
 
+fn disabled(actor: &Actor) -> EngineError {
+    EngineError::forbidden(
+        "identity_disabled",
+        format!(
+            "identity {} is disabled and can neither request nor approve",
+            actor.name
+        ),
+    )
+}
+
 fn request_not_found(id: &str) -> EngineError {
     EngineError::not_found(
         "request_not_found",
@@ -118,10 +128,7 @@ pub(crate) fn decide(
 }
 
 /// The permits a decision found, with their settings.
-fn candidates<'p>(
-    policy: &'p PolicyState,
-    d: &Decision,
-) -> Vec<(String, &'p ActivationSettings)> {
+fn candidates<'p>(policy: &'p PolicyState, d: &Decision) -> Vec<(String, &'p ActivationSettings)> {
     let mut c: Vec<(String, &ActivationSettings)> = d
         .matched_rules
         .iter()
@@ -252,6 +259,13 @@ pub(crate) async fn may_approve_stage(
 /// Whether `who` may approve the open stage, and whether they may decide (deny) at all: an
 /// approver of the open stage or of any later one.
 async fn approver_rights(q: &mut Q<'_>, req: &Request, who: &Name) -> Result<(bool, bool)> {
+    let active = q
+        .identity(who.as_str())
+        .await?
+        .is_some_and(|i| i.status == IdentityStatus::Active);
+    if !active {
+        return Ok((false, false));
+    }
     let target = q.target(req.target.as_str()).await?;
     let manager = q
         .identity(req.identity.as_str())
@@ -259,9 +273,13 @@ async fn approver_rights(q: &mut Q<'_>, req: &Request, who: &Name) -> Result<(bo
         .and_then(|i| i.manager);
     let mut open = false;
     let mut any = false;
-    for (i, stage) in req.stages.iter().enumerate().skip(req.current_stage as usize) {
-        let ok =
-            may_approve_stage(q, stage, req, target.as_ref(), manager.as_ref(), who).await?;
+    for (i, stage) in req
+        .stages
+        .iter()
+        .enumerate()
+        .skip(req.current_stage as usize)
+    {
+        let ok = may_approve_stage(q, stage, req, target.as_ref(), manager.as_ref(), who).await?;
         if ok && i == req.current_stage as usize {
             open = true;
         }
@@ -323,7 +341,12 @@ pub(crate) async fn close_grant(
     Ok(true)
 }
 
-async fn withdraw_request(tx: &mut WriteTx, mut r: Request, note: &str, now: Timestamp) -> Result<bool> {
+async fn withdraw_request(
+    tx: &mut WriteTx,
+    mut r: Request,
+    note: &str,
+    now: Timestamp,
+) -> Result<bool> {
     if r.withdraw(note, now).is_err() {
         return Ok(false);
     }
@@ -403,7 +426,8 @@ pub(crate) async fn revoke_ineligible(
     for g in tx.q().grants(Some(identity), true, i64::MAX).await? {
         let secs = (g.ends_at.millis() - g.starts_at.millis()) / 1000;
         if !still(tx, &g.target, &g.role, secs).await? {
-            revoked += u64::from(close_grant(tx, g, GrantStatus::Revoked, None, why, jobs, now).await?);
+            revoked +=
+                u64::from(close_grant(tx, g, GrantStatus::Revoked, None, why, jobs, now).await?);
         }
     }
     let mut cancelled = 0;
@@ -426,7 +450,9 @@ impl Engine {
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await?;
-        let outcome = self.tx_create_request(&mut tx, &policy, actor, &input, now).await;
+        let outcome = self
+            .tx_create_request(&mut tx, &policy, actor, &input, now)
+            .await;
         match outcome {
             Ok(view) => {
                 tx.commit().await?;
@@ -473,32 +499,53 @@ impl Engine {
             .identity(actor.name.as_str())
             .await?
             .ok_or_else(|| identity_not_found(actor.name.as_str()))?;
+        if ident.status != IdentityStatus::Active {
+            return Err(disabled(actor));
+        }
         let target = tx
             .q()
             .target(input.target.as_str())
             .await?
             .ok_or_else(|| target_not_found(input.target.as_str()))?;
-        if tx.q().role(input.target.as_str(), input.role.as_str()).await?.is_none() {
+        if tx
+            .q()
+            .role(input.target.as_str(), input.role.as_str())
+            .await?
+            .is_none()
+        {
             return Err(EngineError::not_found(
                 "role_not_found",
                 format!(
                     "target {} has no role {:?} (see warrant targets)",
-                    input.target, input.role.as_str()
+                    input.target,
+                    input.role.as_str()
                 ),
             ));
         }
         if input.reason.len() > 2000 {
-            return Err(EngineError::invalid("reason_too_long", "keep the reason under 2000 characters"));
+            return Err(EngineError::invalid(
+                "reason_too_long",
+                "keep the reason under 2000 characters",
+            ));
         }
         if input.ticket.as_ref().is_some_and(|t| t.len() > 200) {
-            return Err(EngineError::invalid("ticket_too_long", "keep the ticket under 200 characters"));
+            return Err(EngineError::invalid(
+                "ticket_too_long",
+                "keep the ticket under 200 characters",
+            ));
         }
         if let Some(s) = input.start_at {
             if s < now.plus_secs(-START_SKEW_SECS) {
-                return Err(EngineError::invalid("start_in_past", "the requested start is in the past: omit --start or give a future time"));
+                return Err(EngineError::invalid(
+                    "start_in_past",
+                    "the requested start is in the past: omit --start or give a future time",
+                ));
             }
             if s > now.plus_secs(MAX_START_AHEAD_SECS) {
-                return Err(EngineError::invalid("start_too_far", "the requested start is more than 30 days ahead"));
+                return Err(EngineError::invalid(
+                    "start_too_far",
+                    "the requested start is more than 30 days ahead",
+                ));
             }
         }
         let groups = tx.q().groups_of(actor.name.as_str()).await?;
@@ -584,14 +631,26 @@ impl Engine {
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await?;
-        let mut req = tx.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
+        let mut req = tx
+            .q()
+            .request(id)
+            .await?
+            .ok_or_else(|| request_not_found(id))?;
         let (open, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
-        if !any && !approved_before && actor.role < SystemRole::Auditor && req.identity != actor.name {
+        if !any
+            && !approved_before
+            && actor.role < SystemRole::Auditor
+            && req.identity != actor.name
+        {
             return Err(request_not_found(id));
         }
         let outcome = req.approve(&actor.name, open, now)?;
-        let approval = req.approvals.last().cloned().ok_or_else(|| EngineError::internal("approval not recorded"))?;
+        let approval = req
+            .approvals
+            .last()
+            .cloned()
+            .ok_or_else(|| EngineError::internal("approval not recorded"))?;
         tx.w().add_approval(&req.id, &approval).await?;
         tx.w().update_request(&req).await?;
         tx.audit(
@@ -613,13 +672,21 @@ impl Engine {
                 tx.rollback().await?;
                 let mut tx = self.store().begin().await?;
                 if let Some(r) = tx.q().request(id).await? {
-                    withdraw_request(&mut tx, r, &format!("no longer eligible: {}", e.message), now)
-                        .await?;
+                    withdraw_request(
+                        &mut tx,
+                        r,
+                        &format!("no longer eligible: {}", e.message),
+                        now,
+                    )
+                    .await?;
                 }
                 tx.commit().await?;
                 return Err(EngineError::conflict(
                     "requester_no_longer_eligible",
-                    format!("the request was cancelled: the requester is no longer eligible ({})", e.message),
+                    format!(
+                        "the request was cancelled: the requester is no longer eligible ({})",
+                        e.message
+                    ),
                 ));
             }
             grant = Some(issue_grant(&mut tx, &req, now).await?);
@@ -636,13 +703,21 @@ impl Engine {
         })
     }
 
-    async fn recheck(&self, tx: &mut WriteTx, policy: &PolicyState, req: &Request, now: Timestamp) -> Result<()> {
+    async fn recheck(
+        &self,
+        tx: &mut WriteTx,
+        policy: &PolicyState,
+        req: &Request,
+        now: Timestamp,
+    ) -> Result<()> {
         let ident = tx
             .q()
             .identity(req.identity.as_str())
             .await?
             .filter(|i| i.status == IdentityStatus::Active)
-            .ok_or_else(|| EngineError::forbidden("not_eligible", "the requester is disabled or gone"))?;
+            .ok_or_else(|| {
+                EngineError::forbidden("not_eligible", "the requester is disabled or gone")
+            })?;
         let target = tx
             .q()
             .target(req.target.as_str())
@@ -680,13 +755,23 @@ impl Engine {
     pub async fn deny(&self, actor: &Actor, id: &str, note: Option<String>) -> Result<RequestView> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let mut req = tx.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
+        let mut req = tx
+            .q()
+            .request(id)
+            .await?
+            .ok_or_else(|| request_not_found(id))?;
         let (_, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
-        if !any && !approved_before && actor.role < SystemRole::Auditor && req.identity != actor.name {
+        if !any
+            && !approved_before
+            && actor.role < SystemRole::Auditor
+            && req.identity != actor.name
+        {
             return Err(request_not_found(id));
         }
-        let note = note.map(|n| n.trim().chars().take(2000).collect::<String>()).filter(|n| !n.is_empty());
+        let note = note
+            .map(|n| n.trim().chars().take(2000).collect::<String>())
+            .filter(|n| !n.is_empty());
         req.deny(&actor.name, any, note.clone(), now)?;
         tx.w().update_request(&req).await?;
         tx.audit(
@@ -713,7 +798,11 @@ impl Engine {
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<RequestView> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let mut req = tx.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
+        let mut req = tx
+            .q()
+            .request(id)
+            .await?
+            .ok_or_else(|| request_not_found(id))?;
         if req.identity != actor.name && actor.role < SystemRole::Auditor {
             return Err(request_not_found(id));
         }
@@ -743,9 +832,15 @@ impl Engine {
     pub async fn request(&self, actor: &Actor, id: &str) -> Result<RequestView> {
         let now = self.now();
         let mut r = self.store().read().await?;
-        let req = r.q().request(id).await?.ok_or_else(|| request_not_found(id))?;
+        let req = r
+            .q()
+            .request(id)
+            .await?
+            .ok_or_else(|| request_not_found(id))?;
         let (open, any) = approver_rights(&mut r.q(), &req, &actor.name).await?;
-        let visible = req.identity == actor.name || any || actor.role >= SystemRole::Auditor
+        let visible = req.identity == actor.name
+            || any
+            || actor.role >= SystemRole::Auditor
             || req.approvals.iter().any(|a| a.approver == actor.name);
         if !visible {
             return Err(request_not_found(id));
@@ -772,7 +867,11 @@ impl Engine {
         let now = self.now();
         let mut r = self.store().read().await?;
         let reqs = match filter {
-            RequestFilter::Mine => r.q().requests(Some(actor.name.as_str()), false, 1000).await?,
+            RequestFilter::Mine => {
+                r.q()
+                    .requests(Some(actor.name.as_str()), false, 1000)
+                    .await?
+            }
             RequestFilter::All => {
                 require_role(actor, SystemRole::Auditor)?;
                 r.q().requests(None, false, 1000).await?
@@ -833,13 +932,20 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         let g = tx.q().grant(id).await?.ok_or_else(|| grant_not_found(id))?;
         let is_owner = match tx.q().target(g.target.as_str()).await? {
-            Some(t) => tx.q().is_member(t.owner.as_str(), actor.name.as_str()).await?,
+            Some(t) => {
+                tx.q()
+                    .is_member(t.owner.as_str(), actor.name.as_str())
+                    .await?
+            }
             None => false,
         };
         let allowed = actor.role == SystemRole::Admin || g.identity == actor.name || is_owner;
         if !allowed {
             return Err(if actor.role >= SystemRole::Auditor {
-                EngineError::forbidden("forbidden", "only admins, the target's owners and the holder can revoke a grant")
+                EngineError::forbidden(
+                    "forbidden",
+                    "only admins, the target's owners and the holder can revoke a grant",
+                )
             } else {
                 grant_not_found(id)
             });
@@ -854,7 +960,16 @@ impl Engine {
             .map(|r| r.trim().chars().take(2000).collect::<String>())
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| format!("revoked by {}", actor.name));
-        close_grant(&mut tx, g.clone(), GrantStatus::Revoked, Some(&actor.name), &reason, self.jobs_enabled(), now).await?;
+        close_grant(
+            &mut tx,
+            g.clone(),
+            GrantStatus::Revoked,
+            Some(&actor.name),
+            &reason,
+            self.jobs_enabled(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.wake_scheduler();
         let mut r = self.store().read().await?;
@@ -863,7 +978,13 @@ impl Engine {
 
     /// Whether `identity` holds an active grant for `role` on `target` now. Anyone may check
     /// themselves; checking others needs the auditor role.
-    pub async fn check(&self, actor: &Actor, identity: &str, target: &str, role: &str) -> Result<CheckResult> {
+    pub async fn check(
+        &self,
+        actor: &Actor,
+        identity: &str,
+        target: &str,
+        role: &str,
+    ) -> Result<CheckResult> {
         if actor.name.as_str() != identity {
             require_role(actor, SystemRole::Auditor)?;
         }
@@ -888,7 +1009,11 @@ async fn issue_grant(tx: &mut WriteTx, req: &Request, now: Timestamp) -> Result<
         rule_id: req.rule_id.clone(),
         starts_at,
         ends_at,
-        status: if starts_at > now { GrantStatus::Scheduled } else { GrantStatus::Active },
+        status: if starts_at > now {
+            GrantStatus::Scheduled
+        } else {
+            GrantStatus::Active
+        },
         revoked_at: None,
         revoked_by: None,
         revoke_reason: None,

@@ -32,10 +32,7 @@ pub struct IssuedToken {
 }
 
 fn bad_credentials() -> EngineError {
-    EngineError::unauthenticated(
-        "invalid_credentials",
-        "unknown identity or wrong password",
-    )
+    EngineError::unauthenticated("invalid_credentials", "unknown identity or wrong password")
 }
 
 impl Engine {
@@ -57,7 +54,11 @@ impl Engine {
         {
             return Err(invalid());
         }
-        let ident = r.q().identity(row.identity.as_str()).await?.ok_or_else(invalid)?;
+        let ident = r
+            .q()
+            .identity(row.identity.as_str())
+            .await?
+            .ok_or_else(invalid)?;
         if ident.status != IdentityStatus::Active {
             return Err(invalid());
         }
@@ -124,7 +125,15 @@ impl Engine {
         )
         .await?;
         let ttl = self.inner.config.session_ttl_secs;
-        let token = issue_token(&mut tx, &ident.name, "session", "sign-in", Some(now.plus_secs(ttl)), now).await?;
+        let token = issue_token(
+            &mut tx,
+            &ident.name,
+            "session",
+            "sign-in",
+            Some(now.plus_secs(ttl)),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }
@@ -145,8 +154,7 @@ impl Engine {
             },
         )
         .await?;
-        tx.commit().await
-            .map_err(Into::into)
+        tx.commit().await.map_err(Into::into)
     }
 
     /// Issues an API token for the actor (for automation). Shown once.
@@ -165,8 +173,15 @@ impl Engine {
         }
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let token = issue_token(&mut tx, &actor.name, "api", label, ttl_secs.map(|s| now.plus_secs(s)), now)
-            .await?;
+        let token = issue_token(
+            &mut tx,
+            &actor.name,
+            "api",
+            label,
+            ttl_secs.map(|s| now.plus_secs(s)),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }

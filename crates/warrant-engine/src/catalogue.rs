@@ -93,13 +93,19 @@ pub(crate) async fn tx_save_target(
     if !warrant_core::model::RISK_TIERS.contains(&t.risk_tier) {
         return Err(EngineError::invalid(
             "invalid_risk_tier",
-            format!("risk tier {} is outside 1 (low) to 4 (critical)", t.risk_tier),
+            format!(
+                "risk tier {} is outside 1 (low) to 4 (critical)",
+                t.risk_tier
+            ),
         ));
     }
     if tx.q().group(t.owner.as_str()).await?.is_none() {
         return Err(EngineError::invalid(
             "owner_not_found",
-            format!("owner group {:?} does not exist: create it first (warrant group add)", t.owner.as_str()),
+            format!(
+                "owner group {:?} does not exist: create it first (warrant group add)",
+                t.owner.as_str()
+            ),
         ));
     }
     let old = tx.q().target(t.name.as_str()).await?;
@@ -165,7 +171,10 @@ pub(crate) fn validate_settings(s: &ActivationSettings) -> Result<()> {
         ));
     }
     if s.approvals.len() > 10 {
-        return Err(EngineError::invalid("invalid_approvals", "at most 10 approval stages"));
+        return Err(EngineError::invalid(
+            "invalid_approvals",
+            "at most 10 approval stages",
+        ));
     }
     Ok(())
 }
@@ -177,7 +186,12 @@ pub(crate) async fn tx_save_rule(
     now: Timestamp,
 ) -> Result<bool> {
     validate_settings(&r.settings)?;
-    if tx.q().role(r.target.as_str(), r.role.as_str()).await?.is_none() {
+    if tx
+        .q()
+        .role(r.target.as_str(), r.role.as_str())
+        .await?
+        .is_none()
+    {
         return Err(if tx.q().target(r.target.as_str()).await?.is_none() {
             target_not_found(r.target.as_str())
         } else {
@@ -270,7 +284,11 @@ impl Engine {
         Ok(targets
             .into_iter()
             .map(|t| TargetView {
-                roles: roles.iter().filter(|r| r.target == t.name).cloned().collect(),
+                roles: roles
+                    .iter()
+                    .filter(|r| r.target == t.name)
+                    .cloned()
+                    .collect(),
                 target: t,
             })
             .collect())
@@ -295,7 +313,10 @@ impl Engine {
             return Err(target_not_found(name));
         }
         let open = tx.q().grants(None, true, i64::MAX).await?;
-        if open.iter().any(|g| g.target.as_str() == name && !g.status_at(now).is_closed()) {
+        if open
+            .iter()
+            .any(|g| g.target.as_str() == name && !g.status_at(now).is_closed())
+        {
             return Err(EngineError::conflict(
                 "target_has_grants",
                 format!("target {name} has open grants: revoke them first (warrant grants --all)"),
@@ -451,7 +472,11 @@ impl Engine {
 
     /// Evaluates a hypothetical request and says which policy decided and why. Auditors and
     /// admins may test anyone; others only themselves. Changes nothing.
-    pub async fn policy_test(&self, actor: &Actor, input: &PolicyTestInput) -> Result<PolicyTestResult> {
+    pub async fn policy_test(
+        &self,
+        actor: &Actor,
+        input: &PolicyTestInput,
+    ) -> Result<PolicyTestResult> {
         if input.identity != actor.name {
             require_role(actor, SystemRole::Auditor)?;
         }
@@ -467,7 +492,11 @@ impl Engine {
             .target(input.target.as_str())
             .await?
             .ok_or_else(|| target_not_found(input.target.as_str()))?;
-        if r.q().role(input.target.as_str(), input.role.as_str()).await?.is_none() {
+        if r.q()
+            .role(input.target.as_str(), input.role.as_str())
+            .await?
+            .is_none()
+        {
             return Err(role_not_found(input.target.as_str(), input.role.as_str()));
         }
         let groups = r.q().groups_of(input.identity.as_str()).await?;
@@ -502,11 +531,20 @@ impl Engine {
                 let stages = if s.approvals.is_empty() {
                     "no approval needed".to_owned()
                 } else {
-                    let list: Vec<String> =
-                        s.approvals.iter().map(|a| format!("{}×{}", a.count, a.from)).collect();
+                    let list: Vec<String> = s
+                        .approvals
+                        .iter()
+                        .map(|a| format!("{}×{}", a.count, a.from))
+                        .collect();
                     format!("approval stages: {}", list.join(" then "))
                 };
-                (true, None, format!("{}; under {id}: {stages}", d.explain()), Some(id), Some(s))
+                (
+                    true,
+                    None,
+                    format!("{}; under {id}: {stages}", d.explain()),
+                    Some(id),
+                    Some(s),
+                )
             }
             Err(e) => (false, Some(e.code.to_owned()), e.message, None, None),
         };

@@ -54,7 +54,9 @@ pub struct GroupView {
 fn validate_email(email: &str) -> Result<()> {
     let ok = email.is_empty()
         || (email.len() <= 254
-            && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+            && email
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
             && !email.chars().any(char::is_whitespace));
     if ok {
         Ok(())
@@ -67,7 +69,10 @@ fn validate_email(email: &str) -> Result<()> {
 }
 
 pub(crate) async fn load_identity(tx: &mut WriteTx, name: &str) -> Result<Identity> {
-    tx.q().identity(name).await?.ok_or_else(|| identity_not_found(name))
+    tx.q()
+        .identity(name)
+        .await?
+        .ok_or_else(|| identity_not_found(name))
 }
 
 pub(crate) fn identity_not_found(name: &str) -> EngineError {
@@ -225,7 +230,10 @@ pub(crate) async fn tx_add_group(
     now: Timestamp,
 ) -> Result<bool> {
     let existing = tx.q().group(name.as_str()).await?;
-    if existing.as_ref().is_some_and(|g| g.description == description) {
+    if existing
+        .as_ref()
+        .is_some_and(|g| g.description == description)
+    {
         return Ok(false);
     }
     tx.w()
@@ -320,7 +328,11 @@ impl Engine {
             require_role(actor, SystemRole::Auditor)?;
         }
         let mut r = self.store().read().await?;
-        let i = r.q().identity(name).await?.ok_or_else(|| identity_not_found(name))?;
+        let i = r
+            .q()
+            .identity(name)
+            .await?
+            .ok_or_else(|| identity_not_found(name))?;
         let groups = r.q().groups_of(name).await?;
         Ok((i, groups))
     }
@@ -389,7 +401,9 @@ impl Engine {
         tx.w().save_identity(&ident, now).await?;
         let event = match status {
             IdentityStatus::Disabled => {
-                let (g, r) = revoke_all_of(&mut tx, name, "identity disabled", self.jobs_enabled(), now).await?;
+                let (g, r) =
+                    revoke_all_of(&mut tx, name, "identity disabled", self.jobs_enabled(), now)
+                        .await?;
                 tx.w().revoke_tokens_of(name, now).await?;
                 Event::IdentityDisabled {
                     identity: name.to_owned(),
@@ -420,7 +434,8 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         load_identity(&mut tx, name).await?;
-        let (g, r) = revoke_all_of(&mut tx, name, "identity deleted", self.jobs_enabled(), now).await?;
+        let (g, r) =
+            revoke_all_of(&mut tx, name, "identity deleted", self.jobs_enabled(), now).await?;
         tx.w().delete_identity(name, now).await?;
         tx.audit(
             now,
@@ -480,18 +495,26 @@ impl Engine {
         if tx.q().group(name).await?.is_none() {
             return Err(group_not_found(name));
         }
-        let owns_target = tx.q().targets().await?.iter().any(|t| t.owner.as_str() == name);
+        let owns_target = tx
+            .q()
+            .targets()
+            .await?
+            .iter()
+            .any(|t| t.owner.as_str() == name);
         let in_rule = tx.q().rules().await?.iter().any(|r| {
             matches!(&r.subject, Subject::Group(g) if g.as_str() == name)
-                || r.settings.approvals.iter().any(
-                    |s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name),
-                )
+                || r.settings
+                    .approvals
+                    .iter()
+                    .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
         });
         let in_use = owns_target || in_rule;
         if in_use {
             return Err(EngineError::conflict(
                 "group_in_use",
-                format!("group {name:?} owns a target or appears in an eligibility rule: change those first"),
+                format!(
+                    "group {name:?} owns a target or appears in an eligibility rule: change those first"
+                ),
             ));
         }
         if !tx.q().members(name).await?.is_empty() {
@@ -534,7 +557,16 @@ impl Engine {
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await?;
-        let removed = tx_remove_member(&mut tx, &policy, actor, group, identity, self.jobs_enabled(), now).await?;
+        let removed = tx_remove_member(
+            &mut tx,
+            &policy,
+            actor,
+            group,
+            identity,
+            self.jobs_enabled(),
+            now,
+        )
+        .await?;
         if removed {
             tx.commit().await?;
         } else {

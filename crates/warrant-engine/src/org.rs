@@ -16,8 +16,8 @@ use warrant_core::{
 use crate::auth::Actor;
 use crate::catalogue::{tx_save_policy, tx_save_role, tx_save_rule, tx_save_target};
 use crate::directory::{
-    IdentityInput, IdentityUpdate, tx_add_group, tx_add_identity, tx_add_member,
-    tx_remove_member, tx_set_password, tx_update_identity,
+    IdentityInput, IdentityUpdate, tx_add_group, tx_add_identity, tx_add_member, tx_remove_member,
+    tx_set_password, tx_update_identity,
 };
 use crate::error::{EngineError, Result};
 use crate::{Engine, require_admin};
@@ -213,8 +213,17 @@ impl Engine {
         for (i, g) in org.groups.iter().enumerate() {
             let e = at("groups", i, &g.name);
             let existed = tx.q().group(g.name.as_str()).await?.is_some();
-            let changed = tx_add_group(&mut tx, actor, &g.name, &g.description, now).await.map_err(&e)?;
-            note(changed, format!("{} group {}", if existed { "updated" } else { "created" }, g.name));
+            let changed = tx_add_group(&mut tx, actor, &g.name, &g.description, now)
+                .await
+                .map_err(&e)?;
+            note(
+                changed,
+                format!(
+                    "{} group {}",
+                    if existed { "updated" } else { "created" },
+                    g.name
+                ),
+            );
         }
 
         // Identities first without managers (a manager may appear later in the file).
@@ -223,37 +232,56 @@ impl Engine {
             let role = match id.role.as_deref() {
                 None => None,
                 Some(r) => Some(SystemRole::parse(r).ok_or_else(|| {
-                    e(EngineError::invalid("invalid_role", format!("role {r:?} is not one of user, auditor, admin")))
+                    e(EngineError::invalid(
+                        "invalid_role",
+                        format!("role {r:?} is not one of user, auditor, admin"),
+                    ))
                 })?),
             };
             match tx.q().identity(id.name.as_str()).await? {
                 None => {
-                    tx_add_identity(&mut tx, actor, IdentityInput {
-                        name: id.name.clone(),
-                        display_name: id.display_name.clone(),
-                        email: id.email.clone().unwrap_or_default(),
-                        manager: None,
-                        system_role: role.unwrap_or(SystemRole::User),
-                        password: id.password.clone(),
-                    }, now)
+                    tx_add_identity(
+                        &mut tx,
+                        actor,
+                        IdentityInput {
+                            name: id.name.clone(),
+                            display_name: id.display_name.clone(),
+                            email: id.email.clone().unwrap_or_default(),
+                            manager: None,
+                            system_role: role.unwrap_or(SystemRole::User),
+                            password: id.password.clone(),
+                        },
+                        now,
+                    )
                     .await
                     .map_err(&e)?;
                     note(true, format!("created identity {}", id.name));
                 }
                 Some(_) => {
-                    let changed = tx_update_identity(&mut tx, actor, id.name.as_str(), IdentityUpdate {
-                        display_name: id.display_name.clone(),
-                        email: id.email.clone(),
-                        manager: None,
-                        system_role: role,
-                    }, now)
+                    let changed = tx_update_identity(
+                        &mut tx,
+                        actor,
+                        id.name.as_str(),
+                        IdentityUpdate {
+                            display_name: id.display_name.clone(),
+                            email: id.email.clone(),
+                            manager: None,
+                            system_role: role,
+                        },
+                        now,
+                    )
                     .await
                     .map_err(&e)?;
-                    note(!changed.is_empty(), format!("updated identity {} ({})", id.name, changed.join(", ")));
+                    note(
+                        !changed.is_empty(),
+                        format!("updated identity {} ({})", id.name, changed.join(", ")),
+                    );
                     if let Some(pw) = &id.password
                         && tx.q().password_hash(id.name.as_str()).await?.is_none()
                     {
-                        tx_set_password(&mut tx, actor, &id.name, pw.clone(), now).await.map_err(&e)?;
+                        tx_set_password(&mut tx, actor, &id.name, pw.clone(), now)
+                            .await
+                            .map_err(&e)?;
                         note(true, format!("set password of {}", id.name));
                     }
                 }
@@ -261,10 +289,16 @@ impl Engine {
         }
         for (i, id) in org.identities.iter().enumerate() {
             let e = at("identities", i, &id.name);
-            let changed = tx_update_identity(&mut tx, actor, id.name.as_str(), IdentityUpdate {
-                manager: Some(id.manager.clone()),
-                ..IdentityUpdate::default()
-            }, now)
+            let changed = tx_update_identity(
+                &mut tx,
+                actor,
+                id.name.as_str(),
+                IdentityUpdate {
+                    manager: Some(id.manager.clone()),
+                    ..IdentityUpdate::default()
+                },
+                now,
+            )
             .await
             .map_err(&e)?;
             note(!changed.is_empty(), format!("set manager of {}", id.name));
@@ -273,33 +307,65 @@ impl Engine {
         for (i, t) in org.targets.iter().enumerate() {
             let e = at("targets", i, &t.name);
             let kind = TargetKind::parse(&t.kind).ok_or_else(|| {
-                e(EngineError::invalid("invalid_kind", format!("kind {:?} is not one of postgres, ssh, generic", t.kind)))
+                e(EngineError::invalid(
+                    "invalid_kind",
+                    format!("kind {:?} is not one of postgres, ssh, generic", t.kind),
+                ))
             })?;
             let existed = tx.q().target(t.name.as_str()).await?.is_some();
-            let changed = tx_save_target(&mut tx, actor, &Target {
-                name: t.name.clone(),
-                kind,
-                address: t.address.clone(),
-                owner: t.owner.clone(),
-                risk_tier: t.risk_tier.unwrap_or(2),
-                description: t.description.clone(),
-                admin_user: t.admin_user.clone(),
-            }, now)
+            let changed = tx_save_target(
+                &mut tx,
+                actor,
+                &Target {
+                    name: t.name.clone(),
+                    kind,
+                    address: t.address.clone(),
+                    owner: t.owner.clone(),
+                    risk_tier: t.risk_tier.unwrap_or(2),
+                    description: t.description.clone(),
+                    admin_user: t.admin_user.clone(),
+                },
+                now,
+            )
             .await
             .map_err(&e)?;
-            note(changed, format!("{} target {}", if existed { "updated" } else { "created" }, t.name));
+            note(
+                changed,
+                format!(
+                    "{} target {}",
+                    if existed { "updated" } else { "created" },
+                    t.name
+                ),
+            );
             for r in &t.roles {
-                let existed = tx.q().role(t.name.as_str(), r.name.as_str()).await?.is_some();
-                let changed = tx_save_role(&mut tx, actor, &TargetRole {
-                    target: t.name.clone(),
-                    name: r.name.clone(),
-                    principals: r.principals.clone(),
-                    login: r.login.clone(),
-                    db_roles: r.db_roles.clone(),
-                }, now)
+                let existed = tx
+                    .q()
+                    .role(t.name.as_str(), r.name.as_str())
+                    .await?
+                    .is_some();
+                let changed = tx_save_role(
+                    &mut tx,
+                    actor,
+                    &TargetRole {
+                        target: t.name.clone(),
+                        name: r.name.clone(),
+                        principals: r.principals.clone(),
+                        login: r.login.clone(),
+                        db_roles: r.db_roles.clone(),
+                    },
+                    now,
+                )
                 .await
                 .map_err(&e)?;
-                note(changed, format!("{} role {} on {}", if existed { "updated" } else { "created" }, r.name, t.name));
+                note(
+                    changed,
+                    format!(
+                        "{} role {} on {}",
+                        if existed { "updated" } else { "created" },
+                        r.name,
+                        t.name
+                    ),
+                );
             }
         }
 
@@ -310,13 +376,23 @@ impl Engine {
             let Some(want) = &id.groups else { continue };
             let have = tx.q().groups_of(id.name.as_str()).await?;
             for g in want.iter().filter(|g| !have.contains(g)) {
-                let added = tx_add_member(&mut tx, actor, g.as_str(), id.name.as_str(), now).await.map_err(&e)?;
+                let added = tx_add_member(&mut tx, actor, g.as_str(), id.name.as_str(), now)
+                    .await
+                    .map_err(&e)?;
                 note(added, format!("added {} to group {g}", id.name));
             }
             for g in have.iter().filter(|g| !want.contains(g)) {
-                let removed = tx_remove_member(&mut tx, &policy, actor, g.as_str(), id.name.as_str(), jobs, now)
-                    .await
-                    .map_err(&e)?;
+                let removed = tx_remove_member(
+                    &mut tx,
+                    &policy,
+                    actor,
+                    g.as_str(),
+                    id.name.as_str(),
+                    jobs,
+                    now,
+                )
+                .await
+                .map_err(&e)?;
                 note(removed, format!("removed {} from group {g}", id.name));
             }
         }
@@ -348,14 +424,26 @@ impl Engine {
             let e = at("eligibility", i, &r.target);
             let existed = tx.q().rule(&id).await?.is_some();
             let changed = tx_save_rule(&mut tx, actor, &rule, now).await.map_err(&e)?;
-            note(changed, format!("{} rule {id}", if existed { "updated" } else { "created" }));
+            note(
+                changed,
+                format!("{} rule {id}", if existed { "updated" } else { "created" }),
+            );
         }
 
         for (i, p) in org.policies.iter().enumerate() {
             let e = at("policies", i, &p.name);
             let existed = tx.q().policy(p.name.as_str()).await?.is_some();
-            let changed = tx_save_policy(&mut tx, actor, &p.name, &p.cedar, now).await.map_err(&e)?;
-            note(changed, format!("{} policy {}", if existed { "updated" } else { "created" }, p.name));
+            let changed = tx_save_policy(&mut tx, actor, &p.name, &p.cedar, now)
+                .await
+                .map_err(&e)?;
+            note(
+                changed,
+                format!(
+                    "{} policy {}",
+                    if existed { "updated" } else { "created" },
+                    p.name
+                ),
+            );
         }
 
         let report = ApplyReport { changes, dry_run };

@@ -3,8 +3,8 @@
 //! A token reads `wt_<id>_<secret>`. Only SHA-256 of the secret is stored; the id finds the row
 //! and the secret is compared in constant time. Later: SCIM, OIDC, LDAP, TOTP and WebAuthn.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -112,7 +112,10 @@ mod tests {
         let h = hash_password(&pw)?;
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_password(&pw, Some(&h)));
-        assert!(!verify_password(&Secret::new("wrong password!".into()), Some(&h)));
+        assert!(!verify_password(
+            &Secret::new("wrong password!".into()),
+            Some(&h)
+        ));
         assert!(!verify_password(&pw, None));
         assert!(matches!(
             hash_password(&Secret::new("short".into())),

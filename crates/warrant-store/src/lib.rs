@@ -53,7 +53,9 @@ pub enum StoreError {
     #[error("unsupported database URL {0:?}: use postgres://… or sqlite://…")]
     BadUrl(String),
     /// The database was written by a newer Warrant.
-    #[error("the database schema is version {found}, newer than this Warrant ({known}): upgrade Warrant")]
+    #[error(
+        "the database schema is version {found}, newer than this Warrant ({known}): upgrade Warrant"
+    )]
     TooNew {
         /// Version found.
         found: usize,
@@ -92,7 +94,8 @@ impl Store {
         install_drivers();
         let path = data_dir.join("warrant.db");
         let url = format!("sqlite://{}", path.display());
-        let pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;";
+        let pragmas =
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;";
         let writer = AnyPoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -187,7 +190,7 @@ impl Store {
                     .await?
             }
             Dialect::Postgres => {
-                sqlx::query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'")
+                sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'meta'")
                     .fetch_optional(&mut *c)
                     .await?
             }
@@ -287,7 +290,12 @@ impl WriteTx {
     }
 
     /// Appends `event` to the audit chain, in this transaction. Returns its sequence number.
-    pub async fn audit(&mut self, at: Timestamp, actor: Option<&str>, event: &Event) -> Result<i64> {
+    pub async fn audit(
+        &mut self,
+        at: Timestamp,
+        actor: Option<&str>,
+        event: &Event,
+    ) -> Result<i64> {
         let (kind, value) = event.to_json();
         let refs = Event::refs(&value);
         let data = value.to_string();

@@ -49,8 +49,7 @@ fn opt_ts(row: &AnyRow, col: &'static str) -> Result<Option<Timestamp>> {
     Ok(v.map(Timestamp::from_millis))
 }
 
-const IDENTITY_COLS: &str =
-    "name, display_name, email, status, manager, system_role, created_at";
+const IDENTITY_COLS: &str = "name, display_name, email, status, manager, system_role, created_at";
 
 fn identity(row: &AnyRow) -> Result<Identity> {
     let status: String = row.try_get("status")?;
@@ -101,8 +100,7 @@ struct RoleConfig {
 
 fn role(row: &AnyRow) -> Result<TargetRole> {
     let config: String = row.try_get("config")?;
-    let c: RoleConfig =
-        serde_json::from_str(&config).map_err(|e| corrupt("roles", "config", e))?;
+    let c: RoleConfig = serde_json::from_str(&config).map_err(|e| corrupt("roles", "config", e))?;
     Ok(TargetRole {
         target: name(row, "roles", "target")?,
         name: name(row, "roles", "name")?,
@@ -308,14 +306,22 @@ impl Q<'_> {
     /// One identity.
     pub async fn identity(&mut self, n: &str) -> Result<Option<Identity>> {
         let sql = format!("SELECT {IDENTITY_COLS} FROM identities WHERE name = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(n).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(n)
+            .fetch_optional(&mut *self.0)
+            .await?;
         row.as_ref().map(identity).transpose()
     }
 
     /// Every identity, by name.
     pub async fn identities(&mut self) -> Result<Vec<Identity>> {
         let sql = format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY name");
-        collect(sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut *self.0).await?, identity)
+        collect(
+            sqlx::query(AssertSqlSafe(sql))
+                .fetch_all(&mut *self.0)
+                .await?,
+            identity,
+        )
     }
 
     /// An identity's password hash, if it has one.
@@ -358,13 +364,14 @@ impl Q<'_> {
 
     /// Members of a group, by name.
     pub async fn members(&mut self, g: &str) -> Result<Vec<Name>> {
-        let rows = sqlx::query(
-            "SELECT identity FROM memberships WHERE group_name = $1 ORDER BY identity",
-        )
-        .bind(g)
-        .fetch_all(&mut *self.0)
-        .await?;
-        rows.iter().map(|r| name(r, "memberships", "identity")).collect()
+        let rows =
+            sqlx::query("SELECT identity FROM memberships WHERE group_name = $1 ORDER BY identity")
+                .bind(g)
+                .fetch_all(&mut *self.0)
+                .await?;
+        rows.iter()
+            .map(|r| name(r, "memberships", "identity"))
+            .collect()
     }
 
     /// Every membership as (group, identity).
@@ -432,11 +439,12 @@ impl Q<'_> {
 
     /// One role of a target.
     pub async fn role(&mut self, t: &str, r: &str) -> Result<Option<TargetRole>> {
-        let row = sqlx::query("SELECT target, name, config FROM roles WHERE target = $1 AND name = $2")
-            .bind(t)
-            .bind(r)
-            .fetch_optional(&mut *self.0)
-            .await?;
+        let row =
+            sqlx::query("SELECT target, name, config FROM roles WHERE target = $1 AND name = $2")
+                .bind(t)
+                .bind(r)
+                .fetch_optional(&mut *self.0)
+                .await?;
         row.as_ref().map(role).transpose()
     }
 
@@ -475,10 +483,12 @@ impl Q<'_> {
 
     /// One custom policy's text.
     pub async fn policy(&mut self, n: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT body FROM policies WHERE name = $1")
-            .bind(n)
-            .fetch_optional(&mut *self.0)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT body FROM policies WHERE name = $1")
+                .bind(n)
+                .fetch_optional(&mut *self.0)
+                .await?,
+        )
     }
 
     /// Every custom policy as (name, text).
@@ -505,7 +515,8 @@ impl Q<'_> {
                     let stage: i64 = row.try_get("stage")?;
                     Ok(Approval {
                         approver: name(row, "approvals", "approver")?,
-                        stage: u32::try_from(stage).map_err(|e| corrupt("approvals", "stage", e))?,
+                        stage: u32::try_from(stage)
+                            .map_err(|e| corrupt("approvals", "stage", e))?,
                         at: ts(row, "at")?,
                     })
                 })
@@ -517,7 +528,10 @@ impl Q<'_> {
     /// One request, with its approvals.
     pub async fn request(&mut self, id: &str) -> Result<Option<Request>> {
         let sql = format!("SELECT {REQUEST_COLS} FROM requests WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
         let Some(r) = row.as_ref().map(request).transpose()? else {
             return Ok(None);
         };
@@ -545,7 +559,11 @@ impl Q<'_> {
     }
 
     /// Pending requests whose deadline has passed.
-    pub async fn requests_past_deadline(&mut self, now: Timestamp, limit: i64) -> Result<Vec<Request>> {
+    pub async fn requests_past_deadline(
+        &mut self,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Request>> {
         let sql = format!(
             "SELECT {REQUEST_COLS} FROM requests WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
         );
@@ -569,7 +587,10 @@ impl Q<'_> {
     /// One grant.
     pub async fn grant(&mut self, id: &str) -> Result<Option<Grant>> {
         let sql = format!("SELECT {GRANT_COLS} FROM grants WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
         row.as_ref().map(grant).transpose()
     }
 
@@ -775,11 +796,13 @@ impl W<'_> {
 
     /// Revokes every token of an identity (sign-out everywhere, leavers).
     pub async fn revoke_tokens_of(&mut self, n: &str, now: Timestamp) -> Result<u64> {
-        let r = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE identity = $1 AND revoked_at IS NULL")
-            .bind(n)
-            .bind(now.millis())
-            .execute(&mut *self.0)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE tokens SET revoked_at = $2 WHERE identity = $1 AND revoked_at IS NULL",
+        )
+        .bind(n)
+        .bind(now.millis())
+        .execute(&mut *self.0)
+        .await?;
         Ok(r.rows_affected())
     }
 
@@ -892,7 +915,11 @@ impl W<'_> {
             "DELETE FROM rules WHERE target = $1 AND role = $2",
             "DELETE FROM roles WHERE target = $1 AND name = $2",
         ] {
-            sqlx::query(sql).bind(t).bind(r).execute(&mut *self.0).await?;
+            sqlx::query(sql)
+                .bind(t)
+                .bind(r)
+                .execute(&mut *self.0)
+                .await?;
         }
         Ok(())
     }
@@ -997,13 +1024,15 @@ impl W<'_> {
 
     /// Records an approval. The key (request, approver) makes a second approval impossible.
     pub async fn add_approval(&mut self, request_id: &str, a: &Approval) -> Result<()> {
-        sqlx::query("INSERT INTO approvals (request_id, approver, stage, at) VALUES ($1, $2, $3, $4)")
-            .bind(request_id)
-            .bind(a.approver.as_str())
-            .bind(i64::from(a.stage))
-            .bind(a.at.millis())
-            .execute(&mut *self.0)
-            .await?;
+        sqlx::query(
+            "INSERT INTO approvals (request_id, approver, stage, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(request_id)
+        .bind(a.approver.as_str())
+        .bind(i64::from(a.stage))
+        .bind(a.at.millis())
+        .execute(&mut *self.0)
+        .await?;
         Ok(())
     }
 
@@ -1099,11 +1128,12 @@ impl W<'_> {
 
     /// Revokes one token; returns whether it was live.
     pub async fn revoke_token(&mut self, id: &str, now: Timestamp) -> Result<bool> {
-        let r = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(now.millis())
-            .execute(&mut *self.0)
-            .await?;
+        let r =
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now.millis())
+                .execute(&mut *self.0)
+                .await?;
         Ok(r.rows_affected() > 0)
     }
 }

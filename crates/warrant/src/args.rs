@@ -354,7 +354,11 @@ pub enum RuleCmd {
     /// Create or update an eligibility rule.
     Add {
         /// Subject group.
-        #[arg(long, conflicts_with = "identity", required_unless_present = "identity")]
+        #[arg(
+            long,
+            conflicts_with = "identity",
+            required_unless_present = "identity"
+        )]
         group: Option<String>,
         /// Subject identity.
         #[arg(long)]

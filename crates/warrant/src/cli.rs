@@ -87,12 +87,18 @@ fn read_stdin_secret(what: &str) -> Result<String> {
 }
 
 fn requests_table(rs: &Vec<RequestOut>) -> Table {
-    let mut t = table(&["ID", "IDENTITY", "TARGET", "ROLE", "FOR", "STATUS", "STAGE", "REASON", "TICKET"]);
+    let mut t = table(&[
+        "ID", "IDENTITY", "TARGET", "ROLE", "FOR", "STATUS", "STAGE", "REASON", "TICKET",
+    ]);
     for r in rs {
         let stage = if r.stages.is_empty() {
             "-".to_owned()
         } else {
-            format!("{}/{}", (r.current_stage as usize).min(r.stages.len()), r.stages.len())
+            format!(
+                "{}/{}",
+                (r.current_stage as usize).min(r.stages.len()),
+                r.stages.len()
+            )
         };
         t.add_row(vec![
             r.id.clone(),
@@ -122,7 +128,17 @@ fn request_detail(r: &RequestOut) -> Table {
                 .filter(|a| a.stage as usize == i)
                 .map(|a| a.approver.as_str())
                 .collect();
-            format!("{}. {} × {} (approved by: {})", i + 1, s.count, s.from, if got.is_empty() { "nobody yet".to_owned() } else { got.join(", ") })
+            format!(
+                "{}. {} × {} (approved by: {})",
+                i + 1,
+                s.count,
+                s.from,
+                if got.is_empty() {
+                    "nobody yet".to_owned()
+                } else {
+                    got.join(", ")
+                }
+            )
         })
         .collect();
     for (k, v) in [
@@ -134,14 +150,21 @@ fn request_detail(r: &RequestOut) -> Table {
         ("ticket", opt(&r.ticket)),
         ("status", r.status.clone()),
         ("rule", r.rule.clone()),
-        ("stages", if stages.is_empty() { "none".into() } else { stages.join("\n") }),
+        (
+            "stages",
+            if stages.is_empty() {
+                "none".into()
+            } else {
+                stages.join("\n")
+            },
+        ),
         ("expires if undecided", r.expires_at.clone()),
         ("note", opt(&r.note)),
         (
             "grant",
-            r.grant
-                .as_ref()
-                .map_or("-".into(), |g| format!("{} ({} until {})", g.id, g.status, g.ends_at)),
+            r.grant.as_ref().map_or("-".into(), |g| {
+                format!("{} ({} until {})", g.id, g.status, g.ends_at)
+            }),
         ),
     ] {
         t.add_row(vec![k.to_owned(), v]);
@@ -150,7 +173,9 @@ fn request_detail(r: &RequestOut) -> Table {
 }
 
 fn grants_table(gs: &Vec<GrantOut>) -> Table {
-    let mut t = table(&["ID", "IDENTITY", "TARGET", "ROLE", "STATUS", "STARTS", "ENDS"]);
+    let mut t = table(&[
+        "ID", "IDENTITY", "TARGET", "ROLE", "STATUS", "STARTS", "ENDS",
+    ]);
     for g in gs {
         t.add_row(vec![
             g.id.clone(),
@@ -209,7 +234,10 @@ fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<Exit
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
     } else if report.intact {
-        println!("audit chain intact: {} records, head {}", report.records, report.head);
+        println!(
+            "audit chain intact: {} records, head {}",
+            report.records, report.head
+        );
     } else {
         println!(
             "audit chain BROKEN at record {}: {}",
@@ -217,15 +245,24 @@ fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<Exit
             report.problem.clone().unwrap_or_default()
         );
     }
-    Ok(if report.intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
     match cmd {
         Command::Serve(_) => return unreachable_serve(),
-        Command::Login { user, password_stdin } => {
+        Command::Login {
+            user,
+            password_stdin,
+        } => {
             if !password_stdin {
-                bail!("pass --password-stdin and the password on standard input (passwords are never taken as arguments)");
+                bail!(
+                    "pass --password-stdin and the password on standard input (passwords are never taken as arguments)"
+                );
             }
             let password = read_stdin_secret("password")?;
             let t: TokenOut = ctx
@@ -239,7 +276,14 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 token: t.token.clone(),
             })?;
             let shown = TokenOut { token: None, ..t };
-            ctx.done(&shown, &format!("signed in as {}; token saved in {}", shown.identity, path.display()))?;
+            ctx.done(
+                &shown,
+                &format!(
+                    "signed in as {}; token saved in {}",
+                    shown.identity,
+                    path.display()
+                ),
+            )?;
         }
         Command::Logout => {
             let v: Value = ctx.post("/api/v1/auth/logout", &json!({})).await?;
@@ -250,7 +294,12 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             let me: IdentityOut = ctx.get("/api/v1/me").await?;
             ctx.out(&me, |i| {
                 let mut t = table(&["NAME", "ROLE", "EMAIL", "GROUPS"]);
-                t.add_row(vec![i.name.clone(), i.role.clone(), i.email.clone(), i.groups.clone().unwrap_or_default().join(", ")]);
+                t.add_row(vec![
+                    i.name.clone(),
+                    i.role.clone(),
+                    i.email.clone(),
+                    i.groups.clone().unwrap_or_default().join(", "),
+                ]);
                 t
             })?;
         }
@@ -260,7 +309,14 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&ids, |ids| {
                 let mut t = table(&["NAME", "DISPLAY NAME", "EMAIL", "STATUS", "MANAGER", "ROLE"]);
                 for i in ids {
-                    t.add_row(vec![i.name.clone(), i.display_name.clone(), i.email.clone(), i.status.clone(), opt(&i.manager), i.role.clone()]);
+                    t.add_row(vec![
+                        i.name.clone(),
+                        i.display_name.clone(),
+                        i.email.clone(),
+                        i.status.clone(),
+                        opt(&i.manager),
+                        i.role.clone(),
+                    ]);
                 }
                 t
             })?;
@@ -271,7 +327,11 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&gs, |gs| {
                 let mut t = table(&["GROUP", "DESCRIPTION", "MEMBERS"]);
                 for g in gs {
-                    t.add_row(vec![g.name.clone(), g.description.clone(), g.members.join(", ")]);
+                    t.add_row(vec![
+                        g.name.clone(),
+                        g.description.clone(),
+                        g.members.join(", "),
+                    ]);
                 }
                 t
             })?;
@@ -283,7 +343,14 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 let mut t = table(&["TARGET", "KIND", "ADDRESS", "OWNER", "RISK", "ROLES"]);
                 for x in ts {
                     let roles: Vec<String> = x.roles.iter().map(|r| r.name.clone()).collect();
-                    t.add_row(vec![x.name.clone(), x.kind.clone(), opt(&x.address), x.owner.clone(), x.risk_tier.to_string(), roles.join(", ")]);
+                    t.add_row(vec![
+                        x.name.clone(),
+                        x.kind.clone(),
+                        opt(&x.address),
+                        x.owner.clone(),
+                        x.risk_tier.to_string(),
+                        roles.join(", "),
+                    ]);
                 }
                 t
             })?;
@@ -294,14 +361,22 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&rs, |rs| {
                 let mut t = table(&["ID", "MAX", "REASON", "TICKET", "MFA", "APPROVALS"]);
                 for r in rs {
-                    let stages: Vec<String> = r.approvals.iter().map(|s| format!("{}×{}", s.count, s.from)).collect();
+                    let stages: Vec<String> = r
+                        .approvals
+                        .iter()
+                        .map(|s| format!("{}×{}", s.count, s.from))
+                        .collect();
                     t.add_row(vec![
                         r.id.clone(),
                         r.max_duration.clone(),
                         r.require_reason.to_string(),
                         opt(&r.ticket_pattern),
                         r.require_mfa.to_string(),
-                        if stages.is_empty() { "none".into() } else { stages.join(" → ") },
+                        if stages.is_empty() {
+                            "none".into()
+                        } else {
+                            stages.join(" → ")
+                        },
                     ]);
                 }
                 t
@@ -309,8 +384,11 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         }
         Command::Policy(c) => return policy(ctx, c).await,
         Command::Apply { file, dry_run } => {
-            let yaml = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let r: ApplyOut = ctx.post("/api/v1/apply", &ApplyIn { yaml, dry_run }).await?;
+            let yaml = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let r: ApplyOut = ctx
+                .post("/api/v1/apply", &ApplyIn { yaml, dry_run })
+                .await?;
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -320,23 +398,60 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 println!(
                     "{} change(s){}",
                     r.changes.len(),
-                    if r.dry_run { " (dry run: nothing written)" } else { "" }
+                    if r.dry_run {
+                        " (dry run: nothing written)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
-        Command::Request { target, role, duration, reason, ticket, start } => {
+        Command::Request {
+            target,
+            role,
+            duration,
+            reason,
+            ticket,
+            start,
+        } => {
             let r: RequestOut = ctx
-                .post("/api/v1/requests", &RequestIn { target, role, duration, reason, ticket, start_at: start })
+                .post(
+                    "/api/v1/requests",
+                    &RequestIn {
+                        target,
+                        role,
+                        duration,
+                        reason,
+                        ticket,
+                        start_at: start,
+                    },
+                )
                 .await?;
             let line = match &r.grant {
-                Some(g) => format!("request {} approved: grant {} is {} until {}", r.id, g.id, g.status, g.ends_at),
-                None => format!("request {} is {}: waiting for {} approval stage(s)", r.id, r.status, r.stages.len()),
+                Some(g) => format!(
+                    "request {} approved: grant {} is {} until {}",
+                    r.id, g.id, g.status, g.ends_at
+                ),
+                None => format!(
+                    "request {} is {}: waiting for {} approval stage(s)",
+                    r.id,
+                    r.status,
+                    r.stages.len()
+                ),
             };
             ctx.done(&r, &line)?;
         }
         Command::Requests { all, to_approve } => {
-            let filter = if all { "all" } else if to_approve { "to-approve" } else { "mine" };
-            let rs: Vec<RequestOut> = ctx.get(&format!("/api/v1/requests?filter={filter}")).await?;
+            let filter = if all {
+                "all"
+            } else if to_approve {
+                "to-approve"
+            } else {
+                "mine"
+            };
+            let rs: Vec<RequestOut> = ctx
+                .get(&format!("/api/v1/requests?filter={filter}"))
+                .await?;
             ctx.out(&rs, requests_table)?;
         }
         Command::Show { id } => {
@@ -344,45 +459,113 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&r, request_detail)?;
         }
         Command::Approve { id } => {
-            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/approve", enc(&id)), &json!({})).await?;
+            let r: RequestOut = ctx
+                .post(
+                    &format!("/api/v1/requests/{}/approve", enc(&id)),
+                    &json!({}),
+                )
+                .await?;
             let line = match &r.grant {
-                Some(g) => format!("approved; grant {} for {} is {} until {}", g.id, r.identity, g.status, g.ends_at),
-                None => format!("approved stage; request {} is {} at stage {}/{}", r.id, r.status, r.current_stage + 1, r.stages.len()),
+                Some(g) => format!(
+                    "approved; grant {} for {} is {} until {}",
+                    g.id, r.identity, g.status, g.ends_at
+                ),
+                None => format!(
+                    "approved stage; request {} is {} at stage {}/{}",
+                    r.id,
+                    r.status,
+                    r.current_stage + 1,
+                    r.stages.len()
+                ),
             };
             ctx.done(&r, &line)?;
         }
         Command::Deny { id, reason } => {
-            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/deny", enc(&id)), &NoteIn { reason }).await?;
+            let r: RequestOut = ctx
+                .post(
+                    &format!("/api/v1/requests/{}/deny", enc(&id)),
+                    &NoteIn { reason },
+                )
+                .await?;
             ctx.done(&r, &format!("request {} denied", r.id))?;
         }
         Command::Cancel { id } => {
-            let r: RequestOut = ctx.post(&format!("/api/v1/requests/{}/cancel", enc(&id)), &json!({})).await?;
+            let r: RequestOut = ctx
+                .post(&format!("/api/v1/requests/{}/cancel", enc(&id)), &json!({}))
+                .await?;
             ctx.done(&r, &format!("request {} cancelled", r.id))?;
         }
         Command::Grants { all, active } => {
-            let gs: Vec<GrantOut> = ctx.get(&format!("/api/v1/grants?all={all}&active={active}")).await?;
+            let gs: Vec<GrantOut> = ctx
+                .get(&format!("/api/v1/grants?all={all}&active={active}"))
+                .await?;
             ctx.out(&gs, grants_table)?;
         }
         Command::Revoke { id, reason } => {
-            let g: GrantOut = ctx.post(&format!("/api/v1/grants/{}/revoke", enc(&id)), &NoteIn { reason }).await?;
+            let g: GrantOut = ctx
+                .post(
+                    &format!("/api/v1/grants/{}/revoke", enc(&id)),
+                    &NoteIn { reason },
+                )
+                .await?;
             ctx.done(&g, &format!("grant {} revoked", g.id))?;
         }
-        Command::Check { identity, target, role } => {
-            let c: CheckOut = ctx.post("/api/v1/check", &CheckIn { identity: identity.clone(), target: target.clone(), role: role.clone() }).await?;
+        Command::Check {
+            identity,
+            target,
+            role,
+        } => {
+            let c: CheckOut = ctx
+                .post(
+                    "/api/v1/check",
+                    &CheckIn {
+                        identity: identity.clone(),
+                        target: target.clone(),
+                        role: role.clone(),
+                    },
+                )
+                .await?;
             let line = if c.allowed {
-                format!("allowed: {identity} holds {role} on {target} (grant {} until {})", opt(&c.grant_id), opt(&c.ends_at))
+                format!(
+                    "allowed: {identity} holds {role} on {target} (grant {} until {})",
+                    opt(&c.grant_id),
+                    opt(&c.ends_at)
+                )
             } else {
                 format!("denied: {identity} holds no active grant for {role} on {target}")
             };
             ctx.done(&c, &line)?;
-            return Ok(if c.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if c.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
         Command::Token(TokenCmd::Create { name, expires }) => {
-            let t: TokenOut = ctx.post("/api/v1/tokens", &TokenIn { name, expires_in: expires }).await?;
-            ctx.done(&t, &format!("{}\n(token {} — shown once; store it now)", t.token.clone().unwrap_or_default(), t.id))?;
+            let t: TokenOut = ctx
+                .post(
+                    "/api/v1/tokens",
+                    &TokenIn {
+                        name,
+                        expires_in: expires,
+                    },
+                )
+                .await?;
+            ctx.done(
+                &t,
+                &format!(
+                    "{}\n(token {} — shown once; store it now)",
+                    t.token.clone().unwrap_or_default(),
+                    t.id
+                ),
+            )?;
         }
         Command::Token(TokenCmd::Revoke { id }) => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/tokens/{}", enc(&id))).await.map_err(explain)?;
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/tokens/{}", enc(&id)))
+                .await
+                .map_err(explain)?;
             ctx.done(&v, &format!("token {id} revoked"))?;
         }
         Command::Tokens => {
@@ -390,7 +573,13 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&ts, |ts| {
                 let mut t = table(&["ID", "KIND", "LABEL", "EXPIRES", "REVOKED"]);
                 for x in ts {
-                    t.add_row(vec![x.id.clone(), x.kind.clone(), x.label.clone(), opt(&x.expires_at), opt(&x.revoked_at)]);
+                    t.add_row(vec![
+                        x.id.clone(),
+                        x.kind.clone(),
+                        x.label.clone(),
+                        opt(&x.expires_at),
+                        opt(&x.revoked_at),
+                    ]);
                 }
                 t
             })?;
@@ -405,7 +594,14 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             ctx.out(&js, |js| {
                 let mut t = table(&["JOB", "KIND", "GRANT", "ATTEMPTS", "NEXT", "LAST ERROR"]);
                 for j in js {
-                    t.add_row(vec![j.id.clone(), j.kind.clone(), j.grant_id.clone(), j.attempts.to_string(), j.next_at.clone(), opt(&j.last_error)]);
+                    t.add_row(vec![
+                        j.id.clone(),
+                        j.kind.clone(),
+                        j.grant_id.clone(),
+                        j.attempts.to_string(),
+                        j.next_at.clone(),
+                        opt(&j.last_error),
+                    ]);
                 }
                 t
             })?;
@@ -420,43 +616,116 @@ fn unreachable_serve() -> Result<ExitCode> {
 
 async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
     match c {
-        IdentityCmd::Add { name, email, display_name, manager, role, password_stdin } => {
-            let password = if password_stdin { Some(read_stdin_secret("password")?) } else { None };
+        IdentityCmd::Add {
+            name,
+            email,
+            display_name,
+            manager,
+            role,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_stdin_secret("password")?)
+            } else {
+                None
+            };
             let i: IdentityOut = ctx
-                .post("/api/v1/identities", &IdentityIn { name, display_name, email, manager, role, password })
+                .post(
+                    "/api/v1/identities",
+                    &IdentityIn {
+                        name,
+                        display_name,
+                        email,
+                        manager,
+                        role,
+                        password,
+                    },
+                )
                 .await?;
             ctx.done(&i, &format!("created identity {}", i.name))
         }
-        IdentityCmd::Update { name, email, display_name, manager, role } => {
+        IdentityCmd::Update {
+            name,
+            email,
+            display_name,
+            manager,
+            role,
+        } => {
             let i: IdentityOut = ctx
                 .client
-                .patch(&format!("/api/v1/identities/{}", enc(&name)), &IdentityPatch { display_name, email, manager, role })
+                .patch(
+                    &format!("/api/v1/identities/{}", enc(&name)),
+                    &IdentityPatch {
+                        display_name,
+                        email,
+                        manager,
+                        role,
+                    },
+                )
                 .await
                 .map_err(explain)?;
             ctx.done(&i, &format!("updated identity {}", i.name))
         }
         IdentityCmd::Disable { name } => {
-            let i: IdentityOut = ctx.post(&format!("/api/v1/identities/{}/disable", enc(&name)), &json!({})).await?;
-            ctx.done(&i, &format!("disabled {}: its grants are revoked and its pending requests cancelled", i.name))
+            let i: IdentityOut = ctx
+                .post(
+                    &format!("/api/v1/identities/{}/disable", enc(&name)),
+                    &json!({}),
+                )
+                .await?;
+            ctx.done(
+                &i,
+                &format!(
+                    "disabled {}: its grants are revoked and its pending requests cancelled",
+                    i.name
+                ),
+            )
         }
         IdentityCmd::Enable { name } => {
-            let i: IdentityOut = ctx.post(&format!("/api/v1/identities/{}/enable", enc(&name)), &json!({})).await?;
+            let i: IdentityOut = ctx
+                .post(
+                    &format!("/api/v1/identities/{}/enable", enc(&name)),
+                    &json!({}),
+                )
+                .await?;
             ctx.done(&i, &format!("enabled {}", i.name))
         }
         IdentityCmd::Delete { name } => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/identities/{}", enc(&name))).await.map_err(explain)?;
-            ctx.done(&v, &format!("deleted {name}: its grants are revoked and its pending requests cancelled"))
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/identities/{}", enc(&name)))
+                .await
+                .map_err(explain)?;
+            ctx.done(
+                &v,
+                &format!(
+                    "deleted {name}: its grants are revoked and its pending requests cancelled"
+                ),
+            )
         }
         IdentityCmd::Passwd { name } => {
             let password = read_stdin_secret("password")?;
-            let v: Value = ctx.post(&format!("/api/v1/identities/{}/password", enc(&name)), &PasswordIn { password }).await?;
+            let v: Value = ctx
+                .post(
+                    &format!("/api/v1/identities/{}/password", enc(&name)),
+                    &PasswordIn { password },
+                )
+                .await?;
             ctx.done(&v, &format!("password of {name} set"))
         }
         IdentityCmd::Show { name } => {
-            let i: IdentityOut = ctx.get(&format!("/api/v1/identities/{}", enc(&name))).await?;
+            let i: IdentityOut = ctx
+                .get(&format!("/api/v1/identities/{}", enc(&name)))
+                .await?;
             ctx.out(&i, |i| {
                 let mut t = table(&["NAME", "STATUS", "ROLE", "MANAGER", "GROUPS"]);
-                t.add_row(vec![i.name.clone(), i.status.clone(), i.role.clone(), opt(&i.manager), i.groups.clone().unwrap_or_default().join(", ")]);
+                t.add_row(vec![
+                    i.name.clone(),
+                    i.status.clone(),
+                    i.role.clone(),
+                    opt(&i.manager),
+                    i.groups.clone().unwrap_or_default().join(", "),
+                ]);
                 t
             })
         }
@@ -466,21 +735,38 @@ async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
 async fn group(ctx: &Ctx, c: GroupCmd) -> Result<()> {
     match c {
         GroupCmd::Add { name, description } => {
-            let g: GroupOut = ctx.post("/api/v1/groups", &GroupIn { name, description }).await?;
+            let g: GroupOut = ctx
+                .post("/api/v1/groups", &GroupIn { name, description })
+                .await?;
             ctx.done(&g, &format!("created group {}", g.name))
         }
         GroupCmd::Delete { name } => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/groups/{}", enc(&name))).await.map_err(explain)?;
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/groups/{}", enc(&name)))
+                .await
+                .map_err(explain)?;
             ctx.done(&v, &format!("deleted group {name}"))
         }
         GroupCmd::AddMember { group, name } => {
-            let v: Value = ctx.post(&format!("/api/v1/groups/{}/members", enc(&group)), &MemberIn { identity: name.clone() }).await?;
+            let v: Value = ctx
+                .post(
+                    &format!("/api/v1/groups/{}/members", enc(&group)),
+                    &MemberIn {
+                        identity: name.clone(),
+                    },
+                )
+                .await?;
             ctx.done(&v, &format!("{name} is a member of {group}"))
         }
         GroupCmd::RemoveMember { group, name } => {
             let v: Value = ctx
                 .client
-                .delete(&format!("/api/v1/groups/{}/members/{}", enc(&group), enc(&name)))
+                .delete(&format!(
+                    "/api/v1/groups/{}/members/{}",
+                    enc(&group),
+                    enc(&name)
+                ))
                 .await
                 .map_err(explain)?;
             ctx.done(&v, &format!("{name} is no longer a member of {group}; grants that depended on it are revoked"))
@@ -490,24 +776,56 @@ async fn group(ctx: &Ctx, c: GroupCmd) -> Result<()> {
 
 async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
     match c {
-        TargetCmd::Add { name, kind, owner, address, risk_tier, description } => {
+        TargetCmd::Add {
+            name,
+            kind,
+            owner,
+            address,
+            risk_tier,
+            description,
+        } => {
             let v: Value = ctx
                 .client
-                .put(&format!("/api/v1/targets/{}", enc(&name)), &TargetIn { kind, owner, address, risk_tier, description, admin_user: None })
+                .put(
+                    &format!("/api/v1/targets/{}", enc(&name)),
+                    &TargetIn {
+                        kind,
+                        owner,
+                        address,
+                        risk_tier,
+                        description,
+                        admin_user: None,
+                    },
+                )
                 .await
                 .map_err(explain)?;
             ctx.done(&v, &format!("saved target {name}"))
         }
         TargetCmd::Delete { name } => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/targets/{}", enc(&name))).await.map_err(explain)?;
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/targets/{}", enc(&name)))
+                .await
+                .map_err(explain)?;
             ctx.done(&v, &format!("deleted target {name}"))
         }
-        TargetCmd::AddRole { target, role, principals, login, db_roles } => {
+        TargetCmd::AddRole {
+            target,
+            role,
+            principals,
+            login,
+            db_roles,
+        } => {
             let v: Value = ctx
                 .client
                 .put(
                     &format!("/api/v1/targets/{}/roles/{}", enc(&target), enc(&role)),
-                    &RoleOut { name: role.clone(), principals, login, db_roles },
+                    &RoleOut {
+                        name: role.clone(),
+                        principals,
+                        login,
+                        db_roles,
+                    },
                 )
                 .await
                 .map_err(explain)?;
@@ -516,7 +834,11 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
         TargetCmd::DeleteRole { target, role } => {
             let v: Value = ctx
                 .client
-                .delete(&format!("/api/v1/targets/{}/roles/{}", enc(&target), enc(&role)))
+                .delete(&format!(
+                    "/api/v1/targets/{}/roles/{}",
+                    enc(&target),
+                    enc(&role)
+                ))
                 .await
                 .map_err(explain)?;
             ctx.done(&v, &format!("deleted role {role} on {target}"))
@@ -526,7 +848,17 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
 
 async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
     match c {
-        RuleCmd::Add { group, identity, target, role, max_duration, require_reason, require_mfa, ticket_pattern, approvals } => {
+        RuleCmd::Add {
+            group,
+            identity,
+            target,
+            role,
+            max_duration,
+            require_reason,
+            require_mfa,
+            ticket_pattern,
+            approvals,
+        } => {
             let approvals = approvals
                 .iter()
                 .map(|a| {
@@ -540,13 +872,28 @@ async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
             let r: RuleOut = ctx
                 .post(
                     "/api/v1/rules",
-                    &RuleOut { id: String::new(), group, identity, target, role, max_duration, require_reason, require_mfa, ticket_pattern, approvals },
+                    &RuleOut {
+                        id: String::new(),
+                        group,
+                        identity,
+                        target,
+                        role,
+                        max_duration,
+                        require_reason,
+                        require_mfa,
+                        ticket_pattern,
+                        approvals,
+                    },
                 )
                 .await?;
             ctx.done(&r, &format!("saved rule {}", r.id))
         }
         RuleCmd::Delete { id } => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/rules?id={}", enc(&id))).await.map_err(explain)?;
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/rules?id={}", enc(&id)))
+                .await
+                .map_err(explain)?;
             ctx.done(&v, &format!("deleted rule {id}"))
         }
     }
@@ -555,16 +902,27 @@ async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
 async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
     match c {
         PolicyCmd::Add { name, file } => {
-            let cedar = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let cedar = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let v: Value = ctx
                 .client
-                .put(&format!("/api/v1/policies/{}", enc(&name)), &PolicyOut { name: name.clone(), cedar })
+                .put(
+                    &format!("/api/v1/policies/{}", enc(&name)),
+                    &PolicyOut {
+                        name: name.clone(),
+                        cedar,
+                    },
+                )
                 .await
                 .map_err(explain)?;
             ctx.done(&v, &format!("saved policy {name}"))?;
         }
         PolicyCmd::Delete { name } => {
-            let v: Value = ctx.client.delete(&format!("/api/v1/policies/{}", enc(&name))).await.map_err(explain)?;
+            let v: Value = ctx
+                .client
+                .delete(&format!("/api/v1/policies/{}", enc(&name)))
+                .await
+                .map_err(explain)?;
             ctx.done(&v, &format!("deleted policy {name}"))?;
         }
         PolicyCmd::List => {
@@ -577,15 +935,47 @@ async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
                 t
             })?;
         }
-        PolicyCmd::Test { identity, target, role, duration, reason, ticket, mfa, at } => {
+        PolicyCmd::Test {
+            identity,
+            target,
+            role,
+            duration,
+            reason,
+            ticket,
+            mfa,
+            at,
+        } => {
             let r: PolicyTestOut = ctx
-                .post("/api/v1/policy/test", &PolicyTestIn { identity, target, role, duration: Some(duration), reason, ticket, mfa, at })
+                .post(
+                    "/api/v1/policy/test",
+                    &PolicyTestIn {
+                        identity,
+                        target,
+                        role,
+                        duration: Some(duration),
+                        reason,
+                        ticket,
+                        mfa,
+                        at,
+                    },
+                )
                 .await?;
             if ctx.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                println!("{}: {}", if r.allowed { "ALLOW" } else { "DENY" }, r.explanation);
-                println!("  matched rules: {}", if r.matched_rules.is_empty() { "none".into() } else { r.matched_rules.join(", ") });
+                println!(
+                    "{}: {}",
+                    if r.allowed { "ALLOW" } else { "DENY" },
+                    r.explanation
+                );
+                println!(
+                    "  matched rules: {}",
+                    if r.matched_rules.is_empty() {
+                        "none".into()
+                    } else {
+                        r.matched_rules.join(", ")
+                    }
+                );
                 if !r.custom_permits.is_empty() {
                     println!("  custom permits: {}", r.custom_permits.join(", "));
                 }
@@ -597,7 +987,11 @@ async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
                 }
                 println!("  policies evaluated: {}", r.evaluated);
             }
-            return Ok(if r.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) });
+            return Ok(if r.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -608,12 +1002,21 @@ async fn audit_tail(ctx: &Ctx, lines: i64, follow: bool) -> Result<()> {
     let records = i64::try_from(head.records).unwrap_or(i64::MAX);
     let mut after = (records - lines.max(0)).max(0);
     loop {
-        let recs: Vec<AuditOut> = ctx.get(&format!("/api/v1/audit?after={after}&limit=1000")).await?;
+        let recs: Vec<AuditOut> = ctx
+            .get(&format!("/api/v1/audit?after={after}&limit=1000"))
+            .await?;
         for r in &recs {
             if ctx.json {
                 println!("{}", serde_json::to_string(r)?);
             } else {
-                println!("{:>6} {} {:<24} {:<10} {}", r.seq, r.at, r.kind, r.actor.clone().unwrap_or_else(|| "-".into()), r.data);
+                println!(
+                    "{:>6} {} {:<24} {:<10} {}",
+                    r.seq,
+                    r.at,
+                    r.kind,
+                    r.actor.clone().unwrap_or_else(|| "-".into()),
+                    r.data
+                );
             }
             after = r.seq;
         }

@@ -37,14 +37,22 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(&args.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                args.data_dir.display()
+            )
+        })?;
     let store = match &args.database_url {
         Some(url) => Store::open_postgres(url)
             .await
             .context("cannot open the PostgreSQL store (check --database-url)")?,
-        None => Store::open_sqlite(&args.data_dir)
-            .await
-            .with_context(|| format!("cannot open the SQLite store in {}", args.data_dir.display()))?,
+        None => Store::open_sqlite(&args.data_dir).await.with_context(|| {
+            format!(
+                "cannot open the SQLite store in {}",
+                args.data_dir.display()
+            )
+        })?,
     };
     let config = EngineConfig {
         request_ttl_secs: request_ttl.secs(),
@@ -76,12 +84,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         };
         let org = warrant_engine::org::parse(DEMO_ORG)?;
         let report = engine.apply(&admin, org, false).await?;
-        eprintln!("Demo organisation: {} change(s) applied.", report.changes.len());
+        eprintln!(
+            "Demo organisation: {} change(s) applied.",
+            report.changes.len()
+        );
     }
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (choose another with --listen)", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (choose another with --listen)",
+            args.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     eprintln!("Warrant is listening on http://{addr}");
     if args.demo {
@@ -105,9 +119,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })
     };
     let mut rx2 = rx.clone();
-    warrant_api::serve(listener, warrant_api::AppState::new(engine.clone()), async move {
-        let _ = rx2.wait_for(|v| *v).await;
-    })
+    warrant_api::serve(
+        listener,
+        warrant_api::AppState::new(engine.clone()),
+        async move {
+            let _ = rx2.wait_for(|v| *v).await;
+        },
+    )
     .await?;
     let _ = sched.await;
     engine.store().close().await;

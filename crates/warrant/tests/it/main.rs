@@ -1,0 +1,24 @@
+//! End-to-end tests of the `warrant` binary: the real server (`warrant serve`) in a temp dir on
+//! a free loopback port, driven by the real CLI, as a user would.
+//!
+//! - `harness`: start/stop/kill the server, run the CLI as someone, bounded waits.
+//! - `walkthrough`: the README's five-minute tour with the demo organisation.
+//! - `listings`: every listing verb, as a table and as `--json`.
+//! - `directory`: identity and group verbs, and their error messages.
+//! - `apply`: the org file, dry run, idempotence, refusal of a bad file.
+//! - `audit`: verification online and offline, tampering, `audit tail`.
+//! - `expiry`: grants end on time, across a restart too.
+//! - `crash`: `kill -9` under load loses nothing acknowledged.
+//! - `postgres`: the PostgreSQL store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod apply;
+mod audit;
+mod crash;
+mod directory;
+mod expiry;
+mod harness;
+mod listings;
+mod postgres;
+mod walkthrough;
