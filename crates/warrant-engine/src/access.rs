@@ -196,13 +196,11 @@ fn settings_refusal(
 pub(crate) fn choose(
     policy: &PolicyState,
     d: &Decision,
-    identity: &str,
-    target: &str,
-    role: &str,
     duration: ActivationDuration,
     reason: &str,
     ticket: Option<&str>,
 ) -> Result<(String, ActivationSettings)> {
+    let (identity, target, role) = (&d.identity, &d.target, &d.role);
     if !d.allowed {
         let message = if d.forbids.is_empty() {
             format!(
@@ -567,9 +565,6 @@ impl Engine {
         let (rule_id, settings) = choose(
             policy,
             &d,
-            actor.name.as_str(),
-            input.target.as_str(),
-            input.role.as_str(),
             input.duration,
             &input.reason,
             ticket,
@@ -741,9 +736,6 @@ impl Engine {
         choose(
             policy,
             &d,
-            req.identity.as_str(),
-            req.target.as_str(),
-            req.role.as_str(),
             req.duration,
             &req.reason,
             req.ticket.as_deref(),

@@ -519,9 +519,6 @@ impl Engine {
         let chosen = choose(
             &policy,
             &d,
-            input.identity.as_str(),
-            input.target.as_str(),
-            input.role.as_str(),
             input.duration,
             &input.reason,
             ticket,
