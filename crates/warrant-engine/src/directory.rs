@@ -449,7 +449,7 @@ impl Engine {
         .await?;
         tx.commit().await?;
         self.wake_scheduler();
-        Ok(())
+        self.reload_policy().await
     }
 
     /// Every group with its members (auditors and admins).

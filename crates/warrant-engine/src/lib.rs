@@ -69,6 +69,8 @@ struct Inner {
     policy: RwLock<Arc<policy::PolicyState>>,
     cleanups: Vec<CleanupFn>,
     wake: Notify,
+    /// Serialises reloads so that an older policy set never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -99,6 +101,7 @@ impl Engine {
                 policy: RwLock::new(Arc::new(state)),
                 cleanups,
                 wake: Notify::new(),
+                reload: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -122,6 +125,7 @@ impl Engine {
 
     /// Reloads the policy set from the store (after rules or policies changed).
     pub async fn reload_policy(&self) -> Result<()> {
+        let _serial = self.inner.reload.lock().await;
         let state = Arc::new(policy::PolicyState::load(&self.inner.store).await?);
         match self.inner.policy.write() {
             Ok(mut p) => *p = state,

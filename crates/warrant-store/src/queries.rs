@@ -772,7 +772,7 @@ impl W<'_> {
         Ok(())
     }
 
-    /// Deletes an identity and its memberships, and revokes its tokens.
+    /// Deletes an identity, its memberships and the rules that name it, and revokes its tokens.
     pub async fn delete_identity(&mut self, n: &str, now: Timestamp) -> Result<()> {
         sqlx::query("DELETE FROM memberships WHERE identity = $1")
             .bind(n)
@@ -781,6 +781,12 @@ impl W<'_> {
         sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE identity = $1 AND revoked_at IS NULL")
             .bind(n)
             .bind(now.millis())
+            .execute(&mut *self.0)
+            .await?;
+        // Rules naming the identity go with it: a new identity of the same name must not
+        // inherit its eligibility.
+        sqlx::query("DELETE FROM rules WHERE subject_kind = 'identity' AND subject = $1")
+            .bind(n)
             .execute(&mut *self.0)
             .await?;
         sqlx::query("UPDATE identities SET manager = NULL WHERE manager = $1")

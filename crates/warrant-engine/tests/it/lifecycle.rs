@@ -307,6 +307,19 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
         .unwrap()
         .grant
         .unwrap();
+    let own_rule = Rule {
+        subject: Subject::Identity(Name::new("carol").unwrap()),
+        target: Name::new("pg-prod").unwrap(),
+        role: Name::new("readonly").unwrap(),
+        settings: ActivationSettings {
+            max_duration: ActivationDuration::parse("1h").unwrap(),
+            require_reason: false,
+            ticket_pattern: None,
+            require_mfa: false,
+            approvals: vec![],
+        },
+    };
+    env.engine.save_rule(&env.admin, &own_rule).await.unwrap();
     env.engine
         .delete_identity(&env.admin, "carol")
         .await
@@ -316,6 +329,20 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
         GrantStatus::Revoked
     );
     assert_eq!(env.count_kind("identity.deleted").await, 1);
+    // A new identity of the same name inherits nothing.
+    let input = warrant_engine::IdentityInput {
+        name: Name::new("carol").unwrap(),
+        display_name: None,
+        email: String::new(),
+        manager: None,
+        system_role: warrant_core::SystemRole::User,
+        password: None,
+    };
+    env.engine.add_identity(&env.admin, input).await.unwrap();
+    let rules = env.engine.rules(&env.admin).await.unwrap();
+    assert!(rules.iter().all(|r| r.id() != own_rule.id()));
+    let e = env.request("carol", "pg-prod", "readonly", "1h", None).await.unwrap_err();
+    assert_eq!(e.code, "not_eligible");
 });
 
 conformance!(movers_lose_only_what_came_through_the_group, |env| {
