@@ -3,5 +3,6 @@
 
 mod harness;
 mod lifecycle;
+mod parsers;
 mod props;
 mod store;
