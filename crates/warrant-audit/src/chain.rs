@@ -1,7 +1,9 @@
 //! The hash chain.
 //!
-//! Each record's hash covers its predecessor's hash and every stored field, length-prefixed so
-//! that no two different records hash the same input. Modifying, deleting or reordering any
+//! Each record's hash covers its predecessor's hash and every field of [`Record`], length-prefixed
+//! so that no two different records hash the same input. (The store also keeps index columns
+//! derived from `data` for search; they are not part of the chain and must be re-derived from
+//! `data`, never trusted on their own.) Modifying, deleting or reordering any
 //! record breaks the chain at that position.
 
 use sha2::{Digest, Sha256};

@@ -838,12 +838,7 @@ impl Engine {
             return Err(request_not_found(id));
         }
         let grant = match req.status {
-            RequestStatus::Approved => r
-                .q()
-                .grants(Some(req.identity.as_str()), false, 1000)
-                .await?
-                .into_iter()
-                .find(|g| g.request_id == req.id),
+            RequestStatus::Approved => r.q().grant_of_request(&req.id).await?,
             _ => None,
         };
         Ok(RequestView {
@@ -879,10 +874,14 @@ impl Engine {
             if filter == RequestFilter::ToApprove && !can_approve {
                 continue;
             }
+            let grant = match req.status {
+                RequestStatus::Approved => r.q().grant_of_request(&req.id).await?,
+                _ => None,
+            };
             out.push(RequestView {
                 request: req,
                 status,
-                grant: None,
+                grant,
                 can_approve,
             });
         }

@@ -613,6 +613,16 @@ impl Q<'_> {
         collect(rows, grant)
     }
 
+    /// The grant a request produced, if any.
+    pub async fn grant_of_request(&mut self, request_id: &str) -> Result<Option<Grant>> {
+        let sql = format!("SELECT {GRANT_COLS} FROM grants WHERE request_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(request_id)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        row.as_ref().map(grant).transpose()
+    }
+
     /// The grant in force at `now` for `identity` on `target`/`role` (the one ending last).
     pub async fn active_grant(
         &mut self,

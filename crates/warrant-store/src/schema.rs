@@ -161,4 +161,6 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq, hash)
     VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+"#, r#"
+CREATE INDEX grants_request ON grants (request_id);
 "#];

@@ -61,7 +61,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let engine = Engine::new(store, Arc::new(SystemClock), config).await?;
     warrant_api::server::metrics_handle();
 
-    if let Some(token) = engine.bootstrap().await? {
+    let fresh = engine.bootstrap().await?;
+    let bootstrapped = fresh.is_some();
+    if let Some(token) = fresh {
         let path = args.data_dir.join("admin.token");
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -76,7 +78,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             path.display()
         );
     }
-    if args.demo {
+    if args.demo && !bootstrapped {
+        eprintln!("Demo: the store is not empty, so the demo organisation is not seeded again.");
+    } else if args.demo {
         let admin = Actor {
             name: Name::new("admin")?,
             role: SystemRole::Admin,

@@ -16,7 +16,8 @@ fn names(w: &World, admin: &Who, verb: &str) -> Vec<String> {
 fn change_count(stdout: &str) -> usize {
     let last = stdout.lines().last().unwrap_or_default();
     let n = last.split(' ').next().unwrap_or_default();
-    n.parse().unwrap_or_else(|_| panic!("no `N change(s)` line in:\n{stdout}"))
+    n.parse()
+        .unwrap_or_else(|_| panic!("no `N change(s)` line in:\n{stdout}"))
 }
 
 #[test]
@@ -29,16 +30,33 @@ fn apply_dry_run_then_twice() {
     let out = dry.ok();
     assert!(out.contains("would have created identity alice"), "{dry}");
     assert!(out.contains("would have created target pg-prod"), "{dry}");
-    assert!(out.trim_end().ends_with("(dry run: nothing written)"), "{dry}");
+    assert!(
+        out.trim_end().ends_with("(dry run: nothing written)"),
+        "{dry}"
+    );
     let planned = change_count(out);
     assert!(planned > 10, "{dry}");
-    assert_eq!(names(&w, &admin, "identities"), ["admin"], "a dry run wrote identities");
-    assert!(names(&w, &admin, "groups").is_empty(), "a dry run wrote groups");
-    assert!(names(&w, &admin, "targets").is_empty(), "a dry run wrote targets");
+    assert_eq!(
+        names(&w, &admin, "identities"),
+        ["admin"],
+        "a dry run wrote identities"
+    );
+    assert!(
+        names(&w, &admin, "groups").is_empty(),
+        "a dry run wrote groups"
+    );
+    assert!(
+        names(&w, &admin, "targets").is_empty(),
+        "a dry run wrote targets"
+    );
 
     let first = w.run(&admin, &["apply", "-f", DEMO_ORG]);
     assert!(first.ok().contains("created identity alice"), "{first}");
-    assert_eq!(change_count(&first.stdout), planned, "the dry run planned something else:\n{first}");
+    assert_eq!(
+        change_count(&first.stdout),
+        planned,
+        "the dry run planned something else:\n{first}"
+    );
     let mut ids = names(&w, &admin, "identities");
     ids.sort();
     assert_eq!(ids, ["admin", "alice", "bob", "carol", "dave", "erin"]);
@@ -48,7 +66,13 @@ fn apply_dry_run_then_twice() {
 
     // The applied passwords work.
     let alice = w.login("alice");
-    w.run(&alice, &["request", "pg-prod", "readonly", "--for", "1h", "--reason", "x"]).ok();
+    w.run(
+        &alice,
+        &[
+            "request", "pg-prod", "readonly", "--for", "1h", "--reason", "x",
+        ],
+    )
+    .ok();
 }
 
 #[test]
@@ -71,8 +95,14 @@ fn a_bad_org_file_changes_nothing() {
             args.push("--dry-run");
         }
         let msg = w.run(&admin, &args).fails();
-        assert!(msg.contains("line 7"), "the error should name line 7: {msg}");
-        assert!(msg.contains("emial"), "the error should name the key: {msg}");
+        assert!(
+            msg.contains("line 7"),
+            "the error should name line 7: {msg}"
+        );
+        assert!(
+            msg.contains("emial"),
+            "the error should name the key: {msg}"
+        );
     }
 
     // A file that parses but fails half-way (an owner group that does not exist): nothing of it
@@ -83,12 +113,27 @@ fn a_bad_org_file_changes_nothing() {
         "groups:\n  - name: web\ntargets:\n  - name: web-2\n    kind: ssh\n    owner: nosuchgroup\n",
     )
     .expect("write half.yaml");
-    let msg = w.run(&admin, &["apply", "-f", half.to_str().expect("utf-8 path")]).fails();
+    let msg = w
+        .run(&admin, &["apply", "-f", half.to_str().expect("utf-8 path")])
+        .fails();
     assert!(msg.contains("nosuchgroup"), "{msg}");
 
-    assert!(names(&w, &admin, "groups").is_empty(), "a refused file created groups");
-    assert_eq!(names(&w, &admin, "identities"), ["admin"], "a refused file created identities");
-    assert!(names(&w, &admin, "targets").is_empty(), "a refused file created targets");
+    assert!(
+        names(&w, &admin, "groups").is_empty(),
+        "a refused file created groups"
+    );
+    assert_eq!(
+        names(&w, &admin, "identities"),
+        ["admin"],
+        "a refused file created identities"
+    );
+    assert!(
+        names(&w, &admin, "targets").is_empty(),
+        "a refused file created targets"
+    );
     let audit_after = w.run(&admin, &["audit", "verify", "--json"]).json()["records"].clone();
-    assert_eq!(audit_before, audit_after, "a refused file left audit records");
+    assert_eq!(
+        audit_before, audit_after,
+        "a refused file left audit records"
+    );
 }

@@ -99,7 +99,13 @@ fn audit_verify_tail_and_tampering() {
     let admin = w.admin();
     let alice = w.login("alice");
     for reason in ["one", "two", "three"] {
-        w.run(&alice, &["request", "pg-prod", "readonly", "--for", "1h", "--reason", reason]).ok();
+        w.run(
+            &alice,
+            &[
+                "request", "pg-prod", "readonly", "--for", "1h", "--reason", reason,
+            ],
+        )
+        .ok();
     }
     let online = w.run(&admin, &["audit", "verify"]);
     assert!(online.ok().starts_with("audit chain intact: "), "{online}");
@@ -113,10 +119,15 @@ fn audit_verify_tail_and_tampering() {
     let lines: Vec<Value> = tail
         .ok()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{tail}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{tail}"))
+        })
         .collect();
     assert_eq!(lines.len(), 5, "{tail}");
-    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
     let first = n - 4;
     assert_eq!(seqs, (first..=n).collect::<Vec<_>>(), "{tail}");
     assert_eq!(s(&lines[4], "kind"), "grant.created", "{tail}");
@@ -125,14 +136,42 @@ fn audit_verify_tail_and_tampering() {
     assert!(table.stdout.contains("grant.created"), "{table}");
 
     w.server.stop();
-    let offline = w.run(&admin, &["audit", "verify", "--data-dir", w.data_dir.to_str().expect("utf-8")]);
-    assert!(offline.ok().starts_with(&format!("audit chain intact: {n} records")), "{offline}");
+    let offline = w.run(
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            w.data_dir.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        offline
+            .ok()
+            .starts_with(&format!("audit chain intact: {n} records")),
+        "{offline}"
+    );
     let empty = w.root().join("empty");
     fs::create_dir(&empty).expect("mkdir");
-    let msg = w.run(&admin, &["audit", "verify", "--data-dir", empty.to_str().expect("utf-8")]).fails();
+    let msg = w
+        .run(
+            &admin,
+            &[
+                "audit",
+                "verify",
+                "--data-dir",
+                empty.to_str().expect("utf-8"),
+            ],
+        )
+        .fails();
     assert!(msg.contains("holds no Warrant store"), "{msg}");
 
-    for how in [Tamper::Modify, Tamper::DeleteMiddle, Tamper::Swap, Tamper::DeleteLast] {
+    for how in [
+        Tamper::Modify,
+        Tamper::DeleteMiddle,
+        Tamper::Swap,
+        Tamper::DeleteLast,
+    ] {
         let dir = w.root().join(format!("{how:?}"));
         copy_dir(&w.data_dir, &dir);
         let position = tamper(&dir, how);
@@ -140,7 +179,8 @@ fn audit_verify_tail_and_tampering() {
         let text = w.run(&admin, &["audit", "verify", "--data-dir", dir]);
         assert_eq!(text.code, Some(1), "{how:?} not detected:\n{text}");
         assert!(
-            text.stdout.starts_with(&format!("audit chain BROKEN at record {position}:")),
+            text.stdout
+                .starts_with(&format!("audit chain BROKEN at record {position}:")),
             "{how:?} at record {position}:\n{text}"
         );
         let json = w.run(&admin, &["audit", "verify", "--data-dir", dir, "--json"]);

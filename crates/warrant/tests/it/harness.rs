@@ -30,7 +30,10 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: usize = 3;
 
 /// The demo organisation, as the README's walkthrough and `warrant serve --demo` use it.
-pub const DEMO_ORG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/demo-org.yaml");
+pub const DEMO_ORG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../docs/examples/demo-org.yaml"
+);
 
 /// A `Command` for the binary that inherits no `WARRANT_*` setting from the developer's shell.
 fn warrant_command() -> Command {
@@ -72,8 +75,7 @@ fn healthy(port: u16) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
@@ -102,7 +104,8 @@ impl Server {
             let port = warrant_testkit::free_port();
             let n = STARTS.fetch_add(1, Ordering::Relaxed);
             let log = logs.join(format!("serve-{n}-{port}.log"));
-            let file = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+            let file =
+                File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
             let mut cmd = warrant_command();
             cmd.arg("serve")
                 .arg("--data-dir")
@@ -113,7 +116,9 @@ impl Server {
                 .stdin(Stdio::null())
                 .stdout(file.try_clone().expect("clone log handle"))
                 .stderr(file);
-            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+            let mut child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
             let deadline = Instant::now() + START_TIMEOUT;
             loop {
                 if let Some(status) = wait_bounded(&mut child, Duration::ZERO) {
@@ -166,7 +171,10 @@ impl Server {
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("warrant serve did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}", self.log());
+                panic!(
+                    "warrant serve did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
+                    self.log()
+                );
             }
         }
     }
@@ -247,7 +255,10 @@ impl Run {
     /// Asserts a non-zero exit; returns stderr followed by stdout (where the message is).
     #[track_caller]
     pub fn fails(&self) -> String {
-        assert!(matches!(self.code, Some(c) if c != 0), "expected a failure:\n{self}");
+        assert!(
+            matches!(self.code, Some(c) if c != 0),
+            "expected a failure:\n{self}"
+        );
         format!("{}{}", self.stderr, self.stdout)
     }
 }
@@ -260,13 +271,19 @@ pub fn warrant(server_url: &str, who: &Who, args: &[&str], stdin: Option<&str>) 
     cmd.args(args)
         .env("WARRANT_SERVER", server_url)
         .env("WARRANT_CONFIG_DIR", &who.config_dir)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(stdout.try_clone().expect("clone stdout handle"))
         .stderr(stderr.try_clone().expect("clone stderr handle"));
     if let Some(token) = &who.token {
         cmd.env("WARRANT_TOKEN", token);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin pipe");
         // The command may exit before reading (a usage error): a broken pipe is its answer.
@@ -275,7 +292,10 @@ pub fn warrant(server_url: &str, who: &Who, args: &[&str], stdin: Option<&str>) 
     let Some(status) = wait_bounded(&mut child, CLI_TIMEOUT) else {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("`warrant {}` did not finish within {CLI_TIMEOUT:?}", args.join(" "));
+        panic!(
+            "`warrant {}` did not finish within {CLI_TIMEOUT:?}",
+            args.join(" ")
+        );
     };
     let read = |mut f: File| {
         let mut s = String::new();
@@ -353,7 +373,8 @@ impl World {
     /// The bootstrap admin: the token from `DATA/admin.token` through `WARRANT_TOKEN`.
     pub fn admin(&self) -> Who {
         let path = self.data_dir.join("admin.token");
-        let token = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let token =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         Who {
             token: Some(token.trim().to_owned()),
             ..self.person("admin")
@@ -387,7 +408,9 @@ impl World {
 /// `v[key]` as a string, failing with the document when it is not one.
 #[track_caller]
 pub fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("no string {key:?} in {v:#}"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {v:#}"))
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `timeout`.

@@ -10,6 +10,7 @@
 //! - `expiry`: grants end on time, across a restart too.
 //! - `crash`: `kill -9` under load loses nothing acknowledged.
 //! - `postgres`: the PostgreSQL store.
+//! - `serve`: bootstrap once, `--demo` on restart, refused options.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,4 +22,5 @@ mod expiry;
 mod harness;
 mod listings;
 mod postgres;
+mod serve;
 mod walkthrough;
