@@ -254,36 +254,49 @@ pub(crate) async fn may_approve_stage(
     })
 }
 
-/// Whether `who` may approve the open stage, and whether they may decide (deny) at all: an
-/// approver of the open stage or of any later one.
-async fn approver_rights(q: &mut Q<'_>, req: &Request, who: &Name) -> Result<(bool, bool)> {
+/// What a caller may do with a request, from the stages that name them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rights {
+    /// May approve the open stage.
+    open: bool,
+    /// May deny: an approver of the open stage or a later one.
+    remaining: bool,
+    /// Is named by some stage, passed or not: may see the request.
+    any: bool,
+}
+
+async fn approver_rights(q: &mut Q<'_>, req: &Request, who: &Name) -> Result<Rights> {
     let active = q
         .identity(who.as_str())
         .await?
         .is_some_and(|i| i.status == IdentityStatus::Active);
     if !active {
-        return Ok((false, false));
+        return Ok(Rights::default());
     }
     let target = q.target(req.target.as_str()).await?;
     let manager = q
         .identity(req.identity.as_str())
         .await?
         .and_then(|i| i.manager);
-    let mut open = false;
-    let mut any = false;
-    for (i, stage) in req
-        .stages
-        .iter()
-        .enumerate()
-        .skip(req.current_stage as usize)
-    {
-        let ok = may_approve_stage(q, stage, req, target.as_ref(), manager.as_ref(), who).await?;
-        if ok && i == req.current_stage as usize {
-            open = true;
+    let mut rights = Rights::default();
+    let current = req.current_stage as usize;
+    for (i, stage) in req.stages.iter().enumerate() {
+        if may_approve_stage(q, stage, req, target.as_ref(), manager.as_ref(), who).await? {
+            rights.any = true;
+            rights.open |= i == current;
+            rights.remaining |= i >= current;
         }
-        any |= ok;
     }
-    Ok((open, any))
+    Ok(rights)
+}
+
+/// Whether `actor` may see `req`: its requester, anyone a stage names or who approved it, and
+/// auditors and admins.
+fn may_see(actor: &Actor, req: &Request, rights: Rights) -> bool {
+    rights.any
+        || req.identity == actor.name
+        || actor.role >= SystemRole::Auditor
+        || req.approvals.iter().any(|a| a.approver == actor.name)
 }
 
 /// Closes a grant as `status` (ended or revoked) and records it; owes clean-up when `jobs`.
@@ -562,13 +575,7 @@ impl Engine {
                 now_unix: input.start_at.unwrap_or(now).unix_seconds(),
             },
         );
-        let (rule_id, settings) = choose(
-            policy,
-            &d,
-            input.duration,
-            &input.reason,
-            ticket,
-        )?;
+        let (rule_id, settings) = choose(policy, &d, input.duration, &input.reason, ticket)?;
         let mut req = Request {
             id: warrant_iam::new_id()?,
             identity: actor.name.clone(),
@@ -631,16 +638,11 @@ impl Engine {
             .request(id)
             .await?
             .ok_or_else(|| request_not_found(id))?;
-        let (open, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
-        let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
-        if !any
-            && !approved_before
-            && actor.role < SystemRole::Auditor
-            && req.identity != actor.name
-        {
+        let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
+        if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
         }
-        let outcome = req.approve(&actor.name, open, now)?;
+        let outcome = req.approve(&actor.name, rights.open, now)?;
         let approval = req
             .approvals
             .last()
@@ -733,14 +735,7 @@ impl Engine {
                 now_unix: req.start_at.unwrap_or(now).max(now).unix_seconds(),
             },
         );
-        choose(
-            policy,
-            &d,
-            req.duration,
-            &req.reason,
-            req.ticket.as_deref(),
-        )
-        .map(|_| ())
+        choose(policy, &d, req.duration, &req.reason, req.ticket.as_deref()).map(|_| ())
     }
 
     /// Denies a request; any approver of the open or a later stage may.
@@ -752,19 +747,14 @@ impl Engine {
             .request(id)
             .await?
             .ok_or_else(|| request_not_found(id))?;
-        let (_, any) = approver_rights(&mut tx.q(), &req, &actor.name).await?;
-        let approved_before = req.approvals.iter().any(|a| a.approver == actor.name);
-        if !any
-            && !approved_before
-            && actor.role < SystemRole::Auditor
-            && req.identity != actor.name
-        {
+        let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
+        if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
         }
         let note = note
             .map(|n| n.trim().chars().take(2000).collect::<String>())
             .filter(|n| !n.is_empty());
-        req.deny(&actor.name, any, note.clone(), now)?;
+        req.deny(&actor.name, rights.remaining, note.clone(), now)?;
         tx.w().update_request(&req).await?;
         tx.audit(
             now,
@@ -829,12 +819,8 @@ impl Engine {
             .request(id)
             .await?
             .ok_or_else(|| request_not_found(id))?;
-        let (open, any) = approver_rights(&mut r.q(), &req, &actor.name).await?;
-        let visible = req.identity == actor.name
-            || any
-            || actor.role >= SystemRole::Auditor
-            || req.approvals.iter().any(|a| a.approver == actor.name);
-        if !visible {
+        let rights = approver_rights(&mut r.q(), &req, &actor.name).await?;
+        if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
         }
         let grant = match req.status {
@@ -843,7 +829,7 @@ impl Engine {
         };
         Ok(RequestView {
             status: req.status_at(now),
-            can_approve: open && req.status_at(now) == RequestStatus::Pending,
+            can_approve: rights.open && req.status_at(now) == RequestStatus::Pending,
             request: req,
             grant,
         })
@@ -870,7 +856,7 @@ impl Engine {
             let status = req.status_at(now);
             let can_approve = status == RequestStatus::Pending
                 && !req.approvals.iter().any(|a| a.approver == actor.name)
-                && approver_rights(&mut r.q(), &req, &actor.name).await?.0;
+                && approver_rights(&mut r.q(), &req, &actor.name).await?.open;
             if filter == RequestFilter::ToApprove && !can_approve {
                 continue;
             }

@@ -2,7 +2,8 @@
 //! PostgreSQL share (TEXT, BIGINT, composite keys), so one list serves both backends.
 
 /// Migrations, applied in order at start; `meta.schema_version` records the last applied.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE identities (
@@ -161,6 +162,8 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head (id, seq, hash)
     VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
-"#, r#"
+"#,
+    r#"
 CREATE INDEX grants_request ON grants (request_id);
-"#];
+"#,
+];

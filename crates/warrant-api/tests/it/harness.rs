@@ -94,11 +94,6 @@ impl Server {
         }
     }
 
-    /// The server's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// A client that sends no token.
     pub fn anon(&self) -> Client {
         Client::new(&self.base, None)
@@ -237,13 +232,19 @@ pub async fn call(c: &Client, method: Method, path: &str, body: Option<Value>) -
 /// Asserts that `r` failed with `status` and `code`, and returns the error.
 #[track_caller]
 pub fn expect_err(r: Outcome, status: u16, code: &str) -> ClientError {
+    expect_err_in(r, status, code, "")
+}
+
+/// As [`expect_err`], naming the call in the failure.
+#[track_caller]
+pub fn expect_err_in(r: Outcome, status: u16, code: &str, call: &str) -> ClientError {
     match r {
-        Ok(v) => panic!("expected {status} {code}, got success: {v}"),
+        Ok(v) => panic!("{call}: expected {status} {code}, got success: {v}"),
         Err(e) => {
             assert_eq!(
                 (e.status, e.code.as_str()),
                 (Some(status), code),
-                "expected {status} {code}, got {:?} {}: {}",
+                "{call}: expected {status} {code}, got {:?} {}: {}",
                 e.status,
                 e.code,
                 e.message
@@ -258,12 +259,21 @@ pub fn expect_err(r: Outcome, status: u16, code: &str) -> ClientError {
 pub fn expect_ok(r: Outcome, what: &str) -> Value {
     match r {
         Ok(v) => v,
-        Err(e) => panic!("{what}: expected success, got {:?} {}: {}", e.status, e.code, e.message),
+        Err(e) => panic!(
+            "{what}: expected success, got {:?} {}: {}",
+            e.status, e.code, e.message
+        ),
     }
 }
 
 /// The body of a request for `target`/`role` for `duration`, with `reason` and `ticket`.
-pub fn request_body(target: &str, role: &str, duration: &str, reason: &str, ticket: Option<&str>) -> Value {
+pub fn request_body(
+    target: &str,
+    role: &str,
+    duration: &str,
+    reason: &str,
+    ticket: Option<&str>,
+) -> Value {
     let mut b = json!({"target": target, "role": role, "duration": duration, "reason": reason});
     if let Some(t) = ticket {
         b["ticket"] = json!(t);

@@ -182,7 +182,10 @@ async fn every_route_refuses_exactly_the_callers_without_its_access() {
                 )
             };
             if caller.has(spec.access) {
-                let refused = matches!(code.as_str(), "unauthenticated" | "role_required" | "invalid_token");
+                let refused = matches!(
+                    code.as_str(),
+                    "unauthenticated" | "role_required" | "invalid_token"
+                );
                 if refused {
                     mismatches.push(line("past authorisation"));
                 } else if status >= 500 {

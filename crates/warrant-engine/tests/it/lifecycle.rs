@@ -341,7 +341,10 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
     env.engine.add_identity(&env.admin, input).await.unwrap();
     let rules = env.engine.rules(&env.admin).await.unwrap();
     assert!(rules.iter().all(|r| r.id() != own_rule.id()));
-    let e = env.request("carol", "pg-prod", "readonly", "1h", None).await.unwrap_err();
+    let e = env
+        .request("carol", "pg-prod", "readonly", "1h", None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, "not_eligible");
 });
 

@@ -59,7 +59,9 @@ fn org_file_errors_name_the_line() {
     let e = warrant_engine::org::parse("groups:\n  - name: ok\n  - name: \"a/b\"\n").unwrap_err();
     assert_eq!(e.code, "invalid_org_file");
     assert!(e.message.contains("line 3"), "{}", e.message);
-    let e = warrant_engine::org::parse("eligibility:\n  - group: g\n    target: t\n    role: r\n    max_duration: 0s\n")
-        .unwrap_err();
+    let e = warrant_engine::org::parse(
+        "eligibility:\n  - group: g\n    target: t\n    role: r\n    max_duration: 0s\n",
+    )
+    .unwrap_err();
     assert!(e.message.contains("longer than zero"), "{}", e.message);
 }
