@@ -1,0 +1,104 @@
+//! `warrant-bench`: the benchmark harness behind `docs/BENCHMARKS.md`.
+//!
+//! Each scenario builds its own throwaway SQLite store in a temporary directory (on the same
+//! disk as the data directory would be), runs for a bounded time and number of operations, talks
+//! only over loopback, and prints one line per figure (or a JSON report with `--json`), with the
+//! target from `PRODUCT.md` and a plain verdict.
+//!
+//! - `check`: `POST /api/v1/check` against the real HTTP server, in process.
+//! - `workflow`: request → approve → active grant, through the engine and through HTTP.
+//! - `expiry`: 100,000 active grants closed by the real scheduler, with a burst of 10,000.
+//! - `audit`: durable audit events per second, and chain verification speed.
+//!
+//! Layout: [`report`] (figures, verdicts, machine facts), [`stats`] (percentiles), [`fixture`]
+//! (store, engine, demo organisation), one module per scenario.
+
+mod audit;
+mod check;
+mod cpu;
+mod expiry;
+mod fixture;
+mod load;
+mod report;
+mod stats;
+mod workflow;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::report::Report;
+
+/// Warrant's benchmarks. Every scenario is bounded in time and count and uses loopback only.
+#[derive(Debug, Parser)]
+#[command(name = "warrant-bench", version)]
+struct Cli {
+    /// Print a JSON report instead of one line per figure.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Where to create the scenario's temporary data directory (default: the system temp
+    /// directory). Put it on the disk you want to measure: the store fsyncs there.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+
+    /// Keep the temporary data directory after the run (its path is printed).
+    #[arg(long, global = true)]
+    keep: bool,
+
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// POST /api/v1/check over loopback HTTP/1.1 keep-alive against the in-process server.
+    Check(check::Args),
+    /// Request → approve → active grant workflows per second (engine, then HTTP).
+    Workflow(workflow::Args),
+    /// Expiry lag of the scheduler over many active grants, with a burst ending together.
+    Expiry(expiry::Args),
+    /// Durable audit events per second, and verification speed of the chain.
+    Audit(audit::Args),
+}
+
+/// Options every scenario shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// The parent of the temporary data directory.
+    pub data_dir: PathBuf,
+    /// Keep the data directory.
+    pub keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let common = Common {
+        data_dir: cli.data_dir.unwrap_or_else(std::env::temp_dir),
+        keep: cli.keep,
+    };
+    // The server installs the Prometheus recorder at start; so do we, so that every metric the
+    // engine records costs what it costs in production.
+    warrant_api::server::metrics_handle();
+
+    let (name, args) = match &cli.scenario {
+        Scenario::Check(a) => ("check", format!("{a:?}")),
+        Scenario::Workflow(a) => ("workflow", format!("{a:?}")),
+        Scenario::Expiry(a) => ("expiry", format!("{a:?}")),
+        Scenario::Audit(a) => ("audit", format!("{a:?}")),
+    };
+    let mut report = Report::start(name, args, cli.json);
+    let result = match cli.scenario {
+        Scenario::Check(a) => check::run(&common, a, &mut report).await,
+        Scenario::Workflow(a) => workflow::run(&common, a, &mut report).await,
+        Scenario::Expiry(a) => expiry::run(&common, a, &mut report).await,
+        Scenario::Audit(a) => audit::run(&common, a, &mut report).await,
+    };
+    if let Err(e) = &result {
+        report.note(format!("the scenario failed: {e:#}"));
+    }
+    report.finish()?;
+    result
+}
