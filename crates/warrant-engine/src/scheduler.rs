@@ -169,7 +169,7 @@ impl Engine {
         }
         let pending = {
             let mut r = self.store().read().await?;
-            r.q().jobs_pending(100_000).await?.len()
+            r.q().count_pending_jobs().await?
         };
         metrics::gauge!("warrant_cleanup_jobs_pending").set(pending as f64);
         Ok(())

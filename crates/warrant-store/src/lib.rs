@@ -124,6 +124,10 @@ impl Store {
             dialect: Dialect::Sqlite,
         };
         store.migrate().await?;
+        // Lets SQLite gather the statistics its planner needs (cheap; a no-op when fresh).
+        sqlx::query("PRAGMA optimize=0x10002")
+            .execute(&store.writer)
+            .await?;
         Ok(store)
     }
 

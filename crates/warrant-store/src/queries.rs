@@ -545,15 +545,21 @@ impl Q<'_> {
         pending_only: bool,
         limit: i64,
     ) -> Result<Vec<Request>> {
-        let sql = format!(
-            "SELECT {REQUEST_COLS} FROM requests WHERE ($1 IS NULL OR identity = $1) AND ($2 = 0 OR status = 'pending') ORDER BY created_at DESC, id DESC LIMIT $3"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(identity)
-            .bind(i64::from(pending_only))
-            .bind(limit)
-            .fetch_all(&mut *self.0)
-            .await?;
+        // Only the clauses that apply, so that the planner can use the (identity, status) index.
+        let mut sql = format!("SELECT {REQUEST_COLS} FROM requests WHERE 1 = 1");
+        if identity.is_some() {
+            sql.push_str(" AND identity = $1");
+        }
+        if pending_only {
+            sql.push_str(" AND status = 'pending'");
+        }
+        let n = 1 + usize::from(identity.is_some());
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${n}"));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(i) = identity {
+            q = q.bind(i);
+        }
+        let rows = q.bind(limit).fetch_all(&mut *self.0).await?;
         let reqs = collect(rows, request)?;
         self.with_approvals(reqs).await
     }
@@ -601,15 +607,20 @@ impl Q<'_> {
         open_only: bool,
         limit: i64,
     ) -> Result<Vec<Grant>> {
-        let sql = format!(
-            "SELECT {GRANT_COLS} FROM grants WHERE ($1 IS NULL OR identity = $1) AND ($2 = 0 OR status IN ('scheduled', 'active')) ORDER BY created_at DESC, id DESC LIMIT $3"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(identity)
-            .bind(i64::from(open_only))
-            .bind(limit)
-            .fetch_all(&mut *self.0)
-            .await?;
+        let mut sql = format!("SELECT {GRANT_COLS} FROM grants WHERE 1 = 1");
+        if identity.is_some() {
+            sql.push_str(" AND identity = $1");
+        }
+        if open_only {
+            sql.push_str(" AND status IN ('scheduled', 'active')");
+        }
+        let n = 1 + usize::from(identity.is_some());
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${n}"));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if let Some(i) = identity {
+            q = q.bind(i);
+        }
+        let rows = q.bind(limit).fetch_all(&mut *self.0).await?;
         collect(rows, grant)
     }
 
@@ -632,7 +643,9 @@ impl Q<'_> {
         now: Timestamp,
     ) -> Result<Option<Grant>> {
         let sql = format!(
-            "SELECT {GRANT_COLS} FROM grants WHERE identity = $1 AND target = $2 AND role = $3 AND status IN ('scheduled', 'active') AND starts_at <= $4 AND ends_at > $4 ORDER BY ends_at DESC LIMIT 1"
+            // `status || ''` and `ends_at + 0` keep the planner off the (status, ends_at) index,
+            // which would walk every open grant of every identity: this must use the holder's.
+            "SELECT {GRANT_COLS} FROM grants WHERE identity = $1 AND target = $2 AND role = $3 AND (status || '') IN ('scheduled', 'active') AND starts_at <= $4 AND ends_at + 0 > $4 ORDER BY ends_at DESC LIMIT 1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(identity)
@@ -697,6 +710,15 @@ impl Q<'_> {
         .fetch_all(&mut *self.0)
         .await?;
         collect(rows, job)
+    }
+
+    /// How many clean-up jobs are not done.
+    pub async fn count_pending_jobs(&mut self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL")
+                .fetch_one(&mut *self.0)
+                .await?,
+        )
     }
 
     /// The earliest due time of a job not done.
