@@ -105,7 +105,16 @@ impl Engine {
                 now,
                 None,
                 &Event::SigninFailed {
-                    identity: name.chars().take(128).collect(),
+                    // People type passwords into the name field: a name that is no identity is
+                    // recorded only as a digest, which still correlates repeated attempts.
+                    identity: match &ident {
+                        Some(i) => i.name.to_string(),
+                        None => {
+                            use sha2::{Digest, Sha256};
+                            let d = hex::encode(Sha256::digest(name.as_bytes()));
+                            format!("unknown:{}", &d[..12])
+                        }
+                    },
                     source: source.to_owned(),
                     reason: reason.to_owned(),
                 },
