@@ -47,24 +47,17 @@ impl Engine {
         let (id, secret) = warrant_iam::parse_token(bearer).ok_or_else(invalid)?;
         let now = self.now();
         let mut r = self.store().read().await?;
-        let row = r.q().token(id).await?.ok_or_else(invalid)?;
+        let (row, status, role) = r.q().token_and_holder(id).await?.ok_or_else(invalid)?;
         if !warrant_iam::token_matches(secret, &row.secret_hash)
             || row.revoked_at.is_some()
             || row.expires_at.is_some_and(|e| now >= e)
+            || status != IdentityStatus::Active
         {
             return Err(invalid());
         }
-        let ident = r
-            .q()
-            .identity(row.identity.as_str())
-            .await?
-            .ok_or_else(invalid)?;
-        if ident.status != IdentityStatus::Active {
-            return Err(invalid());
-        }
         Ok(Actor {
-            name: ident.name,
-            role: ident.system_role,
+            name: row.identity,
+            role,
             token_id: Some(row.id),
         })
     }

@@ -741,6 +741,30 @@ impl Q<'_> {
         row.as_ref().map(token).transpose()
     }
 
+    /// A token with its holder's status and system role, in one round trip (the hot path of
+    /// every authenticated call).
+    pub async fn token_and_holder(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<(TokenRow, IdentityStatus, SystemRole)>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.identity, t.kind, t.label, t.secret_hash, t.created_at, t.expires_at, t.revoked_at, \
+             i.status, i.system_role FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status")?;
+        let role: String = row.try_get("system_role")?;
+        Ok(Some((
+            token(&row)?,
+            IdentityStatus::parse(&status)
+                .ok_or_else(|| corrupt("identities", "status", &status))?,
+            SystemRole::parse(&role).ok_or_else(|| corrupt("identities", "system_role", &role))?,
+        )))
+    }
+
     /// Tokens of an identity, newest first.
     pub async fn tokens_of(&mut self, identity: &str) -> Result<Vec<TokenRow>> {
         let rows = sqlx::query(
