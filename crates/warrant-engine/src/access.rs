@@ -50,6 +50,18 @@ pub struct RequestView {
     pub can_approve: bool,
 }
 
+impl RequestView {
+    /// The view after a change: nobody is offered an approval in the answer to a change.
+    fn settled(request: Request, grant: Option<Grant>, now: Timestamp) -> Self {
+        Self {
+            status: request.status_at(now),
+            request,
+            grant,
+            can_approve: false,
+        }
+    }
+}
+
 /// Which requests to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestFilter {
@@ -92,6 +104,10 @@ fn request_not_found(id: &str) -> EngineError {
         "request_not_found",
         format!("no request with id {id:?} that you can see (see warrant requests)"),
     )
+}
+
+async fn load_request(q: &mut Q<'_>, id: &str) -> Result<Request> {
+    q.request(id).await?.ok_or_else(|| request_not_found(id))
 }
 
 fn grant_not_found(id: &str) -> EngineError {
@@ -619,12 +635,7 @@ impl Engine {
         } else {
             None
         };
-        Ok(RequestView {
-            status: req.status_at(now),
-            request: req,
-            grant,
-            can_approve: false,
-        })
+        Ok(RequestView::settled(req, grant, now))
     }
 
     /// Approves the open stage of a request. Approving the last stage re-checks eligibility and
@@ -633,11 +644,7 @@ impl Engine {
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await?;
-        let mut req = tx
-            .q()
-            .request(id)
-            .await?
-            .ok_or_else(|| request_not_found(id))?;
+        let mut req = load_request(&mut tx.q(), id).await?;
         let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
@@ -692,12 +699,7 @@ impl Engine {
         if grant.is_some() {
             self.wake_scheduler();
         }
-        Ok(RequestView {
-            status: req.status_at(now),
-            request: req,
-            grant,
-            can_approve: false,
-        })
+        Ok(RequestView::settled(req, grant, now))
     }
 
     async fn recheck(
@@ -742,11 +744,7 @@ impl Engine {
     pub async fn deny(&self, actor: &Actor, id: &str, note: Option<String>) -> Result<RequestView> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let mut req = tx
-            .q()
-            .request(id)
-            .await?
-            .ok_or_else(|| request_not_found(id))?;
+        let mut req = load_request(&mut tx.q(), id).await?;
         let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
@@ -768,23 +766,14 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        Ok(RequestView {
-            status: req.status_at(now),
-            request: req,
-            grant: None,
-            can_approve: false,
-        })
+        Ok(RequestView::settled(req, None, now))
     }
 
     /// Cancels one's own pending request.
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<RequestView> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let mut req = tx
-            .q()
-            .request(id)
-            .await?
-            .ok_or_else(|| request_not_found(id))?;
+        let mut req = load_request(&mut tx.q(), id).await?;
         if req.identity != actor.name && actor.role < SystemRole::Auditor {
             return Err(request_not_found(id));
         }
@@ -802,23 +791,14 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        Ok(RequestView {
-            status: req.status_at(now),
-            request: req,
-            grant: None,
-            can_approve: false,
-        })
+        Ok(RequestView::settled(req, None, now))
     }
 
     /// One request: visible to its requester, its approvers, auditors and admins.
     pub async fn request(&self, actor: &Actor, id: &str) -> Result<RequestView> {
         let now = self.now();
         let mut r = self.store().read().await?;
-        let req = r
-            .q()
-            .request(id)
-            .await?
-            .ok_or_else(|| request_not_found(id))?;
+        let req = load_request(&mut r.q(), id).await?;
         let rights = approver_rights(&mut r.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
