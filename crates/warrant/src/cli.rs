@@ -50,6 +50,18 @@ impl Ctx {
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.client.post(path, body).await.map_err(explain)
     }
+
+    async fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.client.put(path, body).await.map_err(explain)
+    }
+
+    async fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.client.patch(path, body).await.map_err(explain)
+    }
+
+    async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.client.delete(path).await.map_err(explain)
+    }
 }
 
 fn explain(e: ClientError) -> anyhow::Error {
@@ -561,11 +573,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             )?;
         }
         Command::Token(TokenCmd::Revoke { id }) => {
-            let v: Value = ctx
-                .client
-                .delete(&format!("/api/v1/tokens/{}", enc(&id)))
-                .await
-                .map_err(explain)?;
+            let v: Value = ctx.delete(&format!("/api/v1/tokens/{}", enc(&id))).await?;
             ctx.done(&v, &format!("token {id} revoked"))?;
         }
         Command::Tokens => {
@@ -652,7 +660,6 @@ async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
             role,
         } => {
             let i: IdentityOut = ctx
-                .client
                 .patch(
                     &format!("/api/v1/identities/{}", enc(&name)),
                     &IdentityPatch {
@@ -662,8 +669,7 @@ async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
                         role,
                     },
                 )
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&i, &format!("updated identity {}", i.name))
         }
         IdentityCmd::Disable { name } => {
@@ -692,10 +698,8 @@ async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
         }
         IdentityCmd::Delete { name } => {
             let v: Value = ctx
-                .client
                 .delete(&format!("/api/v1/identities/{}", enc(&name)))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(
                 &v,
                 &format!(
@@ -742,10 +746,8 @@ async fn group(ctx: &Ctx, c: GroupCmd) -> Result<()> {
         }
         GroupCmd::Delete { name } => {
             let v: Value = ctx
-                .client
                 .delete(&format!("/api/v1/groups/{}", enc(&name)))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("deleted group {name}"))
         }
         GroupCmd::AddMember { group, name } => {
@@ -761,14 +763,12 @@ async fn group(ctx: &Ctx, c: GroupCmd) -> Result<()> {
         }
         GroupCmd::RemoveMember { group, name } => {
             let v: Value = ctx
-                .client
                 .delete(&format!(
                     "/api/v1/groups/{}/members/{}",
                     enc(&group),
                     enc(&name)
                 ))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("{name} is no longer a member of {group}; grants that depended on it are revoked"))
         }
     }
@@ -785,7 +785,6 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
             description,
         } => {
             let v: Value = ctx
-                .client
                 .put(
                     &format!("/api/v1/targets/{}", enc(&name)),
                     &TargetIn {
@@ -797,16 +796,13 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         admin_user: None,
                     },
                 )
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("saved target {name}"))
         }
         TargetCmd::Delete { name } => {
             let v: Value = ctx
-                .client
                 .delete(&format!("/api/v1/targets/{}", enc(&name)))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("deleted target {name}"))
         }
         TargetCmd::AddRole {
@@ -817,7 +813,6 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
             db_roles,
         } => {
             let v: Value = ctx
-                .client
                 .put(
                     &format!("/api/v1/targets/{}/roles/{}", enc(&target), enc(&role)),
                     &RoleOut {
@@ -827,20 +822,17 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         db_roles,
                     },
                 )
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("saved role {role} on {target}"))
         }
         TargetCmd::DeleteRole { target, role } => {
             let v: Value = ctx
-                .client
                 .delete(&format!(
                     "/api/v1/targets/{}/roles/{}",
                     enc(&target),
                     enc(&role)
                 ))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("deleted role {role} on {target}"))
         }
     }
@@ -890,10 +882,8 @@ async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
         }
         RuleCmd::Delete { id } => {
             let v: Value = ctx
-                .client
                 .delete(&format!("/api/v1/rules?id={}", enc(&id)))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("deleted rule {id}"))
         }
     }
@@ -905,7 +895,6 @@ async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
             let cedar = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let v: Value = ctx
-                .client
                 .put(
                     &format!("/api/v1/policies/{}", enc(&name)),
                     &PolicyOut {
@@ -913,16 +902,13 @@ async fn policy(ctx: &Ctx, c: PolicyCmd) -> Result<ExitCode> {
                         cedar,
                     },
                 )
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("saved policy {name}"))?;
         }
         PolicyCmd::Delete { name } => {
             let v: Value = ctx
-                .client
                 .delete(&format!("/api/v1/policies/{}", enc(&name)))
-                .await
-                .map_err(explain)?;
+                .await?;
             ctx.done(&v, &format!("deleted policy {name}"))?;
         }
         PolicyCmd::List => {
