@@ -315,51 +315,57 @@ fn may_see(actor: &Actor, req: &Request, rights: Rights) -> bool {
         || req.approvals.iter().any(|a| a.approver == actor.name)
 }
 
-/// Revokes a grant if it is still open, records it, and owes its clean-up when `jobs`.
-pub(crate) async fn revoke_grant(
+/// Closes a grant as `status` (ended or revoked) and records it; owes clean-up when `jobs`.
+pub(crate) async fn close_grant(
     tx: &mut WriteTx,
     mut g: Grant,
+    status: GrantStatus,
     by: Option<&Name>,
     reason: &str,
     jobs: bool,
     now: Timestamp,
 ) -> Result<bool> {
-    g.status = GrantStatus::Revoked;
-    g.revoked_at = Some(now);
-    g.revoked_by = by.cloned();
-    g.revoke_reason = Some(reason.to_owned());
+    g.status = status;
+    if status == GrantStatus::Revoked {
+        g.revoked_at = Some(now);
+        g.revoked_by = by.cloned();
+        g.revoke_reason = Some(reason.to_owned());
+    }
     if !tx.w().close_grant(&g).await? {
         return Ok(false);
     }
-    let event = Event::GrantRevoked {
-        grant_id: g.id.clone(),
-        identity: g.identity.to_string(),
-        target: g.target.to_string(),
-        role: g.role.to_string(),
-        reason: reason.to_owned(),
+    let event = match status {
+        GrantStatus::Revoked => Event::GrantRevoked {
+            grant_id: g.id.clone(),
+            identity: g.identity.to_string(),
+            target: g.target.to_string(),
+            role: g.role.to_string(),
+            reason: reason.to_owned(),
+        },
+        _ => Event::GrantEnded {
+            grant_id: g.id.clone(),
+            identity: g.identity.to_string(),
+            target: g.target.to_string(),
+            role: g.role.to_string(),
+            lag_ms: (now.millis() - g.ends_at.millis()).max(0),
+        },
     };
     tx.audit(now, by.map(Name::as_str), &event).await?;
     if jobs {
-        queue_cleanup(tx, &g.id, now).await?;
+        tx.w()
+            .insert_job(&JobRow {
+                id: warrant_iam::new_id()?,
+                kind: "grant_cleanup".into(),
+                grant_id: g.id.clone(),
+                attempts: 0,
+                next_at: now,
+                last_error: None,
+                created_at: now,
+                done_at: None,
+            })
+            .await?;
     }
     Ok(true)
-}
-
-/// Owes the clean-up work of a closed grant (run and retried by the scheduler).
-pub(crate) async fn queue_cleanup(tx: &mut WriteTx, grant_id: &str, now: Timestamp) -> Result<()> {
-    tx.w()
-        .insert_job(&JobRow {
-            id: warrant_iam::new_id()?,
-            kind: "grant_cleanup".into(),
-            grant_id: grant_id.to_owned(),
-            attempts: 0,
-            next_at: now,
-            last_error: None,
-            created_at: now,
-            done_at: None,
-        })
-        .await?;
-    Ok(())
 }
 
 async fn withdraw_request(
@@ -397,7 +403,7 @@ pub(crate) async fn revoke_all_of(
     let grants = tx.q().grants(Some(identity), true, i64::MAX).await?;
     let mut revoked = 0;
     for g in grants {
-        revoked += u64::from(revoke_grant(tx, g, None, why, jobs, now).await?);
+        revoked += u64::from(close_grant(tx, g, GrantStatus::Revoked, None, why, jobs, now).await?);
     }
     let reqs = tx.q().requests(Some(identity), true, i64::MAX).await?;
     let mut cancelled = 0;
@@ -447,7 +453,8 @@ pub(crate) async fn revoke_ineligible(
     for g in tx.q().grants(Some(identity), true, i64::MAX).await? {
         let secs = (g.ends_at.millis() - g.starts_at.millis()) / 1000;
         if !still(tx, &g.target, &g.role, secs).await? {
-            revoked += u64::from(revoke_grant(tx, g, None, why, jobs, now).await?);
+            revoked +=
+                u64::from(close_grant(tx, g, GrantStatus::Revoked, None, why, jobs, now).await?);
         }
     }
     let mut cancelled = 0;
@@ -910,9 +917,10 @@ impl Engine {
             .map(|r| r.trim().chars().take(2000).collect::<String>())
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| format!("revoked by {}", actor.name));
-        revoke_grant(
+        close_grant(
             &mut tx,
             g.clone(),
+            GrantStatus::Revoked,
             Some(&actor.name),
             &reason,
             self.jobs_enabled(),

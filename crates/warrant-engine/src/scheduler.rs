@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warrant_audit::Event;
-use warrant_core::{Grant, SystemRole, Timestamp};
+use warrant_core::{Grant, GrantStatus, SystemRole, Timestamp};
 use warrant_store::JobRow;
 
-use crate::access::queue_cleanup;
+use crate::access::close_grant;
 use crate::auth::Actor;
 use crate::error::Result;
 use crate::{Engine, require_role};
@@ -61,43 +61,23 @@ impl Engine {
         let jobs = self.jobs_enabled();
         loop {
             let now = self.now();
-            // A cheap look on the read pool first, so an idle tick never takes the writer.
-            let any_due = {
+            let due = {
                 let mut r = self.store().read().await?;
-                !r.q().grants_past_end(now, 1).await?.is_empty()
+                r.q().grants_past_end(now, batch).await?
             };
-            if !any_due {
+            if due.is_empty() {
                 break;
             }
-            // Under the writer lock the due grants are exactly the open ones: one UPDATE and
-            // one multi-row audit INSERT per batch, instead of two statements per grant.
-            let mut tx = self.store().begin().await?;
-            let due = tx.q().grants_past_end(now, batch).await?;
             let n = due.len();
-            let ids: Vec<String> = due.iter().map(|g| g.id.clone()).collect();
-            tx.w().end_grants(&ids).await?;
-            let events: Vec<Event> = due
-                .iter()
-                .map(|g| Event::GrantEnded {
-                    grant_id: g.id.clone(),
-                    identity: g.identity.to_string(),
-                    target: g.target.to_string(),
-                    role: g.role.to_string(),
-                    lag_ms: (now.millis() - g.ends_at.millis()).max(0),
-                })
-                .collect();
-            tx.audit_many(now, None, &events).await?;
-            if jobs {
-                for id in &ids {
-                    queue_cleanup(&mut tx, id, now).await?;
+            let mut tx = self.store().begin().await?;
+            for g in due {
+                let lag = (now.millis() - g.ends_at.millis()).max(0);
+                if close_grant(&mut tx, g, GrantStatus::Ended, None, "ended", jobs, now).await? {
+                    report.grants_ended += 1;
+                    metrics::histogram!("warrant_expiry_lag_seconds").record(lag as f64 / 1000.0);
                 }
             }
             tx.commit().await?;
-            report.grants_ended += n as u64;
-            for g in &due {
-                let lag = (self.now().millis() - g.ends_at.millis()).max(0);
-                metrics::histogram!("warrant_expiry_lag_seconds").record(lag as f64 / 1000.0);
-            }
             if (n as i64) < batch {
                 break;
             }

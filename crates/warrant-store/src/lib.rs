@@ -300,62 +300,32 @@ impl WriteTx {
         actor: Option<&str>,
         event: &Event,
     ) -> Result<i64> {
-        self.audit_many(at, actor, std::slice::from_ref(event))
-            .await?;
-        Ok(self.head_seq)
-    }
-
-    /// Appends `events`, in order, to the audit chain in this transaction, with one statement
-    /// per 500 events (bulk work such as expiry writes thousands at once).
-    pub async fn audit_many(
-        &mut self,
-        at: Timestamp,
-        actor: Option<&str>,
-        events: &[Event],
-    ) -> Result<()> {
-        const COLS: usize = 11;
-        for chunk in events.chunks(500) {
-            let mut sql = String::from(
-                "INSERT INTO audit (seq, at, actor, kind, identity, target, request_id, grant_id, data, prev_hash, hash) VALUES ",
-            );
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (i, event) in chunk.iter().enumerate() {
-                let (kind, value) = event.to_json();
-                let refs = Event::refs(&value);
-                let data = value.to_string();
-                let seq = self.head_seq + 1;
-                let hash = record_hash(&self.head_hash, seq, at.millis(), actor, &kind, &data);
-                let prev = std::mem::replace(&mut self.head_hash, hash.clone());
-                self.head_seq = seq;
-                let placeholders: Vec<String> =
-                    (1..=COLS).map(|c| format!("${}", i * COLS + c)).collect();
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&placeholders.join(", "));
-                sql.push(')');
-                rows.push((seq, kind, refs, data, prev, hash));
-            }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (seq, kind, refs, data, prev, hash) in rows {
-                q = q
-                    .bind(seq)
-                    .bind(at.millis())
-                    .bind(actor.map(str::to_owned))
-                    .bind(kind)
-                    .bind(refs.identity)
-                    .bind(refs.target)
-                    .bind(refs.request_id)
-                    .bind(refs.grant_id)
-                    .bind(data)
-                    .bind(prev)
-                    .bind(hash);
-            }
-            q.execute(&mut *self.tx).await?;
-            self.audited = true;
-        }
-        Ok(())
+        let (kind, value) = event.to_json();
+        let refs = Event::refs(&value);
+        let data = value.to_string();
+        let seq = self.head_seq + 1;
+        let hash = record_hash(&self.head_hash, seq, at.millis(), actor, &kind, &data);
+        sqlx::query(
+            "INSERT INTO audit (seq, at, actor, kind, identity, target, request_id, grant_id, data, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(seq)
+        .bind(at.millis())
+        .bind(actor)
+        .bind(&kind)
+        .bind(refs.identity)
+        .bind(refs.target)
+        .bind(refs.request_id)
+        .bind(refs.grant_id)
+        .bind(data)
+        .bind(&self.head_hash)
+        .bind(&hash)
+        .execute(&mut *self.tx)
+        .await?;
+        self.head_seq = seq;
+        self.head_hash = hash;
+        self.audited = true;
+        Ok(seq)
     }
 
     /// Commits the change and its audit events together.

@@ -1137,24 +1137,6 @@ impl W<'_> {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Marks the given grants ended if they are still open; returns how many were.
-    pub async fn end_grants(&mut self, ids: &[String]) -> Result<u64> {
-        let mut n = 0;
-        for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "UPDATE grants SET status = 'ended' WHERE status IN ('scheduled', 'active') AND id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            n += q.execute(&mut *self.0).await?.rows_affected();
-        }
-        Ok(n)
-    }
-
     /// Owes clean-up work for a closed grant.
     pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {
         sqlx::query(
