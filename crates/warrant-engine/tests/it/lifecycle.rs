@@ -632,3 +632,30 @@ async fn cleanup_work_is_retried_with_backoff_and_never_dropped() {
     assert_eq!(env.count_kind("grant.cleanup_failed").await, 3);
     assert_eq!(env.count_kind("grant.cleanup_done").await, 1);
 }
+
+conformance!(
+    a_thousand_grants_end_in_one_pass_with_a_verifying_chain,
+    |env| {
+        // More than one 500-row statement of the bulk expiry path.
+        let n = 1100;
+        for _ in 0..n {
+            env.request("alice", "pg-prod", "readonly", "1h", None)
+                .await
+                .unwrap();
+        }
+        env.clock.advance_secs(3600);
+        let rep = env.engine.tick().await.unwrap();
+        assert_eq!(rep.grants_ended, n);
+        assert_eq!(env.count_kind("grant.ended").await, n as usize);
+        assert!(
+            env.engine
+                .grants(&env.admin, true, true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let report = env.engine.audit_verify().await.unwrap();
+        assert!(report.intact, "{report:?}");
+        assert_eq!(env.engine.tick().await.unwrap().grants_ended, 0);
+    }
+);
