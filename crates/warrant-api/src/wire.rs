@@ -5,6 +5,49 @@ use serde::{Deserialize, Serialize};
 use warrant_core::{Grant, Identity, Request, Rule, Subject, Target, TargetRole};
 use warrant_engine::{CheckResult, GroupView, PolicyTestResult, RequestView, TargetView};
 
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for LoginIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginIn")
+            .field("user", &self.user)
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PasswordIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordIn")
+            .field("password", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IdentityIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityIn")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("manager", &self.manager)
+            .field("role", &self.role)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TokenOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenOut")
+            .field("id", &self.id)
+            .field("token", &self.token.as_ref().map(|_| REDACTED))
+            .field("identity", &self.identity)
+            .field("kind", &self.kind)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -21,8 +64,8 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// Sign-in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Sign-in. Its `Debug` hides the password.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginIn {
     /// Identity name.
@@ -31,8 +74,8 @@ pub struct LoginIn {
     pub password: String,
 }
 
-/// A token, shown once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A token, shown once. Its `Debug` hides the token.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct TokenOut {
     /// Public id.
     pub id: String,
@@ -103,8 +146,8 @@ impl IdentityOut {
     }
 }
 
-/// A new identity.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A new identity. Its `Debug` hides the password.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityIn {
     /// Name.
@@ -144,8 +187,8 @@ pub struct IdentityPatch {
     pub role: Option<String>,
 }
 
-/// A password.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A password. Its `Debug` hides it.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordIn {
     /// The new password.
@@ -743,5 +786,38 @@ impl From<&warrant_store::JobRow> for JobOut {
             next_at: j.next_at.rfc3339(),
             last_error: j.last_error.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let login = LoginIn {
+            user: "alice".into(),
+            password: "canary-pw-1".into(),
+        };
+        let pw = PasswordIn {
+            password: "canary-pw-2".into(),
+        };
+        let ident = IdentityIn {
+            name: "bob".into(),
+            password: Some("canary-pw-3".into()),
+            ..IdentityIn::default()
+        };
+        let token = TokenOut {
+            id: "x".into(),
+            token: Some("wt_canary".into()),
+            identity: "alice".into(),
+            kind: "api".into(),
+            label: "ci".into(),
+            expires_at: None,
+            revoked_at: None,
+        };
+        let all = format!("{login:?} {pw:?} {ident:?} {token:?}");
+        assert!(!all.contains("canary"), "{all}");
+        assert!(all.contains("alice") && all.contains("<redacted>"), "{all}");
     }
 }
