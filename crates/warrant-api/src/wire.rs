@@ -36,6 +36,15 @@ impl std::fmt::Debug for IdentityIn {
     }
 }
 
+impl std::fmt::Debug for ApplyIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyIn")
+            .field("yaml_bytes", &self.yaml.len())
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for TokenOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenOut")
@@ -709,8 +718,8 @@ impl From<&CheckResult> for CheckOut {
     }
 }
 
-/// An org file to apply.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An org file to apply. Its `Debug` shows the size only: the file may hold passwords.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyIn {
     /// The file's text (YAML or JSON).
