@@ -433,3 +433,23 @@ async fn applying_the_demo_again_changes_nothing() {
     );
     assert_eq!(s.audit_count().await, before, "a dry run writes nothing");
 }
+
+#[tokio::test]
+async fn checks_are_counted_in_the_metrics() {
+    let s = Server::start().await;
+    let alice = s.login("alice").await;
+    let before = s.metrics_text().await;
+    let denied = check(&alice, "alice", "pg-prod", "readonly").await;
+    assert_eq!(denied["allowed"], json!(false));
+    let after = s.metrics_text().await;
+    let count = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("warrant_checks_total") && l.contains("allowed=\"false\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        count(&after) >= count(&before) + 1.0,
+        "warrant_checks_total did not move:\n{after}"
+    );
+}

@@ -195,6 +195,15 @@ impl Server {
         )
     }
 
+    /// The Prometheus text at /metrics (no token needed).
+    pub async fn metrics_text(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("the server answers");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.text().await.expect("the metrics text")
+    }
+
     /// A request the client cannot make: raw bytes, any content type (or none).
     pub async fn raw(
         &self,
