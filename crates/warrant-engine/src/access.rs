@@ -106,6 +106,18 @@ fn request_not_found(id: &str) -> EngineError {
     )
 }
 
+/// Stores a transition of a pending request; refuses if it was decided meanwhile.
+pub(crate) async fn save_transition(tx: &mut WriteTx, r: &Request) -> Result<()> {
+    if tx.w().update_request(r).await? {
+        Ok(())
+    } else {
+        Err(EngineError::conflict(
+            "request_not_pending",
+            format!("request {} was decided meanwhile", r.id),
+        ))
+    }
+}
+
 async fn load_request(q: &mut Q<'_>, id: &str) -> Result<Request> {
     q.request(id).await?.ok_or_else(|| request_not_found(id))
 }
@@ -174,7 +186,17 @@ fn settings_refusal(
     duration: ActivationDuration,
     reason: &str,
     ticket: Option<&str>,
+    mfa: bool,
 ) -> Option<EngineError> {
+    if s.require_mfa && !mfa {
+        // Fail closed: this version has no sign-in MFA to prove, so such a rule grants nothing.
+        return Some(EngineError::forbidden(
+            "mfa_required",
+            format!(
+                "{rule} requires MFA, which this Warrant cannot verify yet: ask an admin for a rule without require_mfa"
+            ),
+        ));
+    }
     if duration > s.max_duration {
         return Some(EngineError::invalid(
             "duration_exceeds_max",
@@ -215,6 +237,7 @@ pub(crate) fn choose(
     duration: ActivationDuration,
     reason: &str,
     ticket: Option<&str>,
+    mfa: bool,
 ) -> Result<(String, ActivationSettings)> {
     let (identity, target, role) = (&d.identity, &d.target, &d.role);
     if !d.allowed {
@@ -233,7 +256,7 @@ pub(crate) fn choose(
     let cands = candidates(policy, d);
     let mut first_refusal = None;
     for (id, s) in &cands {
-        match settings_refusal(id, s, duration, reason, ticket) {
+        match settings_refusal(id, s, duration, reason, ticket, mfa) {
             None => return Ok((id.clone(), (*s).clone())),
             Some(e) => {
                 first_refusal.get_or_insert(e);
@@ -377,7 +400,9 @@ async fn withdraw_request(
     if r.withdraw(note, now).is_err() {
         return Ok(false);
     }
-    tx.w().update_request(&r).await?;
+    if !tx.w().update_request(&r).await? {
+        return Ok(false);
+    }
     tx.audit(
         now,
         None,
@@ -474,9 +499,9 @@ impl Engine {
     /// Makes a request. Refused at once (and audited) when no rule makes the caller eligible or
     /// a setting is not met; approved at once when the rule has no stages.
     pub async fn create_request(&self, actor: &Actor, input: NewRequest) -> Result<RequestView> {
+        let mut tx = self.store().begin().await?;
         let now = self.now();
         let policy = self.policy();
-        let mut tx = self.store().begin().await?;
         let outcome = self
             .tx_create_request(&mut tx, &policy, actor, &input, now)
             .await;
@@ -591,7 +616,7 @@ impl Engine {
                 now_unix: input.start_at.unwrap_or(now).unix_seconds(),
             },
         );
-        let (rule_id, settings) = choose(policy, &d, input.duration, &input.reason, ticket)?;
+        let (rule_id, settings) = choose(policy, &d, input.duration, &input.reason, ticket, false)?;
         let mut req = Request {
             id: warrant_iam::new_id()?,
             identity: actor.name.clone(),
@@ -641,9 +666,10 @@ impl Engine {
     /// Approves the open stage of a request. Approving the last stage re-checks eligibility and
     /// creates the grant, in the same transaction.
     pub async fn approve(&self, actor: &Actor, id: &str) -> Result<RequestView> {
+        let mut tx = self.store().begin().await?;
+        // Time and policy are read once the writer lock is held.
         let now = self.now();
         let policy = self.policy();
-        let mut tx = self.store().begin().await?;
         let mut req = load_request(&mut tx.q(), id).await?;
         let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
@@ -656,7 +682,7 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::internal("approval not recorded"))?;
         tx.w().add_approval(&req.id, &approval).await?;
-        tx.w().update_request(&req).await?;
+        save_transition(&mut tx, &req).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -737,13 +763,21 @@ impl Engine {
                 now_unix: req.start_at.unwrap_or(now).max(now).unix_seconds(),
             },
         );
-        choose(policy, &d, req.duration, &req.reason, req.ticket.as_deref()).map(|_| ())
+        choose(
+            policy,
+            &d,
+            req.duration,
+            &req.reason,
+            req.ticket.as_deref(),
+            false,
+        )
+        .map(|_| ())
     }
 
     /// Denies a request; any approver of the open or a later stage may.
     pub async fn deny(&self, actor: &Actor, id: &str, note: Option<String>) -> Result<RequestView> {
-        let now = self.now();
         let mut tx = self.store().begin().await?;
+        let now = self.now();
         let mut req = load_request(&mut tx.q(), id).await?;
         let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
@@ -753,7 +787,7 @@ impl Engine {
             .map(|n| n.trim().chars().take(2000).collect::<String>())
             .filter(|n| !n.is_empty());
         req.deny(&actor.name, rights.remaining, note.clone(), now)?;
-        tx.w().update_request(&req).await?;
+        save_transition(&mut tx, &req).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -771,14 +805,14 @@ impl Engine {
 
     /// Cancels one's own pending request.
     pub async fn cancel(&self, actor: &Actor, id: &str) -> Result<RequestView> {
-        let now = self.now();
         let mut tx = self.store().begin().await?;
+        let now = self.now();
         let mut req = load_request(&mut tx.q(), id).await?;
         if req.identity != actor.name && actor.role < SystemRole::Auditor {
             return Err(request_not_found(id));
         }
         req.cancel(&actor.name, now)?;
-        tx.w().update_request(&req).await?;
+        save_transition(&mut tx, &req).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -885,8 +919,8 @@ impl Engine {
 
     /// Revokes a grant: admins, the target's owners and the holder may.
     pub async fn revoke(&self, actor: &Actor, id: &str, reason: Option<String>) -> Result<Grant> {
-        let now = self.now();
         let mut tx = self.store().begin().await?;
+        let now = self.now();
         let g = tx.q().grant(id).await?.ok_or_else(|| grant_not_found(id))?;
         let is_owner = match tx.q().target(g.target.as_str()).await? {
             Some(t) => {

@@ -516,7 +516,14 @@ impl Engine {
                 now_unix: at.unix_seconds(),
             },
         );
-        let chosen = choose(&policy, &d, input.duration, &input.reason, ticket);
+        let chosen = choose(
+            &policy,
+            &d,
+            input.duration,
+            &input.reason,
+            ticket,
+            input.mfa,
+        );
         let (allowed, code, explanation, rule, settings) = match chosen {
             Ok((id, s)) => {
                 let stages = if s.approvals.is_empty() {

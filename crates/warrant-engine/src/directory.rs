@@ -200,6 +200,14 @@ pub(crate) async fn tx_update_identity(
     Ok(changed)
 }
 
+/// Hashes a password with argon2id on a blocking thread (tens of milliseconds of CPU).
+pub(crate) async fn hash_password(pw: Secret<String>) -> Result<String> {
+    tokio::task::spawn_blocking(move || warrant_iam::hash_password(&pw))
+        .await
+        .map_err(|e| EngineError::internal(format!("password hashing failed: {e}")))?
+        .map_err(Into::into)
+}
+
 pub(crate) async fn tx_set_password(
     tx: &mut WriteTx,
     actor: &Actor,
@@ -207,10 +215,18 @@ pub(crate) async fn tx_set_password(
     pw: Secret<String>,
     now: Timestamp,
 ) -> Result<()> {
-    let hash = tokio::task::spawn_blocking(move || warrant_iam::hash_password(&pw))
-        .await
-        .map_err(|e| EngineError::internal(format!("password hashing failed: {e}")))??;
-    tx.w().set_password_hash(name.as_str(), Some(&hash)).await?;
+    let hash = hash_password(pw).await?;
+    tx_set_password_hash(tx, actor, name, &hash, now).await
+}
+
+pub(crate) async fn tx_set_password_hash(
+    tx: &mut WriteTx,
+    actor: &Actor,
+    name: &Name,
+    hash: &str,
+    now: Timestamp,
+) -> Result<()> {
+    tx.w().set_password_hash(name.as_str(), Some(hash)).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -340,9 +356,18 @@ impl Engine {
     /// Creates an identity.
     pub async fn add_identity(&self, actor: &Actor, input: IdentityInput) -> Result<Identity> {
         require_admin(actor)?;
-        let now = self.now();
+        // Hash before taking the writer: argon2 must not hold up approvals and revocations.
+        let mut input = input;
+        let hash = match input.password.take() {
+            Some(pw) => Some(hash_password(pw).await?),
+            None => None,
+        };
         let mut tx = self.store().begin().await?;
+        let now = self.now();
         let i = tx_add_identity(&mut tx, actor, input, now).await?;
+        if let Some(h) = hash {
+            tx_set_password_hash(&mut tx, actor, &i.name, &h, now).await?;
+        }
         tx.commit().await?;
         Ok(i)
     }
@@ -367,10 +392,11 @@ impl Engine {
         if actor.name.as_str() != name {
             require_admin(actor)?;
         }
-        let now = self.now();
+        let hash = hash_password(pw).await?;
         let mut tx = self.store().begin().await?;
+        let now = self.now();
         let ident = load_identity(&mut tx, name).await?;
-        tx_set_password(&mut tx, actor, &ident.name, pw, now).await?;
+        tx_set_password_hash(&mut tx, actor, &ident.name, &hash, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -91,8 +91,9 @@ impl EngineError {
 
 impl From<warrant_store::StoreError> for EngineError {
     fn from(e: warrant_store::StoreError) -> Self {
+        // The detail goes to the server's log, not to the client.
         tracing::error!(error = %e, "storage failure");
-        Self::internal(format!("storage failure: {e}"))
+        Self::internal("internal storage error: nothing was changed; see the server log")
     }
 }
 

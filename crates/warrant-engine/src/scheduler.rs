@@ -85,15 +85,17 @@ impl Engine {
         metrics::counter!("warrant_grants_ended_total").increment(report.grants_ended);
 
         let now = self.now();
-        let expired = {
+        let any_expired = {
             let mut r = self.store().read().await?;
-            r.q().requests_past_deadline(now, batch).await?
+            !r.q().requests_past_deadline(now, 1).await?.is_empty()
         };
-        if !expired.is_empty() {
+        if any_expired {
+            // Re-read under the writer lock: a request approved or denied meanwhile stays so.
             let mut tx = self.store().begin().await?;
+            let now = self.now();
+            let expired = tx.q().requests_past_deadline(now, batch).await?;
             for mut req in expired {
-                if req.expire(now).is_ok() {
-                    tx.w().update_request(&req).await?;
+                if req.expire(now).is_ok() && tx.w().update_request(&req).await? {
                     tx.audit(
                         now,
                         None,
@@ -107,7 +109,11 @@ impl Engine {
                     report.requests_expired += 1;
                 }
             }
-            tx.commit().await?;
+            if report.requests_expired > 0 {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
         }
 
         if jobs {

@@ -1068,10 +1068,12 @@ impl W<'_> {
         Ok(())
     }
 
-    /// Stores a request's progress (stage, status, decision).
-    pub async fn update_request(&mut self, r: &Request) -> Result<()> {
-        sqlx::query(
-            "UPDATE requests SET current_stage = $2, status = $3, decided_at = $4, decided_by = $5, note = $6 WHERE id = $1",
+    /// Stores a request's progress (stage, status, decision) if it is still pending; returns
+    /// whether it was.
+    pub async fn update_request(&mut self, r: &Request) -> Result<bool> {
+        // Every transition starts from pending: a request decided meanwhile is never overwritten.
+        let done = sqlx::query(
+            "UPDATE requests SET current_stage = $2, status = $3, decided_at = $4, decided_by = $5, note = $6 WHERE id = $1 AND status = 'pending'",
         )
         .bind(&r.id)
         .bind(i64::from(r.current_stage))
@@ -1081,7 +1083,7 @@ impl W<'_> {
         .bind(r.note.as_deref())
         .execute(&mut *self.0)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// Records an approval. The key (request, approver) makes a second approval impossible.

@@ -659,3 +659,51 @@ conformance!(
         assert_eq!(env.engine.tick().await.unwrap().grants_ended, 0);
     }
 );
+
+conformance!(rules_that_require_mfa_fail_closed_until_mfa_exists, |env| {
+    let rule = Rule {
+        subject: Subject::Identity(Name::new("erin").unwrap()),
+        target: Name::new("pg-prod").unwrap(),
+        role: Name::new("readonly").unwrap(),
+        settings: ActivationSettings {
+            max_duration: ActivationDuration::parse("1h").unwrap(),
+            require_reason: false,
+            ticket_pattern: None,
+            require_mfa: true,
+            approvals: vec![],
+        },
+    };
+    env.engine.save_rule(&env.admin, &rule).await.unwrap();
+    let e = env
+        .request("erin", "pg-prod", "readonly", "1h", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "mfa_required", "{}", e.message);
+    assert!(
+        !env.engine
+            .check(&env.admin, "erin", "pg-prod", "readonly")
+            .await
+            .unwrap()
+            .allowed
+    );
+    let mut input = PolicyTestInput {
+        identity: Name::new("erin").unwrap(),
+        target: Name::new("pg-prod").unwrap(),
+        role: Name::new("readonly").unwrap(),
+        duration: ActivationDuration::parse("1h").unwrap(),
+        reason: String::new(),
+        ticket: None,
+        mfa: false,
+        at: None,
+    };
+    let r = env.engine.policy_test(&env.admin, &input).await.unwrap();
+    assert_eq!(r.code.as_deref(), Some("mfa_required"));
+    input.mfa = true;
+    assert!(
+        env.engine
+            .policy_test(&env.admin, &input)
+            .await
+            .unwrap()
+            .allowed
+    );
+});
