@@ -550,7 +550,12 @@ async fn set_password(
     JsonBody(b): JsonBody<PasswordIn>,
 ) -> ApiResult<serde_json::Value> {
     s.engine
-        .set_password(&a, &n, Secret::new(b.password))
+        .set_password(
+            &a,
+            &n,
+            Secret::new(b.password),
+            b.current_password.map(Secret::new),
+        )
         .await?;
     Ok(Json(serde_json::json!({"password_set": n})))
 }

@@ -20,6 +20,10 @@ impl std::fmt::Debug for PasswordIn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordIn")
             .field("password", &REDACTED)
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| REDACTED),
+            )
             .finish()
     }
 }
@@ -202,6 +206,9 @@ pub struct IdentityPatch {
 pub struct PasswordIn {
     /// The new password.
     pub password: String,
+    /// The current password (required to change one's own).
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 /// A group.
@@ -810,6 +817,7 @@ mod tests {
         };
         let pw = PasswordIn {
             password: "canary-pw-2".into(),
+            current_password: Some("canary-pw-4".into()),
         };
         let ident = IdentityIn {
             name: "bob".into(),

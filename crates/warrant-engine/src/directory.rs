@@ -387,9 +387,45 @@ impl Engine {
         Ok(changed)
     }
 
-    /// Sets a password: one's own, or anyone's for an admin.
-    pub async fn set_password(&self, actor: &Actor, name: &str, pw: Secret<String>) -> Result<()> {
-        if actor.name.as_str() != name {
+    /// Sets a password: one's own (the current password is required), or anyone's for an
+    /// admin. The identity's other sign-in sessions end in the same transaction.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        name: &str,
+        pw: Secret<String>,
+        current: Option<Secret<String>>,
+    ) -> Result<()> {
+        let own = actor.name.as_str() == name;
+        if own {
+            let stored = {
+                let mut r = self.store().read().await?;
+                r.q().password_hash(name).await?
+            };
+            let Some(stored) = stored else {
+                return Err(EngineError::forbidden(
+                    "no_current_password",
+                    "you have no password yet: ask an admin to set one",
+                ));
+            };
+            let current = current.ok_or_else(|| {
+                EngineError::invalid(
+                    "current_password_required",
+                    "changing your own password needs your current password",
+                )
+            })?;
+            let ok = tokio::task::spawn_blocking(move || {
+                warrant_iam::verify_password(&current, Some(&stored))
+            })
+            .await
+            .map_err(|e| EngineError::internal(format!("password check failed: {e}")))?;
+            if !ok {
+                return Err(EngineError::forbidden(
+                    "invalid_credentials",
+                    "the current password is wrong",
+                ));
+            }
+        } else {
             require_admin(actor)?;
         }
         let hash = hash_password(pw).await?;
@@ -397,6 +433,8 @@ impl Engine {
         let now = self.now();
         let ident = load_identity(&mut tx, name).await?;
         tx_set_password_hash(&mut tx, actor, &ident.name, &hash, now).await?;
+        let keep = if own { actor.token_id.as_deref() } else { None };
+        tx.w().revoke_sessions_of(name, keep, now).await?;
         tx.commit().await?;
         Ok(())
     }

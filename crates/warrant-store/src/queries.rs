@@ -868,6 +868,24 @@ impl W<'_> {
         Ok(r.rows_affected())
     }
 
+    /// Revokes an identity's sign-in sessions except `keep` (after a password change).
+    pub async fn revoke_sessions_of(
+        &mut self,
+        n: &str,
+        keep: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE tokens SET revoked_at = $2 WHERE identity = $1 AND kind = 'session' AND revoked_at IS NULL AND id <> $3",
+        )
+        .bind(n)
+        .bind(now.millis())
+        .bind(keep.unwrap_or(""))
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Creates or updates a group.
     pub async fn save_group(&mut self, g: &Group, now: Timestamp) -> Result<()> {
         sqlx::query(

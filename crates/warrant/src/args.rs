@@ -254,10 +254,13 @@ pub enum IdentityCmd {
         /// Name.
         name: String,
     },
-    /// Set a password (read from standard input).
+    /// Set a password (read from standard input). Changing your own needs --current.
     Passwd {
         /// Name.
         name: String,
+        /// Standard input holds your current password, then the new one, on two lines.
+        #[arg(long)]
+        current: bool,
     },
     /// Show one identity.
     Show {

@@ -707,12 +707,24 @@ async fn identity(ctx: &Ctx, c: IdentityCmd) -> Result<()> {
                 ),
             )
         }
-        IdentityCmd::Passwd { name } => {
-            let password = read_stdin_secret("password")?;
+        IdentityCmd::Passwd { name, current } => {
+            let input = read_stdin_secret("password")?;
+            // With --current, standard input holds the current password, then the new one.
+            let (current_password, password) = if current {
+                let (cur, new) = input.split_once('\n').with_context(|| {
+                    "with --current, give two lines on standard input: the current password, then the new one"
+                })?;
+                (Some(cur.trim_end_matches('\r').to_owned()), new.to_owned())
+            } else {
+                (None, input)
+            };
             let v: Value = ctx
                 .post(
                     &format!("/api/v1/identities/{}/password", enc(&name)),
-                    &PasswordIn { password },
+                    &PasswordIn {
+                        password,
+                        current_password,
+                    },
                 )
                 .await?;
             ctx.done(&v, &format!("password of {name} set"))

@@ -228,3 +228,75 @@ async fn a_disabled_identitys_tokens_stop_working_at_once() {
         "a new session after enabling",
     );
 }
+
+#[tokio::test]
+async fn changing_ones_own_password_needs_the_current_one_and_ends_other_sessions() {
+    let s = Server::start().await;
+    let here = s.login("alice").await;
+    let elsewhere = s.login("alice").await;
+    let path = "/api/v1/identities/alice/password";
+    expect_err(
+        here.post::<_, Value>(path, &json!({"password": "a-new-long-password"}))
+            .await,
+        400,
+        "current_password_required",
+    );
+    expect_err(
+        here.post::<_, Value>(
+            path,
+            &json!({"password": "a-new-long-password", "current_password": "wrong-wrong-wrong"}),
+        )
+        .await,
+        403,
+        "invalid_credentials",
+    );
+    expect_ok(
+        here.post::<_, Value>(
+            path,
+            &json!({"password": "a-new-long-password", "current_password": password_of("alice")}),
+        )
+        .await,
+        "alice changes her password",
+    );
+    expect_ok(
+        here.get::<Value>("/api/v1/me").await,
+        "this session goes on",
+    );
+    expect_err(
+        elsewhere.get::<Value>("/api/v1/me").await,
+        401,
+        "invalid_token",
+    );
+    expect_err(
+        sign_in(&s, "alice", &password_of("alice")).await,
+        401,
+        "invalid_credentials",
+    );
+    expect_ok(
+        sign_in(&s, "alice", "a-new-long-password").await,
+        "the new password works",
+    );
+
+    // An admin resets bob's password: bob's sessions end; no current password is asked.
+    let bob = s.login("bob").await;
+    expect_ok(
+        s.admin
+            .post::<_, Value>(
+                "/api/v1/identities/bob/password",
+                &json!({"password": "bob-reset-password"}),
+            )
+            .await,
+        "admin resets bob",
+    );
+    expect_err(bob.get::<Value>("/api/v1/me").await, 401, "invalid_token");
+    // And a user cannot set someone else's.
+    expect_err(
+        here.post::<_, Value>(
+            "/api/v1/identities/bob/password",
+            &json!({"password": "mallory-was-here"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    );
+}
