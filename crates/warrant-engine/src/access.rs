@@ -499,6 +499,7 @@ impl Engine {
     /// Makes a request. Refused at once (and audited) when no rule makes the caller eligible or
     /// a setting is not met; approved at once when the rule has no stages.
     pub async fn create_request(&self, actor: &Actor, input: NewRequest) -> Result<RequestView> {
+        let _gate = self.policy_gate_read().await;
         let mut tx = self.store().begin().await?;
         let now = self.now();
         let policy = self.policy();
@@ -666,6 +667,7 @@ impl Engine {
     /// Approves the open stage of a request. Approving the last stage re-checks eligibility and
     /// creates the grant, in the same transaction.
     pub async fn approve(&self, actor: &Actor, id: &str) -> Result<RequestView> {
+        let _gate = self.policy_gate_read().await;
         let mut tx = self.store().begin().await?;
         // Time and policy are read once the writer lock is held.
         let now = self.now();

@@ -307,6 +307,7 @@ impl Engine {
     /// Deletes a target with its roles and rules. Refused while it has open grants.
     pub async fn delete_target(&self, actor: &Actor, name: &str) -> Result<()> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         if tx.q().target(name).await?.is_none() {
@@ -348,6 +349,7 @@ impl Engine {
     /// Deletes a role and its rules. Refused while it has open grants.
     pub async fn delete_role(&self, actor: &Actor, target: &str, role: &str) -> Result<()> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         if tx.q().role(target, role).await?.is_none() {
@@ -396,6 +398,7 @@ impl Engine {
     /// Creates or updates an eligibility rule.
     pub async fn save_rule(&self, actor: &Actor, rule: &Rule) -> Result<bool> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let changed = tx_save_rule(&mut tx, actor, rule, now).await?;
@@ -407,6 +410,7 @@ impl Engine {
     /// Deletes an eligibility rule by id. Grants already issued run to their end.
     pub async fn delete_rule(&self, actor: &Actor, id: &str) -> Result<()> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let Some(rule) = tx.q().rule(id).await? else {
@@ -439,6 +443,7 @@ impl Engine {
     /// Creates or replaces a custom Cedar policy, validated against the schema first.
     pub async fn save_policy(&self, actor: &Actor, name: &Name, text: &str) -> Result<bool> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let changed = tx_save_policy(&mut tx, actor, name, text, now).await?;
@@ -450,6 +455,7 @@ impl Engine {
     /// Deletes a custom policy.
     pub async fn delete_policy(&self, actor: &Actor, name: &str) -> Result<()> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         if !tx.w().delete_policy(name).await? {

@@ -489,6 +489,7 @@ impl Engine {
     /// (requests, grants, audit) keeps its name.
     pub async fn delete_identity(&self, actor: &Actor, name: &str) -> Result<()> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         if actor.name.as_str() == name {
             return Err(EngineError::conflict(
                 "cannot_delete_self",
@@ -618,6 +619,7 @@ impl Engine {
     /// through this group are revoked and cancelled in the same transaction.
     pub async fn remove_member(&self, actor: &Actor, group: &str, identity: &str) -> Result<bool> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_read().await;
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await?;

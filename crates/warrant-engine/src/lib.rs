@@ -71,6 +71,12 @@ struct Inner {
     wake: Notify,
     /// Serialises reloads so that an older policy set never replaces a newer one.
     reload: tokio::sync::Mutex<()>,
+    /// Held for writing by a change of rules or policies from before its transaction until the
+    /// new set is in force, and for reading by every decision from before its transaction until
+    /// it commits: no decision ever uses a set that a committed change has replaced.
+    gate: tokio::sync::RwLock<()>,
+    /// The last reload failed: decisions deny everything until a reload succeeds.
+    policy_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,6 +108,8 @@ impl Engine {
                 cleanups,
                 wake: Notify::new(),
                 reload: tokio::sync::Mutex::new(()),
+                gate: tokio::sync::RwLock::new(()),
+                policy_failed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -123,15 +131,50 @@ impl Engine {
         }
     }
 
-    /// Reloads the policy set from the store (after rules or policies changed).
-    pub async fn reload_policy(&self) -> Result<()> {
-        let _serial = self.inner.reload.lock().await;
-        let state = Arc::new(policy::PolicyState::load(&self.inner.store).await?);
+    pub(crate) async fn policy_gate_read(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.inner.gate.read().await
+    }
+
+    pub(crate) async fn policy_gate_write(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.inner.gate.write().await
+    }
+
+    fn install_policy(&self, state: policy::PolicyState) {
+        let state = Arc::new(state);
         match self.inner.policy.write() {
             Ok(mut p) => *p = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
-        Ok(())
+    }
+
+    /// Reloads the policy set from the store (after rules or policies changed). If the reload
+    /// fails, Warrant fails closed: an empty set (deny everything) is installed until a reload
+    /// succeeds; the scheduler retries.
+    pub async fn reload_policy(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let _serial = self.inner.reload.lock().await;
+        match policy::PolicyState::load(&self.inner.store).await {
+            Ok(state) => {
+                self.install_policy(state);
+                self.inner.policy_failed.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "policy reload failed: denying every request until it succeeds");
+                if let Ok(empty) = policy::PolicyState::build(Vec::new(), Vec::new()) {
+                    self.install_policy(empty);
+                }
+                self.inner.policy_failed.store(true, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the last policy reload failed (and every request is denied until one succeeds).
+    pub fn policy_failed(&self) -> bool {
+        self.inner
+            .policy_failed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Audit verification of the whole chain.

@@ -199,6 +199,7 @@ impl Engine {
     /// Applies an org file in one transaction; with `dry_run`, reports and rolls back.
     pub async fn apply(&self, actor: &Actor, org: OrgFile, dry_run: bool) -> Result<ApplyReport> {
         require_admin(actor)?;
+        let _gate = self.policy_gate_write().await;
         let now = self.now();
         let policy = self.policy();
         let jobs = self.jobs_enabled();

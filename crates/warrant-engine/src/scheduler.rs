@@ -56,6 +56,11 @@ impl Engine {
 
     /// One pass of the scheduler at the clock's current time.
     pub async fn tick(&self) -> Result<TickReport> {
+        if self.policy_failed() {
+            let _gate = self.policy_gate_write().await;
+            // Still failing: the error is logged and decisions keep denying.
+            let _ = self.reload_policy().await;
+        }
         let mut report = TickReport::default();
         let batch = self.inner.config.expiry_batch;
         let jobs = self.jobs_enabled();

@@ -707,3 +707,61 @@ conformance!(rules_that_require_mfa_fail_closed_until_mfa_exists, |env| {
             .allowed
     );
 });
+
+conformance!(
+    no_grant_is_issued_under_a_rule_after_its_deletion_commits,
+    |env| {
+        let rule_id = "group:dba/pg-prod/readonly";
+        let mut tasks = Vec::new();
+        for _ in 0..30 {
+            let engine = env.engine.clone();
+            let alice = env.user("alice");
+            tasks.push(tokio::spawn(async move {
+                engine
+                    .create_request(
+                        &alice,
+                        warrant_engine::NewRequest {
+                            target: Name::new("pg-prod").unwrap(),
+                            role: Name::new("readonly").unwrap(),
+                            duration: ActivationDuration::parse("1h").unwrap(),
+                            reason: "race".into(),
+                            ticket: None,
+                            start_at: None,
+                        },
+                    )
+                    .await
+            }));
+        }
+        tokio::task::yield_now().await;
+        env.engine.delete_rule(&env.admin, rule_id).await.unwrap();
+        for t in tasks {
+            let _ = t.await.unwrap();
+        }
+        let records = env
+            .engine
+            .audit_records(&env.admin, 0, 10_000)
+            .await
+            .unwrap();
+        let deleted = records
+            .iter()
+            .find(|r| r.kind == "rule.deleted")
+            .map(|r| r.seq)
+            .unwrap();
+        let late: Vec<i64> = records
+            .iter()
+            .filter(|r| r.kind == "grant.created" && r.seq > deleted)
+            .map(|r| r.seq)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "grants issued after the rule's deletion: {late:?}"
+        );
+        assert_eq!(
+            env.request("alice", "pg-prod", "readonly", "1h", None)
+                .await
+                .unwrap_err()
+                .code,
+            "not_eligible"
+        );
+    }
+);
