@@ -89,6 +89,21 @@ pub(crate) fn group_not_found(name: &str) -> EngineError {
     )
 }
 
+/// Custom policies whose text names `Warrant::<kind>::"<name>"`.
+async fn policies_naming(tx: &mut WriteTx, kind: &str, name: &str) -> Result<Vec<String>> {
+    let pattern = format!(r#"{kind}\s*::\s*"{}""#, regex::escape(name));
+    let re = regex::Regex::new(&pattern)
+        .map_err(|e| EngineError::internal(format!("policy search pattern: {e}")))?;
+    Ok(tx
+        .q()
+        .policies()
+        .await?
+        .into_iter()
+        .filter(|(_, text)| re.is_match(text))
+        .map(|(n, _)| n)
+        .collect())
+}
+
 async fn check_manager(tx: &mut WriteTx, who: &Name, manager: Option<&Name>) -> Result<()> {
     let Some(m) = manager else { return Ok(()) };
     if m == who {
@@ -499,6 +514,16 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         load_identity(&mut tx, name).await?;
+        let naming = policies_naming(&mut tx, "Identity", name).await?;
+        if !naming.is_empty() {
+            return Err(EngineError::conflict(
+                "identity_in_policy",
+                format!(
+                    "identity {name:?} is named in the custom policies {}: edit them first (or disable the identity, which revokes everything just the same)",
+                    naming.join(", ")
+                ),
+            ));
+        }
         let (g, r) =
             revoke_all_of(&mut tx, name, "identity deleted", self.jobs_enabled(), now).await?;
         tx.w().delete_identity(name, now).await?;
@@ -573,12 +598,19 @@ impl Engine {
                     .iter()
                     .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
         });
-        let in_use = owns_target || in_rule;
+        let in_policy = !policies_naming(&mut tx, "Group", name).await?.is_empty();
+        let pending = tx.q().requests(None, true, i64::MAX).await?;
+        let in_pending = pending.iter().any(|r| {
+            r.stages
+                .iter()
+                .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
+        });
+        let in_use = owns_target || in_rule || in_policy || in_pending;
         if in_use {
             return Err(EngineError::conflict(
                 "group_in_use",
                 format!(
-                    "group {name:?} owns a target or appears in an eligibility rule: change those first"
+                    "group {name:?} owns a target, or appears in an eligibility rule, a custom policy or a pending request's approval stages: change those first"
                 ),
             ));
         }

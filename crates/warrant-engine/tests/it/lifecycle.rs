@@ -765,3 +765,48 @@ conformance!(
         );
     }
 );
+
+conformance!(names_in_use_by_policies_cannot_be_deleted, |env| {
+    env.engine
+        .save_policy(
+            &env.admin,
+            &Name::new("carol-no-prod").unwrap(),
+            "forbid(principal == Warrant::Identity::\"carol\", action, resource in Warrant::Target::\"pg-prod\");",
+        )
+        .await
+        .unwrap();
+    let e = env
+        .engine
+        .delete_identity(&env.admin, "carol")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "identity_in_policy");
+    assert!(e.message.contains("carol-no-prod"), "{}", e.message);
+
+    env.engine
+        .add_group(&env.admin, &Name::new("contractors").unwrap(), "")
+        .await
+        .unwrap();
+    env.engine
+        .save_policy(
+            &env.admin,
+            &Name::new("no-contractors").unwrap(),
+            "forbid(principal in Warrant::Group::\"contractors\", action, resource);",
+        )
+        .await
+        .unwrap();
+    let e = env
+        .engine
+        .delete_group(&env.admin, "contractors")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "group_in_use");
+    env.engine
+        .delete_policy(&env.admin, "no-contractors")
+        .await
+        .unwrap();
+    env.engine
+        .delete_group(&env.admin, "contractors")
+        .await
+        .unwrap();
+});
