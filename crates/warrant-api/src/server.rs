@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -999,9 +999,4 @@ async fn list_jobs(
 ) -> ApiResult<Vec<JobOut>> {
     let j = s.engine.pending_jobs(&a).await?;
     Ok(Json(j.iter().map(JobOut::from).collect()))
-}
-
-/// The method of a route spec as an HTTP method.
-pub fn method_of(spec: &RouteSpec) -> Method {
-    Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET)
 }

@@ -153,17 +153,6 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the store a URL names: `postgres://…`, or `sqlite://DIR` for a data directory.
-    pub async fn open_url(url: &str) -> Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::open_postgres(url).await
-        } else if let Some(dir) = url.strip_prefix("sqlite://") {
-            Self::open_sqlite(Path::new(dir)).await
-        } else {
-            Err(StoreError::BadUrl(url.to_owned()))
-        }
-    }
-
     /// The backend in use.
     pub fn dialect(&self) -> Dialect {
         self.dialect

@@ -334,15 +334,6 @@ impl Q<'_> {
         Ok(v.flatten())
     }
 
-    /// The identities whose manager is `n`.
-    pub async fn reports_of(&mut self, n: &str) -> Result<Vec<Name>> {
-        let rows = sqlx::query("SELECT name FROM identities WHERE manager = $1 ORDER BY name")
-            .bind(n)
-            .fetch_all(&mut *self.0)
-            .await?;
-        rows.iter().map(|r| name(r, "identities", "name")).collect()
-    }
-
     /// One group.
     pub async fn group(&mut self, n: &str) -> Result<Option<Group>> {
         let row = sqlx::query("SELECT name, description FROM groups WHERE name = $1")
