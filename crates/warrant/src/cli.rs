@@ -863,16 +863,15 @@ async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
             ticket_pattern,
             approvals,
         } => {
-            let approvals = approvals
-                .iter()
-                .map(|a| {
-                    let (from, count) = a
-                        .rsplit_once(':')
-                        .with_context(|| format!("--approval {a:?}: write SOURCE:COUNT, e.g. owners:1 or group:security:2"))?;
-                    let count: u32 = count.parse().with_context(|| format!("--approval {a:?}: the count must be a number"))?;
-                    Ok(StageOut { from: from.to_owned(), count })
+            // One parser for stages everywhere: the engine's (also behind policy annotations).
+            let approvals = warrant_engine::policy::parse_stages(&approvals.join(","))
+                .map_err(|e| anyhow::anyhow!("--approval: {e}"))?
+                .into_iter()
+                .map(|a| StageOut {
+                    from: a.from.to_string(),
+                    count: a.count,
                 })
-                .collect::<Result<Vec<_>>>()?;
+                .collect();
             let r: RuleOut = ctx
                 .post(
                     "/api/v1/rules",

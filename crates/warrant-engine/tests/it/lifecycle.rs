@@ -10,6 +10,22 @@ use warrant_core::{
 use warrant_engine::{PolicyTestInput, RequestFilter};
 
 use crate::conformance;
+
+/// A rule for one identity: up to 1 h, no reason, no approval.
+fn own_rule(identity: &str, target: &str, role: &str, require_mfa: bool) -> Rule {
+    Rule {
+        subject: Subject::Identity(Name::new(identity).unwrap()),
+        target: Name::new(target).unwrap(),
+        role: Name::new(role).unwrap(),
+        settings: ActivationSettings {
+            max_duration: ActivationDuration::parse("1h").unwrap(),
+            require_reason: false,
+            ticket_pattern: None,
+            require_mfa,
+            approvals: vec![],
+        },
+    }
+}
 use crate::harness::{Backend, Env};
 
 conformance!(two_stage_approval_counts_duration_from_activation, |env| {
@@ -307,18 +323,7 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
         .unwrap()
         .grant
         .unwrap();
-    let own_rule = Rule {
-        subject: Subject::Identity(Name::new("carol").unwrap()),
-        target: Name::new("pg-prod").unwrap(),
-        role: Name::new("readonly").unwrap(),
-        settings: ActivationSettings {
-            max_duration: ActivationDuration::parse("1h").unwrap(),
-            require_reason: false,
-            ticket_pattern: None,
-            require_mfa: false,
-            approvals: vec![],
-        },
-    };
+    let own_rule = own_rule("carol", "pg-prod", "readonly", false);
     env.engine.save_rule(&env.admin, &own_rule).await.unwrap();
     env.engine
         .delete_identity(&env.admin, "carol")
@@ -349,18 +354,7 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
 });
 
 conformance!(movers_lose_only_what_came_through_the_group, |env| {
-    let rule = Rule {
-        subject: Subject::Identity(Name::new("alice").unwrap()),
-        target: Name::new("web-1").unwrap(),
-        role: Name::new("root").unwrap(),
-        settings: ActivationSettings {
-            max_duration: ActivationDuration::parse("1h").unwrap(),
-            require_reason: false,
-            ticket_pattern: None,
-            require_mfa: false,
-            approvals: vec![],
-        },
-    };
+    let rule = own_rule("alice", "web-1", "root", false);
     env.engine.save_rule(&env.admin, &rule).await.unwrap();
     let pg = env
         .request("alice", "pg-prod", "readonly", "1h", None)
@@ -661,18 +655,7 @@ conformance!(
 );
 
 conformance!(rules_that_require_mfa_fail_closed_until_mfa_exists, |env| {
-    let rule = Rule {
-        subject: Subject::Identity(Name::new("erin").unwrap()),
-        target: Name::new("pg-prod").unwrap(),
-        role: Name::new("readonly").unwrap(),
-        settings: ActivationSettings {
-            max_duration: ActivationDuration::parse("1h").unwrap(),
-            require_reason: false,
-            ticket_pattern: None,
-            require_mfa: true,
-            approvals: vec![],
-        },
-    };
+    let rule = own_rule("erin", "pg-prod", "readonly", true);
     env.engine.save_rule(&env.admin, &rule).await.unwrap();
     let e = env
         .request("erin", "pg-prod", "readonly", "1h", None)
