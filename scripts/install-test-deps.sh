@@ -16,3 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# Component-specific installers (slapd, the OpenID provider, ...), each idempotent.
+for f in "$(dirname "$0")"/deps/*.sh; do
+  [ -e "$f" ] || continue
+  bash "$f"
+done
