@@ -4,6 +4,9 @@
 //!   `postgresql` package) in a temp dir under `/tmp` on a free loopback port, and stops it again.
 //!   [`PgFixture::shared`] gives one server per test binary; each test then takes its own database
 //!   with [`PgFixture::fresh_database`] or [`PgFixture::create_database`].
+//! * [`SlapdFixture`] starts a throwaway OpenLDAP server (Debian `slapd`) with `ldap://`
+//!   (StartTLS) and `ldaps://` listeners, a test CA, the memberof overlay and a test-only
+//!   imitation of a few Active Directory attributes.
 //! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
 //!   starts. Never hard-code a port.
 //!
@@ -13,7 +16,9 @@
 mod error;
 mod pg;
 mod port;
+mod slapd;
 
 pub use error::FixtureError;
 pub use pg::PgFixture;
 pub use port::{free_port, try_free_port};
+pub use slapd::SlapdFixture;
