@@ -10,6 +10,7 @@
 pub mod client;
 pub mod error;
 pub mod extract;
+pub mod scim;
 pub mod server;
 pub mod wire;
 

@@ -24,7 +24,7 @@ use warrant_core::{
     Timestamp,
 };
 use warrant_engine::{
-    Actor, Engine, IdentityInput, IdentityUpdate, NewRequest, PolicyTestInput, RequestFilter,
+    Actor, Engine, Scope, IdentityInput, IdentityUpdate, NewRequest, PolicyTestInput, RequestFilter,
 };
 
 use crate::error::ApiError;
@@ -45,6 +45,8 @@ pub enum Access {
     Auditor,
     /// Admins.
     Admin,
+    /// SCIM provisioning: a `scim`-scoped token of an admin, and nothing else.
+    Scim,
 }
 
 /// One route: method, path and the authority it needs.
@@ -252,6 +254,13 @@ async fn authorise(
         return next.run(req).await;
     }
     let Some(token) = bearer(req.headers()) else {
+        if access == Access::Scim {
+            return crate::scim::error_response(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "send Authorization: Bearer <token> with a provisioning token (warrant token create --scope scim)",
+            );
+        }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -261,12 +270,37 @@ async fn authorise(
     };
     let actor = match state.engine.authenticate(token).await {
         Ok(a) => a,
+        Err(e) if access == Access::Scim => {
+            return crate::scim::error_response(StatusCode::UNAUTHORIZED, None, &e.message);
+        }
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if access == Access::Scim {
+        if actor.scope != Scope::Scim || actor.role < SystemRole::Admin {
+            return crate::scim::error_response(
+                StatusCode::FORBIDDEN,
+                None,
+                "SCIM needs a provisioning token: an admin creates one with `warrant token create --scope scim`",
+            );
+        }
+        req.extensions_mut().insert(actor);
+        return next.run(req).await;
+    }
+    if actor.scope != Scope::Full {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "scope_insufficient",
+            format!(
+                "this token's scope is {}: it may only be used for that; use a full token (warrant login)",
+                actor.scope.as_str()
+            ),
+        )
+        .into_response();
+    }
     let needed = match access {
         Access::Auditor => Some(SystemRole::Auditor),
         Access::Admin => Some(SystemRole::Admin),
-        Access::Public | Access::Signed => None,
+        Access::Public | Access::Signed | Access::Scim => None,
     };
     if let Some(min) = needed
         && actor.role < min
@@ -364,6 +398,7 @@ async fn login(
         label: "sign-in".into(),
         expires_at: t.expires_at.map(Timestamp::rfc3339),
         revoked_at: None,
+        scope: "full".into(),
     }))
 }
 
@@ -398,6 +433,7 @@ async fn list_tokens(
                 label: t.label.clone(),
                 expires_at: t.expires_at.map(Timestamp::rfc3339),
                 revoked_at: t.revoked_at.map(Timestamp::rfc3339),
+                scope: t.scope.clone(),
             })
             .collect(),
     ))
@@ -414,7 +450,19 @@ async fn create_token(
         .map(duration)
         .transpose()?
         .map(|d| d.secs());
-    let t = s.engine.create_api_token(&a, &body.name, ttl).await?;
+    let scope = match body.scope.as_deref() {
+        None => Scope::Full,
+        Some(x) => Scope::parse(x).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_scope",
+                format!("unknown token scope {x:?}: use full or scim"),
+            )
+        })?,
+    };
+    let t = s
+        .engine
+        .create_api_token(&a, &body.name, ttl, scope)
+        .await?;
     Ok(Json(TokenOut {
         id: t.id,
         token: Some(t.token.expose().clone()),
@@ -423,6 +471,7 @@ async fn create_token(
         label: body.name,
         expires_at: t.expires_at.map(Timestamp::rfc3339),
         revoked_at: None,
+        scope: scope.as_str().to_owned(),
     }))
 }
 

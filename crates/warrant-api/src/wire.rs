@@ -108,6 +108,9 @@ pub struct TokenOut {
     /// Revocation.
     #[serde(default)]
     pub revoked_at: Option<String>,
+    /// `full` or `scim`.
+    #[serde(default)]
+    pub scope: String,
 }
 
 /// A new API token.
@@ -119,6 +122,9 @@ pub struct TokenIn {
     /// Lifetime, e.g. `30d`; none for no expiry.
     #[serde(default)]
     pub expires_in: Option<String>,
+    /// `full` (default) or `scim` (provisioning only; admins).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// An identity.
@@ -832,6 +838,7 @@ mod tests {
             label: "ci".into(),
             expires_at: None,
             revoked_at: None,
+            scope: "full".into(),
         };
         let all = format!("{login:?} {pw:?} {ident:?} {token:?}");
         assert!(!all.contains("canary"), "{all}");

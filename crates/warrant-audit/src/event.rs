@@ -26,6 +26,8 @@ pub enum Event {
         email: String,
         /// Its system role.
         system_role: String,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// Attributes of an identity changed.
     #[serde(rename = "identity.updated")]
@@ -34,6 +36,8 @@ pub enum Event {
         identity: String,
         /// Which attributes changed (names only).
         changed: Vec<String>,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity was disabled (a leaver).
     #[serde(rename = "identity.disabled")]
@@ -44,12 +48,16 @@ pub enum Event {
         grants_revoked: u64,
         /// Pending requests cancelled as a consequence.
         requests_cancelled: u64,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity was enabled again.
     #[serde(rename = "identity.enabled")]
     IdentityEnabled {
         /// Its name.
         identity: String,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity was deleted (a leaver).
     #[serde(rename = "identity.deleted")]
@@ -60,6 +68,8 @@ pub enum Event {
         grants_revoked: u64,
         /// Pending requests cancelled as a consequence.
         requests_cancelled: u64,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity's password was set (the password itself is never recorded).
     #[serde(rename = "identity.password_set")]
@@ -74,12 +84,16 @@ pub enum Event {
         group: String,
         /// Whether it is new.
         created: bool,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// A group was deleted.
     #[serde(rename = "group.deleted")]
     GroupDeleted {
         /// Its name.
         group: String,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity joined a group.
     #[serde(rename = "group.member_added")]
@@ -88,6 +102,8 @@ pub enum Event {
         group: String,
         /// The member.
         identity: String,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// An identity left a group (a mover).
     #[serde(rename = "group.member_removed")]
@@ -100,6 +116,8 @@ pub enum Event {
         grants_revoked: u64,
         /// Pending requests cancelled for the same reason.
         requests_cancelled: u64,
+        /// Through which channel: `admin`, `scim`, `ldap` or `oidc`.
+        via: String,
     },
     /// A target was created or changed.
     #[serde(rename = "target.saved")]
@@ -358,6 +376,8 @@ pub enum Event {
         kind: String,
         /// Its label.
         label: String,
+        /// `full` or `scim`.
+        scope: String,
     },
     /// A token was revoked.
     #[serde(rename = "token.revoked")]

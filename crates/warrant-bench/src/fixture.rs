@@ -88,11 +88,7 @@ pub fn close_dir(dir: TempDir, common: &Common) -> Result<()> {
 
 /// An actor as the engine sees a signed-in user (no token: the engine does not need one).
 pub fn user(name: &str) -> Result<Actor> {
-    Ok(Actor {
-        name: Name::new(name)?,
-        role: SystemRole::User,
-        token_id: None,
-    })
+    Ok(Actor::internal(Name::new(name)?, SystemRole::User))
 }
 
 /// Inserts grants directly through the store, `batch` per transaction, each with its own

@@ -134,14 +134,14 @@ async fn http_mode(common: &Common, args: &Args, report: &mut Report) -> Result<
     let fx = Fixture::new(common, true).await?;
     let carol_token = fx
         .engine
-        .create_api_token(&user("carol")?, "bench", None)
+        .create_api_token(&user("carol")?, "bench", None, warrant_engine::Scope::Full)
         .await?
         .token
         .expose()
         .clone();
     let erin_token = fx
         .engine
-        .create_api_token(&user("erin")?, "bench", None)
+        .create_api_token(&user("erin")?, "bench", None, warrant_engine::Scope::Full)
         .await?
         .token
         .expose()

@@ -19,7 +19,7 @@ pub mod time;
 pub use grant::{Grant, GrantStatus};
 pub use model::{
     ActivationSettings, ApprovalStage, ApproverSource, Group, Identity, IdentityStatus, Rule,
-    Subject, SystemRole, Target, TargetKind, TargetRole,
+    Source, Subject, SystemRole, Target, TargetKind, TargetRole,
 };
 pub use name::{Name, NameError};
 pub use request::{Approval, Request, RequestError, RequestStatus, StageOutcome};

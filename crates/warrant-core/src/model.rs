@@ -66,6 +66,57 @@ impl SystemRole {
     }
 }
 
+/// Where an identity or group comes from: the authority for its attributes.
+///
+/// Attributes that a source owns (everything but Warrant's own system role) are changed only by
+/// that source; local edits are refused, so a sync never silently undoes an admin's change and
+/// an admin never silently overrides the organisation's directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Created in Warrant (CLI, API, org file, demo).
+    Local,
+    /// Provisioned by an IdP over SCIM 2.0.
+    Scim,
+    /// Pulled from LDAP / Active Directory.
+    Ldap,
+    /// Created at first OIDC sign-in.
+    Oidc,
+}
+
+impl Source {
+    /// The stable spelling: `local`, `scim`, `ldap` or `oidc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Scim => "scim",
+            Self::Ldap => "ldap",
+            Self::Oidc => "oidc",
+        }
+    }
+
+    /// Parses the stable spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "scim" => Some(Self::Scim),
+            "ldap" => Some(Self::Ldap),
+            "oidc" => Some(Self::Oidc),
+            _ => None,
+        }
+    }
+
+    /// Whether this source owns the attributes of what it created (everything but `Local`).
+    pub fn is_external(self) -> bool {
+        self != Self::Local
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A person (or service) known to Warrant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -83,6 +134,10 @@ pub struct Identity {
     pub system_role: SystemRole,
     /// When the identity was created.
     pub created_at: Timestamp,
+    /// Who owns its attributes.
+    pub source: Source,
+    /// The source's own id for it (SCIM `externalId`, LDAP `entryUUID`/`objectGUID`, OIDC `sub`).
+    pub external_id: Option<String>,
 }
 
 /// A group of identities.
@@ -90,8 +145,24 @@ pub struct Identity {
 pub struct Group {
     /// Unique name.
     pub name: Name,
-    /// Free text.
+    /// Free text (for groups from a source: its display name there).
     pub description: String,
+    /// Who owns the group and its memberships.
+    pub source: Source,
+    /// The source's own id for it.
+    pub external_id: Option<String>,
+}
+
+impl Group {
+    /// A group created in Warrant.
+    pub fn local(name: Name, description: impl Into<String>) -> Self {
+        Self {
+            name,
+            description: description.into(),
+            source: Source::Local,
+            external_id: None,
+        }
+    }
 }
 
 /// The kind of a target, which decides the connector that will realise its roles.

@@ -1,11 +1,39 @@
 //! Sign-in, bearer tokens and the first-start bootstrap.
 
 use warrant_audit::Event;
-use warrant_core::{Identity, IdentityStatus, Name, Secret, SystemRole, Timestamp};
+use warrant_core::{Identity, IdentityStatus, Name, Secret, Source, SystemRole, Timestamp};
 use warrant_store::TokenRow;
 
 use crate::error::{EngineError, Result};
 use crate::{Engine, require_admin};
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything the holder's system role allows.
+    Full,
+    /// SCIM provisioning under `/scim/v2`, nothing else.
+    Scim,
+}
+
+impl Scope {
+    /// The stable spelling: `full` or `scim`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Scim => "scim",
+        }
+    }
+
+    /// Parses the stable spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Self::Full),
+            "scim" => Some(Self::Scim),
+            _ => None,
+        }
+    }
+}
 
 /// Who is calling: an authenticated identity and its system role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +44,41 @@ pub struct Actor {
     pub role: SystemRole,
     /// The token it presented, if any.
     pub token_id: Option<String>,
+    /// What the token may be used for.
+    pub scope: Scope,
+    /// When the caller last proved a second factor in this session (step-up).
+    pub mfa_at: Option<Timestamp>,
+    /// The channel it acts through; directory changes record it and sources own what they
+    /// created.
+    pub via: Source,
+}
+
+impl Actor {
+    /// An actor acting with full rights and no token (the server itself, tests, tools).
+    pub fn internal(name: Name, role: SystemRole) -> Self {
+        Self {
+            name,
+            role,
+            token_id: None,
+            scope: Scope::Full,
+            mfa_at: None,
+            via: Source::Local,
+        }
+    }
+
+    /// The same identity acting through a directory source (SCIM, an LDAP sync, OIDC).
+    pub fn through(mut self, via: Source) -> Self {
+        self.via = via;
+        self
+    }
+
+    /// The channel's spelling in audit events: `admin`, `scim`, `ldap` or `oidc`.
+    pub fn via(&self) -> &'static str {
+        match self.via {
+            Source::Local => "admin",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// A token just issued: shown once, never again.
@@ -30,6 +93,9 @@ pub struct IssuedToken {
     /// Whose it is.
     pub identity: Name,
 }
+
+/// How often a session's last use is written (the idle timeout's resolution).
+const TOUCH_EVERY_SECS: i64 = 60;
 
 fn bad_credentials() -> EngineError {
     EngineError::unauthenticated("invalid_credentials", "unknown identity or wrong password")
@@ -48,17 +114,41 @@ impl Engine {
         let now = self.now();
         let mut r = self.store().read().await?;
         let (row, status, role) = r.q().token_and_holder(id).await?.ok_or_else(invalid)?;
+        drop(r);
+        let config = &self.inner.config;
+        let idle = row.kind == "session"
+            && row
+                .last_used_at
+                .unwrap_or(row.created_at)
+                .plus_secs(config.session_idle_secs)
+                <= now;
         if !warrant_iam::token_matches(secret, &row.secret_hash)
             || row.revoked_at.is_some()
             || row.expires_at.is_some_and(|e| now >= e)
+            || idle
             || status != IdentityStatus::Active
         {
             return Err(invalid());
+        }
+        let scope = Scope::parse(&row.scope).ok_or_else(invalid)?;
+        // Bookkeeping for the idle timeout, at most once a minute per token.
+        if row.kind == "session"
+            && row
+                .last_used_at
+                .is_none_or(|t| t.plus_secs(TOUCH_EVERY_SECS) <= now)
+        {
+            self.store().touch_token(&row.id, now).await?;
         }
         Ok(Actor {
             name: row.identity,
             role,
             token_id: Some(row.id),
+            via: match scope {
+                Scope::Scim => Source::Scim,
+                Scope::Full => Source::Local,
+            },
+            scope,
+            mfa_at: row.mfa_at,
         })
     }
 
@@ -130,9 +220,13 @@ impl Engine {
         let token = issue_token(
             &mut tx,
             &ident.name,
-            "session",
-            "sign-in",
-            Some(now.plus_secs(ttl)),
+            TokenSpec {
+                kind: "session",
+                label: "sign-in",
+                expires_at: Some(now.plus_secs(ttl)),
+                scope: Scope::Full,
+                mfa_at: None,
+            },
             now,
         )
         .await?;
@@ -159,13 +253,18 @@ impl Engine {
         tx.commit().await.map_err(Into::into)
     }
 
-    /// Issues an API token for the actor (for automation). Shown once.
+    /// Issues an API token for the actor (for automation). Shown once. A `scim` token, whose
+    /// only right is provisioning under `/scim/v2`, needs an admin.
     pub async fn create_api_token(
         &self,
         actor: &Actor,
         label: &str,
         ttl_secs: Option<i64>,
+        scope: Scope,
     ) -> Result<IssuedToken> {
+        if scope == Scope::Scim {
+            require_admin(actor)?;
+        }
         let label = label.trim();
         if label.is_empty() || label.len() > 200 {
             return Err(EngineError::invalid(
@@ -178,9 +277,13 @@ impl Engine {
         let token = issue_token(
             &mut tx,
             &actor.name,
-            "api",
-            label,
-            ttl_secs.map(|s| now.plus_secs(s)),
+            TokenSpec {
+                kind: "api",
+                label,
+                expires_at: ttl_secs.map(|s| now.plus_secs(s)),
+                scope,
+                mfa_at: None,
+            },
             now,
         )
         .await?;
@@ -242,6 +345,8 @@ impl Engine {
                     manager: None,
                     system_role: SystemRole::Admin,
                     created_at: now,
+                    source: Source::Local,
+                    external_id: None,
                 },
                 now,
             )
@@ -254,20 +359,51 @@ impl Engine {
             },
         )
         .await?;
-        let token = issue_token(&mut tx, &admin, "api", "bootstrap", None, now).await?;
+        let token = issue_token(
+            &mut tx,
+            &admin,
+            TokenSpec {
+                kind: "api",
+                label: "bootstrap",
+                expires_at: None,
+                scope: Scope::Full,
+                mfa_at: None,
+            },
+            now,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(token))
     }
 }
 
-async fn issue_token(
+/// What kind of token to issue.
+pub(crate) struct TokenSpec<'a> {
+    /// `session` or `api`.
+    pub kind: &'a str,
+    /// Shown in listings.
+    pub label: &'a str,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// What it may do.
+    pub scope: Scope,
+    /// A second factor proved at issue (sign-in with MFA).
+    pub mfa_at: Option<Timestamp>,
+}
+
+pub(crate) async fn issue_token(
     tx: &mut warrant_store::WriteTx,
     identity: &Name,
-    kind: &str,
-    label: &str,
-    expires_at: Option<Timestamp>,
+    spec: TokenSpec<'_>,
     now: Timestamp,
 ) -> Result<IssuedToken> {
+    let TokenSpec {
+        kind,
+        label,
+        expires_at,
+        scope,
+        mfa_at,
+    } = spec;
     let t = warrant_iam::new_token()?;
     tx.w()
         .insert_token(&TokenRow {
@@ -279,6 +415,9 @@ async fn issue_token(
             created_at: now,
             expires_at,
             revoked_at: None,
+            scope: scope.as_str().to_owned(),
+            last_used_at: None,
+            mfa_at,
         })
         .await?;
     tx.audit(
@@ -289,6 +428,7 @@ async fn issue_token(
             token_id: t.id.clone(),
             kind: kind.to_owned(),
             label: label.to_owned(),
+            scope: scope.as_str().to_owned(),
         },
     )
     .await?;

@@ -2,7 +2,7 @@
 
 use warrant_audit::Event;
 use warrant_core::{
-    ApproverSource, Group, Identity, IdentityStatus, Name, Secret, Subject, SystemRole, Timestamp,
+    ApproverSource, Group, Identity, IdentityStatus, Name, Secret, Source, Subject, SystemRole, Timestamp,
 };
 use warrant_store::WriteTx;
 
@@ -147,12 +147,15 @@ pub(crate) async fn tx_add_identity(
         manager: input.manager,
         system_role: input.system_role,
         created_at: now,
+        source: Source::Local,
+        external_id: None,
     };
     tx.w().save_identity(&ident, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
         &Event::IdentityCreated {
+            via: actor.via().to_owned(),
             identity: ident.name.to_string(),
             email: ident.email.clone(),
             system_role: ident.system_role.as_str().to_owned(),
@@ -207,6 +210,7 @@ pub(crate) async fn tx_update_identity(
         now,
         Some(actor.name.as_str()),
         &Event::IdentityUpdated {
+            via: actor.via().to_owned(),
             identity: ident.name.to_string(),
             changed: changed.clone(),
         },
@@ -269,10 +273,7 @@ pub(crate) async fn tx_add_group(
     }
     tx.w()
         .save_group(
-            &Group {
-                name: name.clone(),
-                description: description.to_owned(),
-            },
+            &Group::local(name.clone(), description),
             now,
         )
         .await?;
@@ -280,6 +281,7 @@ pub(crate) async fn tx_add_group(
         now,
         Some(actor.name.as_str()),
         &Event::GroupSaved {
+            via: actor.via().to_owned(),
             group: name.to_string(),
             created: existing.is_none(),
         },
@@ -306,6 +308,7 @@ pub(crate) async fn tx_add_member(
         now,
         Some(actor.name.as_str()),
         &Event::MemberAdded {
+            via: actor.via().to_owned(),
             group: group.to_owned(),
             identity: identity.to_owned(),
         },
@@ -335,6 +338,7 @@ pub(crate) async fn tx_remove_member(
         now,
         Some(actor.name.as_str()),
         &Event::MemberRemoved {
+            via: actor.via().to_owned(),
             group: group.to_owned(),
             identity: identity.to_owned(),
             grants_revoked: grants,
@@ -485,12 +489,14 @@ impl Engine {
                         .await?;
                 tx.w().revoke_tokens_of(name, now).await?;
                 Event::IdentityDisabled {
+                    via: actor.via().to_owned(),
                     identity: name.to_owned(),
                     grants_revoked: g,
                     requests_cancelled: r,
                 }
             }
             IdentityStatus::Active => Event::IdentityEnabled {
+                via: actor.via().to_owned(),
                 identity: name.to_owned(),
             },
         };
@@ -531,6 +537,7 @@ impl Engine {
             now,
             Some(actor.name.as_str()),
             &Event::IdentityDeleted {
+                via: actor.via().to_owned(),
                 identity: name.to_owned(),
                 grants_revoked: g,
                 requests_cancelled: r,
@@ -625,6 +632,7 @@ impl Engine {
             now,
             Some(actor.name.as_str()),
             &Event::GroupDeleted {
+                via: actor.via().to_owned(),
                 group: name.to_owned(),
             },
         )

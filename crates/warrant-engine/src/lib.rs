@@ -26,7 +26,7 @@ mod scheduler;
 use std::sync::{Arc, RwLock};
 
 pub use access::{CheckResult, NewRequest, RequestFilter, RequestView};
-pub use auth::{Actor, IssuedToken};
+pub use auth::{Actor, IssuedToken, Scope};
 pub use catalogue::{PolicyTestInput, PolicyTestResult, TargetView};
 pub use directory::{GroupView, IdentityInput, IdentityUpdate};
 pub use error::{EngineError, ErrorKind, Result};
@@ -40,8 +40,10 @@ use warrant_store::Store;
 pub struct EngineConfig {
     /// How long a request may stay pending before it expires.
     pub request_ttl_secs: i64,
-    /// How long a sign-in session token lives.
+    /// How long a sign-in session token lives at most (absolute timeout).
     pub session_ttl_secs: i64,
+    /// How long a sign-in session survives without use (idle timeout).
+    pub session_idle_secs: i64,
     /// How many grants the scheduler closes per transaction.
     pub expiry_batch: i64,
 }
@@ -51,6 +53,7 @@ impl Default for EngineConfig {
         Self {
             request_ttl_secs: 24 * 3600,
             session_ttl_secs: 12 * 3600,
+            session_idle_secs: 3600,
             expiry_batch: 2000,
         }
     }

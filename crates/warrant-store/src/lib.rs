@@ -242,6 +242,19 @@ impl Store {
         })
     }
 
+    /// Records that a session token was used (its idle timeout counts from here).
+    ///
+    /// The one write outside [`WriteTx`]: it is bookkeeping for a timeout, not a change of
+    /// state anyone could be held to account for, and it must not cost an audit event per call.
+    pub async fn touch_token(&self, id: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now.millis())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     /// Closes the pools.
     pub async fn close(&self) {
         self.writer.close().await;

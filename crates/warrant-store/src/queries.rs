@@ -7,7 +7,7 @@ use warrant_audit::Record;
 use warrant_core::model::rule_id;
 use warrant_core::{
     ActivationDuration, ActivationSettings, Approval, ApprovalStage, Grant, GrantStatus, Group,
-    Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Subject, SystemRole, Target,
+    Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Source, Subject, SystemRole, Target,
     TargetKind, TargetRole, Timestamp,
 };
 
@@ -49,7 +49,13 @@ fn opt_ts(row: &AnyRow, col: &'static str) -> Result<Option<Timestamp>> {
     Ok(v.map(Timestamp::from_millis))
 }
 
-const IDENTITY_COLS: &str = "name, display_name, email, status, manager, system_role, created_at";
+const IDENTITY_COLS: &str =
+    "name, display_name, email, status, manager, system_role, created_at, source, external_id";
+
+fn source(row: &AnyRow, table: &'static str) -> Result<Source> {
+    let s: String = row.try_get("source")?;
+    Source::parse(&s).ok_or_else(|| corrupt(table, "source", &s))
+}
 
 fn identity(row: &AnyRow) -> Result<Identity> {
     let status: String = row.try_get("status")?;
@@ -64,13 +70,19 @@ fn identity(row: &AnyRow) -> Result<Identity> {
         system_role: SystemRole::parse(&role)
             .ok_or_else(|| corrupt("identities", "system_role", &role))?,
         created_at: ts(row, "created_at")?,
+        source: source(row, "identities")?,
+        external_id: row.try_get("external_id")?,
     })
 }
+
+const GROUP_COLS: &str = "name, description, source, external_id";
 
 fn group(row: &AnyRow) -> Result<Group> {
     Ok(Group {
         name: name(row, "groups", "name")?,
         description: row.try_get("description")?,
+        source: source(row, "groups")?,
+        external_id: row.try_get("external_id")?,
     })
 }
 
@@ -262,7 +274,15 @@ pub struct TokenRow {
     pub expires_at: Option<Timestamp>,
     /// Revocation.
     pub revoked_at: Option<Timestamp>,
+    /// What it may do: `full` (the holder's rights) or `scim` (provisioning only).
+    pub scope: String,
+    /// Last use, recorded at most once a minute (idle timeout of sessions).
+    pub last_used_at: Option<Timestamp>,
+    /// When the holder last proved a second factor in this session.
+    pub mfa_at: Option<Timestamp>,
 }
+
+const TOKEN_COLS: &str = "t.id, t.identity, t.kind, t.label, t.secret_hash, t.created_at, t.expires_at, t.revoked_at, t.scope, t.last_used_at, t.mfa_at";
 
 fn token(row: &AnyRow) -> Result<TokenRow> {
     Ok(TokenRow {
@@ -274,6 +294,9 @@ fn token(row: &AnyRow) -> Result<TokenRow> {
         created_at: ts(row, "created_at")?,
         expires_at: opt_ts(row, "expires_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
+        scope: row.try_get("scope")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        mfa_at: opt_ts(row, "mfa_at")?,
     })
 }
 
@@ -336,7 +359,8 @@ impl Q<'_> {
 
     /// One group.
     pub async fn group(&mut self, n: &str) -> Result<Option<Group>> {
-        let row = sqlx::query("SELECT name, description FROM groups WHERE name = $1")
+        let sql = format!("SELECT {GROUP_COLS} FROM groups WHERE name = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
             .bind(n)
             .fetch_optional(&mut *self.0)
             .await?;
@@ -345,8 +369,9 @@ impl Q<'_> {
 
     /// Every group, by name.
     pub async fn groups(&mut self) -> Result<Vec<Group>> {
+        let sql = format!("SELECT {GROUP_COLS} FROM groups ORDER BY name");
         collect(
-            sqlx::query("SELECT name, description FROM groups ORDER BY name")
+            sqlx::query(AssertSqlSafe(sql))
                 .fetch_all(&mut *self.0)
                 .await?,
             group,
@@ -723,9 +748,8 @@ impl Q<'_> {
 
     /// One token.
     pub async fn token(&mut self, id: &str) -> Result<Option<TokenRow>> {
-        let row = sqlx::query(
-            "SELECT id, identity, kind, label, secret_hash, created_at, expires_at, revoked_at FROM tokens WHERE id = $1",
-        )
+        let sql = format!("SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *self.0)
         .await?;
@@ -738,10 +762,10 @@ impl Q<'_> {
         &mut self,
         id: &str,
     ) -> Result<Option<(TokenRow, IdentityStatus, SystemRole)>> {
-        let row = sqlx::query(
-            "SELECT t.id, t.identity, t.kind, t.label, t.secret_hash, t.created_at, t.expires_at, t.revoked_at, \
-             i.status, i.system_role FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.id = $1",
-        )
+        let sql = format!(
+            "SELECT {TOKEN_COLS}, i.status, i.system_role FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.id = $1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(&mut *self.0)
         .await?;
@@ -758,9 +782,10 @@ impl Q<'_> {
 
     /// Tokens of an identity, newest first.
     pub async fn tokens_of(&mut self, identity: &str) -> Result<Vec<TokenRow>> {
-        let rows = sqlx::query(
-            "SELECT id, identity, kind, label, secret_hash, created_at, expires_at, revoked_at FROM tokens WHERE identity = $1 ORDER BY created_at DESC",
-        )
+        let sql = format!(
+            "SELECT {TOKEN_COLS} FROM tokens t WHERE t.identity = $1 ORDER BY t.created_at DESC"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(identity)
         .fetch_all(&mut *self.0)
         .await?;
@@ -792,9 +817,9 @@ impl W<'_> {
     /// Creates or replaces an identity's attributes (not its password).
     pub async fn save_identity(&mut self, i: &Identity, now: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO identities (name, display_name, email, status, manager, system_role, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (name) DO UPDATE SET display_name = $2, email = $3, status = $4, manager = $5, system_role = $6, updated_at = $8",
+            "INSERT INTO identities (name, display_name, email, status, manager, system_role, created_at, updated_at, source, external_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (name) DO UPDATE SET display_name = $2, email = $3, status = $4, manager = $5, system_role = $6, updated_at = $8, source = $9, external_id = $10",
         )
         .bind(i.name.as_str())
         .bind(&i.display_name)
@@ -804,6 +829,8 @@ impl W<'_> {
         .bind(i.system_role.as_str())
         .bind(i.created_at.millis())
         .bind(now.millis())
+        .bind(i.source.as_str())
+        .bind(i.external_id.as_deref())
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -880,12 +907,14 @@ impl W<'_> {
     /// Creates or updates a group.
     pub async fn save_group(&mut self, g: &Group, now: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO groups (name, description, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET description = $2",
+            "INSERT INTO groups (name, description, created_at, source, external_id) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET description = $2, source = $4, external_id = $5",
         )
         .bind(g.name.as_str())
         .bind(&g.description)
         .bind(now.millis())
+        .bind(g.source.as_str())
+        .bind(g.external_id.as_deref())
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -1184,7 +1213,7 @@ impl W<'_> {
     /// Stores a token (its secret hashed).
     pub async fn insert_token(&mut self, t: &TokenRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tokens (id, identity, kind, label, secret_hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, identity, kind, label, secret_hash, created_at, expires_at, revoked_at, scope, mfa_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&t.id)
         .bind(t.identity.as_str())
@@ -1194,6 +1223,8 @@ impl W<'_> {
         .bind(t.created_at.millis())
         .bind(t.expires_at.map(Timestamp::millis))
         .bind(t.revoked_at.map(Timestamp::millis))
+        .bind(&t.scope)
+        .bind(t.mfa_at.map(Timestamp::millis))
         .execute(&mut *self.0)
         .await?;
         Ok(())

@@ -166,4 +166,56 @@ INSERT INTO audit_head (id, seq, hash)
     r#"
 CREATE INDEX grants_request ON grants (request_id);
 "#,
+    // Issue 3: sources of truth, SCIM, MFA, sessions, OIDC, LDAP sync.
+    r#"
+ALTER TABLE identities ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE identities ADD COLUMN external_id TEXT;
+ALTER TABLE identities ADD COLUMN missing_since BIGINT;
+ALTER TABLE groups ADD COLUMN source TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE groups ADD COLUMN external_id TEXT;
+
+ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;
+ALTER TABLE tokens ADD COLUMN mfa_at BIGINT;
+
+CREATE TABLE scim_resources (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    external_id TEXT,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX scim_resources_name ON scim_resources (kind, name);
+
+CREATE TABLE mfa_factors (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    confirmed_at BIGINT,
+    last_step BIGINT,
+    last_used_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX mfa_factors_identity ON mfa_factors (identity);
+
+CREATE TABLE recovery_codes (
+    identity TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    used_at BIGINT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (identity, code_hash)
+);
+
+CREATE TABLE pending_logins (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+"#,
 ];

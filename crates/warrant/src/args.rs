@@ -451,6 +451,9 @@ pub enum TokenCmd {
         /// Lifetime, e.g. 30d.
         #[arg(long)]
         expires: Option<String>,
+        /// `full` (your rights) or `scim` (only SCIM provisioning at /scim/v2; admins).
+        #[arg(long, default_value = "full", value_parser = ["full", "scim"])]
+        scope: String,
     },
     /// Revoke a token.
     Revoke {

@@ -553,13 +553,18 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 ExitCode::from(1)
             });
         }
-        Command::Token(TokenCmd::Create { name, expires }) => {
+        Command::Token(TokenCmd::Create {
+            name,
+            expires,
+            scope,
+        }) => {
             let t: TokenOut = ctx
                 .post(
                     "/api/v1/tokens",
                     &TokenIn {
                         name,
                         expires_in: expires,
+                        scope: Some(scope),
                     },
                 )
                 .await?;

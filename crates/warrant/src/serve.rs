@@ -81,11 +81,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if args.demo && !bootstrapped {
         eprintln!("Demo: the store is not empty, so the demo organisation is not seeded again.");
     } else if args.demo {
-        let admin = Actor {
-            name: Name::new("admin")?,
-            role: SystemRole::Admin,
-            token_id: None,
-        };
+        let admin = Actor::internal(Name::new("admin")?, SystemRole::Admin);
         let org = warrant_engine::org::parse(DEMO_ORG)?;
         let report = engine.apply(&admin, org, false).await?;
         eprintln!(

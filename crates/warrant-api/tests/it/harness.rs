@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use warrant_api::{AppState, Client, ClientError};
 use warrant_core::{Name, SystemClock, SystemRole};
-use warrant_engine::{Actor, Engine, EngineConfig};
+use warrant_engine::{Actor, Engine, EngineConfig, Scope};
 
 /// The demo organisation, the same file `warrant serve --demo` seeds.
 pub const DEMO_ORG: &str = include_str!("../../../../docs/examples/demo-org.yaml");
@@ -120,14 +120,10 @@ impl Server {
     /// A new API token of `name`, minted by the engine (so that minting does not depend on
     /// the routes under test, nor on the sign-in rate limit).
     pub async fn fresh_token(&self, name: &str, role: SystemRole) -> String {
-        let actor = Actor {
-            name: Name::new(name).expect("name"),
-            role,
-            token_id: None,
-        };
+        let actor = Actor::internal(Name::new(name).expect("name"), role);
         let t = self
             .engine
-            .create_api_token(&actor, "test", None)
+            .create_api_token(&actor, "test", None, Scope::Full)
             .await
             .unwrap_or_else(|e| panic!("a token for {name}: {e}"));
         t.token.expose().clone()

@@ -126,6 +126,7 @@ impl Caller {
             Signed => Self::User,
             Auditor => Self::Auditor,
             Admin => Self::Admin,
+            Access::Scim => return false,
         };
         self >= needed
     }

@@ -62,11 +62,7 @@ impl Env {
             .await
             .unwrap()
             .expect("fresh store bootstraps");
-        let admin = Actor {
-            name: Name::new("admin").unwrap(),
-            role: SystemRole::Admin,
-            token_id: None,
-        };
+        let admin = Actor::internal(Name::new("admin").unwrap(), SystemRole::Admin);
         let org = warrant_engine::org::parse(DEMO).unwrap();
         engine.apply(&admin, org, false).await.unwrap();
         Self {
@@ -97,11 +93,7 @@ impl Env {
     }
 
     pub fn user(&self, name: &str) -> Actor {
-        Actor {
-            name: Name::new(name).unwrap(),
-            role: SystemRole::User,
-            token_id: None,
-        }
+        Actor::internal(Name::new(name).unwrap(), SystemRole::User)
     }
 
     pub async fn request(
