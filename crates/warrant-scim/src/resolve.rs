@@ -1,10 +1,24 @@
 //! Finding an attribute's definition from a path, across a resource's core schema and its
 //! extensions.
 
+use std::sync::LazyLock;
+
 use serde_json::{Map, Value};
 
 use crate::json::get_ci;
-use crate::schema::{AttrDef, ResourceSchema};
+use crate::schema::{AttrDef, AttrType, Mutability, ResourceSchema};
+
+/// `schemas`, the common attribute every resource has (RFC 7643 §3), which no schema declares.
+static SCHEMAS_ATTR: LazyLock<AttrDef> = LazyLock::new(|| {
+    AttrDef::new("schemas", AttrType::Reference)
+        .multi()
+        .with_mutability(Mutability::ReadOnly)
+});
+
+/// The definition of `schemas`, for filters such as `schemas eq "urn:…:enterprise:2.0:User"`.
+pub(crate) fn schemas_attr() -> &'static AttrDef {
+    &SCHEMAS_ATTR
+}
 
 /// Where an attribute was found.
 #[derive(Debug, Clone, Copy)]

@@ -159,9 +159,21 @@ fn lex_string(input: &str, start: usize) -> Result<(Tok, usize), SyntaxError> {
 fn lex_number(input: &str, start: usize) -> Result<(Tok, usize), SyntaxError> {
     let end = scan(input.as_bytes(), start, is_number_byte);
     let text = &input[start..end];
-    Number::from_str(text)
-        .map(|n| (Tok::Num(n), end))
-        .map_err(|_| SyntaxError::new(start, format!("invalid number '{text}'")))
+    let number = Number::from_str(text)
+        .map_err(|_| SyntaxError::new(start, format!("invalid number '{text}'")))?;
+    Ok((Tok::Num(correctly_rounded(number, text)), end))
+}
+
+/// serde_json's default float parsing may be off by one unit in the last place; the standard
+/// library's is exact, so a printed filter parses back to the same number.
+fn correctly_rounded(number: Number, text: &str) -> Number {
+    if !number.is_f64() {
+        return number;
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .unwrap_or(number)
 }
 
 /// Checks an attribute name: `ATTRNAME = ALPHA *(ALPHA / DIGIT / "-" / "_")`, and `$ref`.

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use super::{AttrPath, CompValue, CompareOp, Filter};
 use crate::error::ScimError;
 use crate::json::{get_ci, is_present, values_of};
-use crate::resolve::{Lookup, container, find_attr};
+use crate::resolve::{Lookup, container, find_attr, schemas_attr};
 use crate::schema::{AttrDef, AttrType, ResourceSchema, Returned};
 
 /// What paths are resolved against: the resource, or one value of a complex attribute inside
@@ -88,6 +88,17 @@ fn select_in_resource<'a>(
     schemas: &'a [&'a ResourceSchema],
     path: &AttrPath,
 ) -> Selected<'a> {
+    if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("schemas") {
+        let values = resource
+            .as_object()
+            .and_then(|obj| get_ci(obj, "schemas"))
+            .map(values_of)
+            .unwrap_or_default();
+        return Selected {
+            def: Some(schemas_attr()),
+            values,
+        };
+    }
     let Lookup::Found(target) = find_attr(schemas, path.urn.as_deref(), &path.name) else {
         return Selected::none();
     };
@@ -294,6 +305,12 @@ fn check_path<'s>(
             return parent.sub_attribute(&path.name).ok_or_else(unknown);
         }
         Some(_) => return Err(unknown()),
+        None if path.urn.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("schemas") =>
+        {
+            return Ok(schemas_attr());
+        }
         None => match find_attr(schemas, path.urn.as_deref(), &path.name) {
             Lookup::Found(target) => target.attr,
             Lookup::UnknownSchema => {

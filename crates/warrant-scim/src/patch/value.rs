@@ -4,7 +4,7 @@
 //! providers send: `"True"`/`"False"` (any case) for booleans (Entra ID sends `"active":
 //! "False"`); a bare value for a complex attribute with a `value` sub-attribute (Entra ID sends
 //! the manager's id as a string); a single value for a multi-valued attribute. Sub-attributes
-//! that are `null` or read-only are dropped, as RFC 7644 §3.3 says read-only input is ignored.
+//! that are `null`, or read-only in a writable attribute, are dropped, as RFC 7644 §3.3 says read-only input is ignored.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -96,7 +96,9 @@ fn coerce_complex(def: &AttrDef, value: &Value) -> Result<Value, ScimError> {
                 def.name
             )));
         };
-        if sub_value.is_null() || sub.mutability == Mutability::ReadOnly {
+        let ignored_read_only =
+            sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly;
+        if sub_value.is_null() || ignored_read_only {
             continue;
         }
         out.insert(sub.name.clone(), coerce(sub, sub_value)?);
