@@ -7,6 +7,9 @@
 //! * [`SlapdFixture`] starts a throwaway OpenLDAP server (Debian `slapd`) with `ldap://`
 //!   (StartTLS) and `ldaps://` listeners, a test CA, the memberof overlay and a test-only
 //!   imitation of a few Active Directory attributes.
+//! * [`OidcProviderFixture`] starts a throwaway OpenID provider (PyPI `oidc-provider-mock`,
+//!   installed by `scripts/deps/oidc.sh`) with discovery, client registration and a headless
+//!   login.
 //! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
 //!   starts. Never hard-code a port.
 //!
@@ -14,11 +17,13 @@
 //! [`FixtureError`] whose message names the command that failed and the package to install.
 
 mod error;
+mod oidc;
 mod pg;
 mod port;
 mod slapd;
 
 pub use error::FixtureError;
+pub use oidc::{OidcProviderFixture, OidcProviderOptions};
 pub use pg::PgFixture;
 pub use port::{free_port, try_free_port};
 pub use slapd::SlapdFixture;
