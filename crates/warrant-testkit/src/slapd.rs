@@ -88,9 +88,9 @@ objectclass ( 1.3.6.1.4.1.32473.1.2.2 NAME 'group' SUP top AUXILIARY
 ///
 /// The directory starts with the base entry, [`people_dn`](Self::people_dn) and
 /// [`groups_dn`](Self::groups_dn). The root DN [`admin_dn`](Self::admin_dn) has a random
-/// password and no limits. Everyone else gets at most 100 entries per search unless they page
-/// (RFC 2696, pages of at most 100, no total limit): a scaled-down imitation of AD's
-/// `MaxPageSize`, so tests can show that paging is needed.
+/// password and no limits. Everyone else gets at most 100 entries from a search that is not
+/// paged (RFC 2696; paged searches have no limit on the page or the total): a scaled-down
+/// imitation of AD's limit of 1000, so tests can show that paging is needed.
 ///
 /// The server certificate (for `127.0.0.1`, `::1` and `localhost`) is signed by a test CA
 /// generated at start ([`ca_pem_path`](Self::ca_pem_path)); a second CA that signed nothing
@@ -218,8 +218,7 @@ impl SlapdFixture {
         &self.admin_password
     }
 
-    /// The size limit for searches by anyone but the root DN, and the largest page they may ask
-    /// for (100).
+    /// The most entries a search that is not paged returns to anyone but the root DN (100).
     #[must_use]
     pub fn size_limit(&self) -> u32 {
         SIZE_LIMIT
@@ -496,9 +495,9 @@ TLSCACertificateFile \"{d}/ca.pem\"
 TLSCertificateFile \"{d}/server.pem\"
 TLSCertificateKeyFile \"{d}/server.key\"
 
-# Like AD's MaxPageSize, scaled down: at most {SIZE_LIMIT} entries per search or page for
-# everyone but the root DN, and no limit on the total of a paged search.
-sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.pr={SIZE_LIMIT} size.prtotal=unlimited
+# Like AD's size limit, scaled down: at most {SIZE_LIMIT} entries per search for everyone but
+# the root DN unless the search is paged (any page size, no limit on the total).
+sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.pr=unlimited size.prtotal=unlimited
 
 database mdb
 maxsize 268435456
