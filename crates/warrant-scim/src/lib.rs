@@ -16,6 +16,8 @@
 //! `schemas: &[&ResourceSchema]` treats the first one as the resource's core schema and the
 //! others as its extensions ([`schema::user_schemas`], [`schema::group_schemas`]).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod filter;
 pub mod patch;

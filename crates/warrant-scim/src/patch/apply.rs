@@ -262,19 +262,21 @@ fn demote_others(items: &mut [Value], primary: usize) {
 /// attributes that have one (compared as the sub-attribute's caseExact says), equal JSON
 /// otherwise.
 fn same_value(attr: &AttrDef, a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
     let Some(value_def) = attr
         .sub_attribute("value")
         .filter(|_| attr.ty == AttrType::Complex)
     else {
-        return a == b;
+        return false;
     };
-    let (Some(Value::String(a)), Some(Value::String(b))) = (a.get("value"), b.get("value")) else {
-        return a.get("value").is_some() && a.get("value") == b.get("value");
-    };
-    if value_def.case_exact {
-        a == b
-    } else {
-        a.to_lowercase() == b.to_lowercase()
+    match (a.get("value"), b.get("value")) {
+        (Some(Value::String(x)), Some(Value::String(y))) if !value_def.case_exact => {
+            x.to_lowercase() == y.to_lowercase()
+        }
+        (Some(x), Some(y)) => x == y,
+        _ => false,
     }
 }
 

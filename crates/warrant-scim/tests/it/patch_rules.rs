@@ -134,6 +134,27 @@ fn add_appends_to_multi_valued_attributes_without_duplicates() {
     let emails = resource["emails"].as_array().unwrap();
     assert_eq!(emails.len(), 3);
     assert_eq!(emails[2]["value"], "babs@example.net");
+
+    // Values are the same when their `value`s are (emails are not caseExact); values without
+    // one when they are equal.
+    let resource = patch_user(json!([
+        { "op": "add", "path": "emails", "value": [{ "value": "BJENSEN@example.com", "display": "x" }] },
+        { "op": "add", "path": "emails", "value": [{ "type": "pager" }, { "type": "pager" }] }
+    ]));
+    let error = resource.expect_err("emails have no display");
+    assert!(error.detail.contains("no sub-attribute 'display'"));
+    let resource = patch_user(json!([
+        { "op": "add", "path": "emails", "value": [{ "value": "BJENSEN@example.com", "type": "other" }] },
+        { "op": "add", "path": "emails", "value": [{ "type": "pager" }, { "type": "pager" }] }
+    ]))
+    .unwrap();
+    let emails = resource["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 3);
+    assert_eq!(
+        emails[0],
+        json!({ "value": "BJENSEN@example.com", "type": "other", "primary": true })
+    );
+    assert_eq!(emails[2], json!({ "type": "pager" }));
 }
 
 #[test]
