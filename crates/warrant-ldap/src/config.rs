@@ -33,7 +33,8 @@ pub enum Preset {
     ActiveDirectory,
 }
 
-/// Where group membership is read from.
+/// Where group membership is read from. Either way, Active Directory's primary group of a user
+/// (`primaryGroupID`, usually Domain Users) is listed in neither attribute and so not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Membership {
