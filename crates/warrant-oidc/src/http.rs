@@ -18,10 +18,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a request to the provider failed (no body, no credentials in the message).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HttpError {
-    #[error("{0}")]
+    #[error("{}", chain(.0))]
     Reqwest(#[from] reqwest::Error),
     #[error("the response is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
+}
+
+/// The error and its sources, `: `-separated: reqwest's own message only says that sending
+/// failed, the cause (refused connection, untrusted certificate, …) is in the sources.
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A `reqwest::Client` that never follows redirects (the provider's endpoints answer directly;

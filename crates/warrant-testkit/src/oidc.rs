@@ -93,7 +93,8 @@ impl Default for OidcProviderOptions {
 /// let (client_id, secret) = idp.register_client(&["http://127.0.0.1:1/cb"]).await?;
 /// // … build the authorize URL for client_id with a relying party, then:
 /// # let authorize_url = String::new();
-/// let callback = idp.login(&authorize_url, "alice").await?; // http://127.0.0.1:1/cb?code=…&state=…
+/// // http://127.0.0.1:1/cb?code=…&state=…
+/// let callback = idp.login(&authorize_url, "alice").await?;
 /// # let _ = (secret, callback);
 /// # Ok(())
 /// # }

@@ -26,7 +26,7 @@ use warrant_oidc::{ALLOWED_CLOCK_SKEW_SECS, JWKS_REFETCH_INTERVAL_SECS, OidcConf
 use crate::{assert_code, clock};
 
 const CLIENT: &str = "warrant";
-const NONCE: &str = "nonce-of-this-login";
+pub(crate) const NONCE: &str = "nonce-of-this-login";
 
 /// Claims beyond the standard ones (groups, roles, …), kept as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,8 +37,8 @@ type TestIdToken =
     IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
 /// An in-process provider: discovery and a key set the test changes at will.
-struct LocalProvider {
-    issuer: String,
+pub(crate) struct LocalProvider {
+    pub(crate) issuer: String,
     jwks: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
 }
@@ -51,10 +51,18 @@ struct Shared {
 }
 
 impl LocalProvider {
-    /// Serves on a free loopback port until the test's runtime ends; advertises `algs`.
+    /// Serves plain HTTP on a free loopback port until the test's runtime ends; advertises
+    /// `algs`.
     async fn start(algs: &[&str]) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let (provider, app) = Self::app(issuer, algs);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        provider
+    }
+
+    /// The provider for `issuer` and the routes that serve it.
+    pub(crate) fn app(issuer: String, algs: &[&str]) -> (Self, Router) {
         let jwks = Arc::new(Mutex::new(Vec::new()));
         let fetches = Arc::new(AtomicUsize::new(0));
         let shared = Shared {
@@ -84,15 +92,15 @@ impl LocalProvider {
                 }),
             )
             .with_state(shared);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
+        let provider = Self {
             issuer,
             jwks,
             fetches,
-        }
+        };
+        (provider, app)
     }
 
-    fn publish(&self, keys: &[&TestKey]) {
+    pub(crate) fn publish(&self, keys: &[&TestKey]) {
         *self.jwks.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
     }
 
@@ -109,7 +117,7 @@ impl LocalProvider {
     }
 
     /// ID token claims for `alice` at `now`, valid five minutes, for this client and nonce.
-    fn claims(&self, now: i64) -> Value {
+    pub(crate) fn claims(&self, now: i64) -> Value {
         json!({
             "iss": self.issuer, "aud": [CLIENT], "sub": "alice", "nonce": NONCE,
             "iat": now, "exp": now + 300, "groups": ["dba"],
@@ -118,13 +126,13 @@ impl LocalProvider {
 }
 
 /// An Ed25519 signing key with its public JWK.
-struct TestKey {
+pub(crate) struct TestKey {
     signer: CoreEdDsaPrivateSigningKey,
     jwk: Value,
 }
 
 impl TestKey {
-    fn generate(kid: &str) -> Self {
+    pub(crate) fn generate(kid: &str) -> Self {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).unwrap();
         let pem = ed25519_dalek::SigningKey::from_bytes(&seed)
@@ -137,7 +145,7 @@ impl TestKey {
         Self { signer, jwk }
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         sign_with(&self.signer, CoreJwsSigningAlgorithm::EdDsa, claims)
     }
 }
@@ -383,14 +391,12 @@ async fn symmetric_and_unsigned_tokens_are_refused() {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
     let unsigned = format!("{header}.{payload}.");
-    let e = rp
-        .verify_id_token(&unsigned, NONCE, &now)
-        .await
-        .unwrap_err();
-    assert!(
-        ["oidc_signature", "oidc_invalid_token"].contains(&e.code()),
-        "{e}"
+    let e = assert_code(
+        rp.verify_id_token(&unsigned, NONCE, &now).await,
+        "oidc_signature",
+        &[],
     );
+    assert!(e.to_string().contains("unsigned"), "{e}");
 }
 
 #[tokio::test]

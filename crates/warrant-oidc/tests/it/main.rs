@@ -5,6 +5,7 @@
 
 mod local;
 mod provider;
+mod tls;
 
 use serde_json::Value;
 use url::Url;
