@@ -145,6 +145,13 @@ fn entries() -> Vec<Entry> {
             Signed,
             set_password
         ),
+        route!(GET, "/api/v1/identities/{name}/mfa", Auditor, identity_mfa),
+        route!(DELETE, "/api/v1/identities/{name}/mfa", Admin, mfa_reset),
+        route!(GET, "/api/v1/mfa", Signed, mfa_status),
+        route!(POST, "/api/v1/mfa/totp", Signed, totp_enrol),
+        route!(POST, "/api/v1/mfa/totp/confirm", Signed, totp_confirm),
+        route!(POST, "/api/v1/mfa/verify", Signed, mfa_verify),
+        route!(POST, "/api/v1/mfa/recovery-codes", Signed, recovery_codes),
         route!(GET, "/api/v1/groups", Auditor, list_groups),
         route!(POST, "/api/v1/groups", Admin, add_group),
         route!(DELETE, "/api/v1/groups/{name}", Admin, delete_group),
@@ -388,7 +395,12 @@ async fn login(
     }
     let t = s
         .engine
-        .sign_in(&user, Secret::new(body.password), &peer.ip().to_string())
+        .sign_in(
+            &user,
+            Secret::new(body.password),
+            body.otp.map(Secret::new),
+            &peer.ip().to_string(),
+        )
         .await?;
     Ok(Json(TokenOut {
         id: t.id,
@@ -609,6 +621,83 @@ async fn set_password(
     Ok(Json(serde_json::json!({"password_set": n})))
 }
 
+async fn mfa_status(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<MfaStatusOut> {
+    Ok(Json(MfaStatusOut::from(&s.engine.mfa_status(&a, None).await?)))
+}
+
+async fn identity_mfa(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<MfaStatusOut> {
+    Ok(Json(MfaStatusOut::from(
+        &s.engine.mfa_status(&a, Some(&n)).await?,
+    )))
+}
+
+async fn mfa_reset(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    Path(n): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    let removed = s.engine.mfa_reset(&a, &n).await?;
+    Ok(Json(
+        serde_json::json!({"identity": n, "factors_removed": removed}),
+    ))
+}
+
+async fn totp_enrol(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    OptionalJson(b): OptionalJson<TotpEnrolIn>,
+) -> ApiResult<TotpEnrolOut> {
+    let label = b.and_then(|b| b.label).unwrap_or_default();
+    let e = s.engine.totp_enrol(&a, &label).await?;
+    Ok(Json(TotpEnrolOut {
+        factor_id: e.factor_id,
+        uri: e.uri.expose().clone(),
+        secret: e.secret.expose().clone(),
+    }))
+}
+
+async fn totp_confirm(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<CodeIn>,
+) -> ApiResult<RecoveryCodesOut> {
+    let codes = s.engine.totp_confirm(&a, &Secret::new(b.code)).await?;
+    Ok(Json(RecoveryCodesOut {
+        recovery_codes: codes.iter().map(|c| c.expose().clone()).collect(),
+    }))
+}
+
+async fn mfa_verify(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<CodeIn>,
+) -> ApiResult<MfaVerifiedOut> {
+    let at = s.engine.mfa_verify(&a, &Secret::new(b.code)).await?;
+    Ok(Json(MfaVerifiedOut {
+        mfa_at: at.rfc3339(),
+        valid_until: at
+            .plus_secs(warrant_engine::mfa::STEP_UP_SECS)
+            .rfc3339(),
+    }))
+}
+
+async fn recovery_codes(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<RecoveryCodesOut> {
+    let codes = s.engine.regenerate_recovery_codes(&a).await?;
+    Ok(Json(RecoveryCodesOut {
+        recovery_codes: codes.iter().map(|c| c.expose().clone()).collect(),
+    }))
+}
+
 async fn list_groups(
     State(s): State<AppState>,
     Extension(a): Extension<Actor>,
@@ -763,6 +852,7 @@ async fn put_rule(
                     .parse()
                     .map_err(|e: String| ApiError::invalid("invalid_approvals", e))?,
                 count: st.count,
+                require_mfa: st.require_mfa,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;

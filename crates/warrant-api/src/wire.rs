@@ -12,6 +12,7 @@ impl std::fmt::Debug for LoginIn {
         f.debug_struct("LoginIn")
             .field("user", &self.user)
             .field("password", &REDACTED)
+            .field("otp", &self.otp.as_ref().map(|_| REDACTED))
             .finish()
     }
 }
@@ -85,6 +86,129 @@ pub struct LoginIn {
     pub user: String,
     /// Password.
     pub password: String,
+    /// A one-time code (or recovery code) when the identity has a second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+}
+
+/// A one-time code (TOTP or recovery code). Its `Debug` hides the code.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeIn {
+    /// The code.
+    pub code: String,
+}
+
+impl std::fmt::Debug for CodeIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeIn").field("code", &REDACTED).finish()
+    }
+}
+
+/// A new TOTP factor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrolIn {
+    /// Label (e.g. the phone's name).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// What an authenticator app needs; shown once. Its `Debug` hides the secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TotpEnrolOut {
+    /// The factor's id.
+    pub factor_id: String,
+    /// `otpauth://totp/...` for a QR code.
+    pub uri: String,
+    /// The seed in base32, to type in.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for TotpEnrolOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolOut")
+            .field("factor_id", &self.factor_id)
+            .field("uri", &REDACTED)
+            .field("secret", &REDACTED)
+            .finish()
+    }
+}
+
+/// Recovery codes, shown once. Its `Debug` hides them.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RecoveryCodesOut {
+    /// Single-use codes (empty when the identity already had some).
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodesOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodesOut")
+            .field("recovery_codes", &self.recovery_codes.len())
+            .finish()
+    }
+}
+
+/// A second factor, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FactorOut {
+    /// Id.
+    pub id: String,
+    /// `totp` or `webauthn`.
+    pub kind: String,
+    /// Label.
+    pub label: String,
+    /// Enrolment confirmed.
+    pub confirmed: bool,
+    /// Created.
+    pub created_at: String,
+    /// Last use.
+    pub last_used_at: Option<String>,
+}
+
+/// An identity's second factors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaStatusOut {
+    /// Whose.
+    pub identity: String,
+    /// Whether a confirmed factor exists.
+    pub enrolled: bool,
+    /// Factors.
+    pub factors: Vec<FactorOut>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+}
+
+impl From<&warrant_engine::mfa::MfaStatus> for MfaStatusOut {
+    fn from(s: &warrant_engine::mfa::MfaStatus) -> Self {
+        Self {
+            identity: s.identity.to_string(),
+            enrolled: s.enrolled(),
+            factors: s
+                .factors
+                .iter()
+                .map(|f| FactorOut {
+                    id: f.id.clone(),
+                    kind: f.kind.clone(),
+                    label: f.label.clone(),
+                    confirmed: f.confirmed,
+                    created_at: f.created_at.rfc3339(),
+                    last_used_at: f.last_used_at.map(warrant_core::Timestamp::rfc3339),
+                })
+                .collect(),
+            recovery_codes_left: s.recovery_codes_left,
+        }
+    }
+}
+
+/// A step-up proof.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaVerifiedOut {
+    /// When the proof was made.
+    pub mfa_at: String,
+    /// Until when it counts for step-up.
+    pub valid_until: String,
 }
 
 /// A token, shown once. Its `Debug` hides the token.
@@ -353,6 +477,9 @@ pub struct StageOut {
     pub from: String,
     /// Approvals needed.
     pub count: u32,
+    /// Approvers must have proved a second factor within the last 5 minutes.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 /// An eligibility rule.
@@ -415,6 +542,7 @@ impl From<&Rule> for RuleOut {
                 .map(|a| StageOut {
                     from: a.from.to_string(),
                     count: a.count,
+                    require_mfa: a.require_mfa,
                 })
                 .collect(),
         }
@@ -503,6 +631,7 @@ impl From<PolicyTestResult> for PolicyTestOut {
                         .map(|a| StageOut {
                             from: a.from.to_string(),
                             count: a.count,
+                            require_mfa: a.require_mfa,
                         })
                         .collect()
                 })
@@ -617,6 +746,7 @@ impl RequestOut {
                 .map(|a| StageOut {
                     from: a.from.to_string(),
                     count: a.count,
+                    require_mfa: a.require_mfa,
                 })
                 .collect(),
             current_stage: r.current_stage,

@@ -379,6 +379,62 @@ pub enum Event {
         /// `full` or `scim`.
         scope: String,
     },
+    /// A second factor's enrolment started (not usable until confirmed).
+    #[serde(rename = "mfa.enrolment_started")]
+    MfaEnrolmentStarted {
+        /// Whose.
+        identity: String,
+        /// The factor's id.
+        factor_id: String,
+        /// `totp` or `webauthn`.
+        kind: String,
+    },
+    /// A second factor was confirmed and is now in force.
+    #[serde(rename = "mfa.enrolled")]
+    MfaEnrolled {
+        /// Whose.
+        identity: String,
+        /// The factor's id.
+        factor_id: String,
+        /// `totp` or `webauthn`.
+        kind: String,
+    },
+    /// Someone proved a second factor.
+    #[serde(rename = "mfa.verified")]
+    MfaVerified {
+        /// Who.
+        identity: String,
+        /// `totp`, `webauthn` or `recovery_code`.
+        method: String,
+        /// `sign-in`, `step-up` or `enrolment`.
+        purpose: String,
+    },
+    /// A second factor was refused.
+    #[serde(rename = "mfa.failed")]
+    MfaFailed {
+        /// Who.
+        identity: String,
+        /// `sign-in`, `step-up` or `enrolment`.
+        purpose: String,
+        /// Why (stable code).
+        reason: String,
+    },
+    /// New recovery codes were issued (the codes themselves are never recorded).
+    #[serde(rename = "mfa.recovery_codes_issued")]
+    RecoveryCodesIssued {
+        /// Whose.
+        identity: String,
+        /// How many.
+        count: u64,
+    },
+    /// An admin removed every second factor of an identity.
+    #[serde(rename = "mfa.reset")]
+    MfaReset {
+        /// Whose.
+        identity: String,
+        /// Factors removed.
+        factors_removed: u64,
+    },
     /// A token was revoked.
     #[serde(rename = "token.revoked")]
     TokenRevoked {

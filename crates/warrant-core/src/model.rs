@@ -310,6 +310,9 @@ pub struct ApprovalStage {
     pub from: ApproverSource,
     /// How many distinct approvals pass the stage (at least 1).
     pub count: u32,
+    /// Approvers of this stage must have proved a second factor within the last 5 minutes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_mfa: bool,
 }
 
 /// What an activation under a rule must satisfy.

@@ -189,13 +189,9 @@ fn settings_refusal(
     mfa: bool,
 ) -> Option<EngineError> {
     if s.require_mfa && !mfa {
-        // Fail closed: this version has no sign-in MFA to prove, so such a rule grants nothing.
-        return Some(EngineError::forbidden(
-            "mfa_required",
-            format!(
-                "{rule} requires MFA, which this Warrant cannot verify yet: ask an admin for a rule without require_mfa"
-            ),
-        ));
+        return Some(crate::mfa::step_up_required(&format!(
+            "{rule} requires a second factor proved within the last 5 minutes"
+        )));
     }
     if duration > s.max_duration {
         return Some(EngineError::invalid(
@@ -603,6 +599,7 @@ impl Engine {
         }
         let groups = tx.q().groups_of(actor.name.as_str()).await?;
         let ticket = input.ticket.as_deref().filter(|t| !t.trim().is_empty());
+        let fresh_mfa = crate::mfa::is_fresh(actor, now);
         let d = decide(
             policy,
             &ident,
@@ -613,11 +610,12 @@ impl Engine {
                 duration_secs: input.duration.secs(),
                 has_reason: !input.reason.trim().is_empty(),
                 has_ticket: ticket.is_some(),
-                mfa: false,
+                mfa: fresh_mfa,
                 now_unix: input.start_at.unwrap_or(now).unix_seconds(),
             },
         );
-        let (rule_id, settings) = choose(policy, &d, input.duration, &input.reason, ticket, false)?;
+        let (rule_id, settings) =
+            choose(policy, &d, input.duration, &input.reason, ticket, fresh_mfa)?;
         let mut req = Request {
             id: warrant_iam::new_id()?,
             identity: actor.name.clone(),
@@ -676,6 +674,17 @@ impl Engine {
         let rights = approver_rights(&mut tx.q(), &req, &actor.name).await?;
         if !may_see(actor, &req, rights) {
             return Err(request_not_found(id));
+        }
+        if rights.open
+            && req
+                .stages
+                .get(req.current_stage as usize)
+                .is_some_and(|s| s.require_mfa)
+            && !crate::mfa::is_fresh(actor, now)
+        {
+            return Err(crate::mfa::step_up_required(
+                "approving this stage requires a second factor proved within the last 5 minutes",
+            ));
         }
         let outcome = req.approve(&actor.name, rights.open, now)?;
         let approval = req
@@ -761,7 +770,8 @@ impl Engine {
                 duration_secs: req.duration.secs(),
                 has_reason: !req.reason.is_empty(),
                 has_ticket: req.ticket.is_some(),
-                mfa: false,
+                // A second factor was proved when the request was made.
+                mfa: true,
                 now_unix: req.start_at.unwrap_or(now).max(now).unix_seconds(),
             },
         );
@@ -771,7 +781,7 @@ impl Engine {
             req.duration,
             &req.reason,
             req.ticket.as_deref(),
-            false,
+            true,
         )
         .map(|_| ())
     }

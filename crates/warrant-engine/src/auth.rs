@@ -152,11 +152,13 @@ impl Engine {
         })
     }
 
-    /// Signs in with a local password; returns a session token.
+    /// Signs in with a local password, and a second factor (TOTP or recovery code) when the
+    /// identity has one; returns a session token (a new one at every sign-in).
     pub async fn sign_in(
         &self,
         name: &str,
         password: Secret<String>,
+        second: Option<Secret<String>>,
         source: &str,
     ) -> Result<IssuedToken> {
         let (ident, hash) = {
@@ -207,6 +209,54 @@ impl Engine {
             return Err(bad_credentials());
         }
         let ident = ident.ok_or_else(bad_credentials)?;
+        let who = ident.name.to_string();
+        let mut mfa_at = None;
+        if self.has_mfa(&who).await? {
+            let Some(code) = second else {
+                tx.rollback().await?;
+                return Err(EngineError::unauthenticated(
+                    "mfa_required",
+                    "this identity has a second factor: give a code from your authenticator app (warrant login --otp CODE), or a recovery code",
+                ));
+            };
+            self.mfa_rate_check(&who, now)?;
+            match self.tx_prove(&mut tx, &who, code.expose(), false, now).await? {
+                Some(proof) => {
+                    tx.audit(
+                        now,
+                        Some(&who),
+                        &Event::MfaVerified {
+                            identity: who.clone(),
+                            method: proof.as_str().to_owned(),
+                            purpose: "sign-in".into(),
+                        },
+                    )
+                    .await?;
+                    mfa_at = Some(now);
+                    self.mfa_succeeded(&who);
+                }
+                None => {
+                    tx.rollback().await?;
+                    self.mfa_failed(&who, now);
+                    let mut tx = self.store().begin().await?;
+                    tx.audit(
+                        now,
+                        Some(&who),
+                        &Event::MfaFailed {
+                            identity: who.clone(),
+                            purpose: "sign-in".into(),
+                            reason: "wrong_code".into(),
+                        },
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Err(EngineError::unauthenticated(
+                        "mfa_invalid",
+                        "the one-time code is wrong, expired or already used: wait for the next code",
+                    ));
+                }
+            }
+        }
         tx.audit(
             now,
             Some(ident.name.as_str()),
@@ -225,7 +275,7 @@ impl Engine {
                 label: "sign-in",
                 expires_at: Some(now.plus_secs(ttl)),
                 scope: Scope::Full,
-                mfa_at: None,
+                mfa_at,
             },
             now,
         )

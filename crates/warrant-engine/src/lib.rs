@@ -18,6 +18,7 @@ mod access;
 mod auth;
 mod catalogue;
 mod directory;
+pub mod mfa;
 pub mod error;
 pub mod org;
 pub mod policy;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub session_idle_secs: i64,
     /// How many grants the scheduler closes per transaction.
     pub expiry_batch: i64,
+    /// Seals and opens secrets kept at rest (TOTP seeds); `None` refuses whatever needs it.
+    pub vault: Option<Arc<warrant_vault::Vault>>,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,10 @@ impl Default for EngineConfig {
             session_ttl_secs: 12 * 3600,
             session_idle_secs: 3600,
             expiry_batch: 2000,
+            // A throwaway key: tests and tools. The server passes the data directory's key.
+            vault: warrant_vault::Kek::generate()
+                .ok()
+                .map(|k| Arc::new(warrant_vault::Vault::new(k))),
         }
     }
 }
@@ -80,6 +87,8 @@ struct Inner {
     gate: tokio::sync::RwLock<()>,
     /// The last reload failed: decisions deny everything until a reload succeeds.
     policy_failed: std::sync::atomic::AtomicBool,
+    /// Recent wrong second-factor codes per identity.
+    mfa_failures: mfa::FailureLimiter,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +122,7 @@ impl Engine {
                 reload: tokio::sync::Mutex::new(()),
                 gate: tokio::sync::RwLock::new(()),
                 policy_failed: std::sync::atomic::AtomicBool::new(false),
+                mfa_failures: mfa::FailureLimiter::default(),
             }),
         })
     }

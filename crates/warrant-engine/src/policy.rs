@@ -30,6 +30,7 @@ pub fn default_custom_settings() -> ActivationSettings {
         approvals: vec![ApprovalStage {
             from: warrant_core::ApproverSource::Owners,
             count: 1,
+            require_mfa: false,
         }],
     }
 }
@@ -73,7 +74,8 @@ pub fn settings_from_annotations(
     Ok(s)
 }
 
-/// Parses `owners:1, group:security:2` (or `none`) into stages.
+/// Parses `owners:1, group:security:2:mfa` (or `none`) into stages; a trailing `:mfa` makes the
+/// stage's approvers prove a fresh second factor.
 pub fn parse_stages(v: &str) -> std::result::Result<Vec<ApprovalStage>, String> {
     if v.trim() == "none" || v.trim().is_empty() {
         return Ok(Vec::new());
@@ -81,6 +83,10 @@ pub fn parse_stages(v: &str) -> std::result::Result<Vec<ApprovalStage>, String> 
     v.split(',')
         .map(|part| {
             let part = part.trim();
+            let (part, require_mfa) = match part.strip_suffix(":mfa") {
+                Some(rest) => (rest, true),
+                None => (part, false),
+            };
             let (from, count) = part
                 .rsplit_once(':')
                 .ok_or_else(|| format!("{part:?} should read SOURCE:COUNT, e.g. owners:1"))?;
@@ -92,6 +98,7 @@ pub fn parse_stages(v: &str) -> std::result::Result<Vec<ApprovalStage>, String> 
             Ok(ApprovalStage {
                 from: from.parse()?,
                 count,
+                require_mfa,
             })
         })
         .collect()

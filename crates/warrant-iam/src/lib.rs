@@ -1,7 +1,9 @@
 //! Sign-in material: password hashes (argon2id) and bearer tokens.
 //!
 //! A token reads `wt_<id>_<secret>`. Only SHA-256 of the secret is stored; the id finds the row
-//! and the secret is compared in constant time. Later: SCIM, OIDC, LDAP, TOTP and WebAuthn.
+//! and the secret is compared in constant time. [`totp`]: one-time passwords and recovery codes.
+
+pub mod totp;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -26,6 +28,9 @@ pub enum IamError {
     /// The system's randomness failed.
     #[error("the system's random number generator failed")]
     Random,
+    /// A TOTP profile was refused (bad seed length, digits).
+    #[error("TOTP: {0}")]
+    Totp(String),
 }
 
 /// Hashes a password with argon2id (default parameters) into a PHC string.

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use queries::{AuditQuery, JobRow, Q, TokenRow, W, settings_json};
+pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};

@@ -282,6 +282,43 @@ pub struct TokenRow {
     pub mfa_at: Option<Timestamp>,
 }
 
+/// A second factor (TOTP seed or WebAuthn credential), its secret sealed by the vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorRow {
+    /// Public id.
+    pub id: String,
+    /// Whose.
+    pub identity: Name,
+    /// `totp` or `webauthn`.
+    pub kind: String,
+    /// Label shown in listings.
+    pub label: String,
+    /// The sealed secret (vault text form) or, for WebAuthn, the public credential JSON.
+    pub secret: String,
+    /// When enrolment was confirmed with a first code; unconfirmed factors prove nothing.
+    pub confirmed_at: Option<Timestamp>,
+    /// The last TOTP step accepted (each code works once).
+    pub last_step: Option<i64>,
+    /// Last successful use.
+    pub last_used_at: Option<Timestamp>,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+fn factor(row: &AnyRow) -> Result<FactorRow> {
+    Ok(FactorRow {
+        id: row.try_get("id")?,
+        identity: name(row, "mfa_factors", "identity")?,
+        kind: row.try_get("kind")?,
+        label: row.try_get("label")?,
+        secret: row.try_get("secret")?,
+        confirmed_at: opt_ts(row, "confirmed_at")?,
+        last_step: row.try_get("last_step")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
 const TOKEN_COLS: &str = "t.id, t.identity, t.kind, t.label, t.secret_hash, t.created_at, t.expires_at, t.revoked_at, t.scope, t.last_used_at, t.mfa_at";
 
 fn token(row: &AnyRow) -> Result<TokenRow> {
@@ -792,6 +829,28 @@ impl Q<'_> {
         collect(rows, token)
     }
 
+    /// An identity's second factors, oldest first.
+    pub async fn factors_of(&mut self, identity: &str) -> Result<Vec<FactorRow>> {
+        let rows = sqlx::query(
+            "SELECT id, identity, kind, label, secret, confirmed_at, last_step, last_used_at, created_at \
+             FROM mfa_factors WHERE identity = $1 ORDER BY created_at, id",
+        )
+        .bind(identity)
+        .fetch_all(&mut *self.0)
+        .await?;
+        collect(rows, factor)
+    }
+
+    /// How many unused recovery codes an identity has.
+    pub async fn recovery_codes_left(&mut self, identity: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM recovery_codes WHERE identity = $1 AND used_at IS NULL",
+        )
+        .bind(identity)
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
     /// Audit records after a position, in order.
     pub async fn audit(&mut self, q: &AuditQuery) -> Result<Vec<Record>> {
         let rows = sqlx::query(
@@ -1227,6 +1286,128 @@ impl W<'_> {
         .bind(t.mfa_at.map(Timestamp::millis))
         .execute(&mut *self.0)
         .await?;
+        Ok(())
+    }
+
+    /// Stores a new second factor.
+    pub async fn insert_factor(&mut self, f: &FactorRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mfa_factors (id, identity, kind, label, secret, confirmed_at, last_step, last_used_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&f.id)
+        .bind(f.identity.as_str())
+        .bind(&f.kind)
+        .bind(&f.label)
+        .bind(&f.secret)
+        .bind(f.confirmed_at.map(Timestamp::millis))
+        .bind(f.last_step)
+        .bind(f.last_used_at.map(Timestamp::millis))
+        .bind(f.created_at.millis())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a successful use of a factor: the step accepted (TOTP) and when; confirms the
+    /// factor if it was not yet.
+    pub async fn factor_used(&mut self, id: &str, step: Option<i64>, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "UPDATE mfa_factors SET last_step = COALESCE($2, last_step), last_used_at = $3, \
+             confirmed_at = COALESCE(confirmed_at, $3) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(now.millis())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// Replaces the secret of a factor (WebAuthn counters, re-wrapping).
+    pub async fn set_factor_secret(&mut self, id: &str, secret: &str) -> Result<()> {
+        sqlx::query("UPDATE mfa_factors SET secret = $2 WHERE id = $1")
+            .bind(id)
+            .bind(secret)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes an identity's unconfirmed factors of `kind` (an abandoned enrolment).
+    pub async fn delete_unconfirmed_factors(&mut self, identity: &str, kind: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM mfa_factors WHERE identity = $1 AND kind = $2 AND confirmed_at IS NULL",
+        )
+        .bind(identity)
+        .bind(kind)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Deletes every factor and recovery code of an identity (an MFA reset, or a leaver).
+    pub async fn delete_mfa_of(&mut self, identity: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM mfa_factors WHERE identity = $1")
+            .bind(identity)
+            .execute(&mut *self.0)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE identity = $1")
+            .bind(identity)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Replaces an identity's recovery codes with these hashes.
+    pub async fn set_recovery_codes(
+        &mut self,
+        identity: &str,
+        hashes: &[String],
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM recovery_codes WHERE identity = $1")
+            .bind(identity)
+            .execute(&mut *self.0)
+            .await?;
+        for h in hashes {
+            sqlx::query(
+                "INSERT INTO recovery_codes (identity, code_hash, used_at, created_at) VALUES ($1, $2, NULL, $3)",
+            )
+            .bind(identity)
+            .bind(h)
+            .bind(now.millis())
+            .execute(&mut *self.0)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Spends a recovery code; returns whether it was there and unused.
+    pub async fn use_recovery_code(
+        &mut self,
+        identity: &str,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $3 WHERE identity = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(identity)
+        .bind(hash)
+        .bind(now.millis())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Records a second factor proved in the session of token `id`.
+    pub async fn set_token_mfa(&mut self, id: &str, now: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE tokens SET mfa_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now.millis())
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 

@@ -71,6 +71,10 @@ pub enum Command {
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// A code from your authenticator app (or a recovery code), when you have a second
+        /// factor. One-time codes die once used, so an argument is fine.
+        #[arg(long)]
+        otp: Option<String>,
     },
     /// Sign out (revokes the saved token).
     Logout,
@@ -188,6 +192,9 @@ pub enum Command {
         #[arg(long)]
         role: String,
     },
+    /// Second factors (TOTP, recovery codes) and step-up.
+    #[command(subcommand)]
+    Mfa(MfaCmd),
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -438,6 +445,38 @@ pub enum PolicyCmd {
         /// At this time (RFC 3339).
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCmd {
+    /// Your second factors (or an identity's, for auditors and admins).
+    Status {
+        /// Identity (default: you).
+        name: Option<String>,
+    },
+    /// Start a TOTP enrolment: prints the otpauth:// URI and the secret for your app.
+    Enrol {
+        /// A label, e.g. the phone's name.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Confirm the enrolment with the app's first code; prints your recovery codes once.
+    Confirm {
+        /// The 6-digit code.
+        code: String,
+    },
+    /// Step-up: prove a second factor for this session (counts for 5 minutes).
+    Verify {
+        /// A code from your app, or a recovery code.
+        code: String,
+    },
+    /// New recovery codes, replacing the old ones (needs a fresh `mfa verify`).
+    RecoveryCodes,
+    /// Remove every second factor of an identity (admins; a lost phone). Ends its sessions.
+    Reset {
+        /// Identity.
+        name: String,
     },
 }
 

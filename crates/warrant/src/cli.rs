@@ -270,6 +270,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         Command::Login {
             user,
             password_stdin,
+            otp,
         } => {
             if !password_stdin {
                 bail!(
@@ -280,7 +281,14 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             let t: TokenOut = ctx
                 .client
                 .with_token(None)
-                .post("/api/v1/auth/login", &LoginIn { user, password })
+                .post(
+                    "/api/v1/auth/login",
+                    &LoginIn {
+                        user,
+                        password,
+                        otp,
+                    },
+                )
                 .await
                 .map_err(explain)?;
             let path = config::save(&config::Saved {
@@ -602,6 +610,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             return print_verify(&r, ctx.json);
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
+        Command::Mfa(cmd) => mfa(ctx, cmd).await?,
         Command::Jobs => {
             let js: Vec<JobOut> = ctx.get("/api/v1/jobs").await?;
             ctx.out(&js, |js| {
@@ -875,6 +884,7 @@ async fn rule(ctx: &Ctx, c: RuleCmd) -> Result<()> {
                 .map(|a| StageOut {
                     from: a.from.to_string(),
                     count: a.count,
+                    require_mfa: a.require_mfa,
                 })
                 .collect();
             let r: RuleOut = ctx
@@ -1029,4 +1039,84 @@ async fn audit_tail(ctx: &Ctx, lines: i64, follow: bool) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+fn print_recovery_codes(codes: &[String]) {
+    if codes.is_empty() {
+        return;
+    }
+    println!("Recovery codes — each works once; store them somewhere safe now, they are not shown again:");
+    for c in codes {
+        println!("  {c}");
+    }
+}
+
+async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
+    match cmd {
+        MfaCmd::Status { name } => {
+            let path = match &name {
+                Some(n) => format!("/api/v1/identities/{}/mfa", enc(n)),
+                None => "/api/v1/mfa".to_owned(),
+            };
+            let st: MfaStatusOut = ctx.get(&path).await?;
+            ctx.out(&st, |st| {
+                let mut t = table(&["FACTOR", "KIND", "LABEL", "CONFIRMED", "CREATED", "LAST USED"]);
+                for f in &st.factors {
+                    t.add_row(vec![
+                        f.id.clone(),
+                        f.kind.clone(),
+                        f.label.clone(),
+                        if f.confirmed { "yes" } else { "no (run warrant mfa confirm)" }.to_owned(),
+                        f.created_at.clone(),
+                        f.last_used_at.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                t
+            })?;
+            if !ctx.json {
+                println!(
+                    "{}: {} recovery code(s) left",
+                    st.identity, st.recovery_codes_left
+                );
+            }
+        }
+        MfaCmd::Enrol { label } => {
+            let e: TotpEnrolOut = ctx
+                .post("/api/v1/mfa/totp", &TotpEnrolIn { label })
+                .await?;
+            ctx.done(
+                &e,
+                &format!(
+                    "Add this to your authenticator app (scan the URI as a QR code, or type the secret):\n  {}\n  secret: {}\nthen confirm with: warrant mfa confirm CODE",
+                    e.uri, e.secret
+                ),
+            )?;
+        }
+        MfaCmd::Confirm { code } => {
+            let r: RecoveryCodesOut = ctx.post("/api/v1/mfa/totp/confirm", &CodeIn { code }).await?;
+            if ctx.json {
+                ctx.done(&r, "")?;
+            } else {
+                println!("second factor confirmed: sign-in now asks for a code");
+                print_recovery_codes(&r.recovery_codes);
+            }
+        }
+        MfaCmd::Verify { code } => {
+            let v: MfaVerifiedOut = ctx.post("/api/v1/mfa/verify", &CodeIn { code }).await?;
+            ctx.done(&v, &format!("second factor proved; step-up valid until {}", v.valid_until))?;
+        }
+        MfaCmd::RecoveryCodes => {
+            let r: RecoveryCodesOut = ctx.post("/api/v1/mfa/recovery-codes", &json!({})).await?;
+            if ctx.json {
+                ctx.done(&r, "")?;
+            } else {
+                print_recovery_codes(&r.recovery_codes);
+            }
+        }
+        MfaCmd::Reset { name } => {
+            let v: Value = ctx.delete(&format!("/api/v1/identities/{}/mfa", enc(&name))).await?;
+            ctx.done(&v, &format!("every second factor of {name} removed; its sessions ended"))?;
+        }
+    }
+    Ok(())
 }
