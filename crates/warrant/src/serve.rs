@@ -54,8 +54,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             )
         })?,
     };
+    let kek = match std::env::var("WARRANT_KEK") {
+        Ok(v) => warrant_vault::Kek::from_env_value(&v)
+            .map_err(|e| anyhow::anyhow!("WARRANT_KEK: {e} (give 32 random bytes in base64)"))?,
+        Err(_) => {
+            let path = args.data_dir.join("kek");
+            warrant_vault::Kek::load_or_create(&path).map_err(|e| {
+                anyhow::anyhow!("the key-encryption key {}: {e}", path.display())
+            })?
+        }
+    };
+    tracing::info!(kek = kek.id(), "key-encryption key loaded");
     let config = EngineConfig {
         request_ttl_secs: request_ttl.secs(),
+        vault: Some(Arc::new(warrant_vault::Vault::new(kek))),
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), config).await?;
