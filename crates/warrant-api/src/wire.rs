@@ -950,7 +950,21 @@ mod tests {
         let login = LoginIn {
             user: "alice".into(),
             password: "canary-pw-1".into(),
+            otp: Some("canary-otp".into()),
         };
+        let code = CodeIn {
+            code: "canary-code".into(),
+        };
+        let enrol = TotpEnrolOut {
+            factor_id: "f".into(),
+            uri: "otpauth://canary".into(),
+            secret: "CANARYSECRET".into(),
+        };
+        let rc = RecoveryCodesOut {
+            recovery_codes: vec!["canary-rc".into()],
+        };
+        let more = format!("{code:?} {enrol:?} {rc:?}");
+        assert!(!more.to_lowercase().contains("canary"), "{more}");
         let pw = PasswordIn {
             password: "canary-pw-2".into(),
             current_password: Some("canary-pw-4".into()),
