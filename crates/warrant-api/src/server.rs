@@ -528,6 +528,7 @@ async fn add_identity(
             .transpose()?
             .unwrap_or(SystemRole::User),
         password: b.password.map(Secret::new),
+        external_id: None,
     };
     let i = s.engine.add_identity(&a, input).await?;
     Ok(Json(IdentityOut::new(&i, None)))

@@ -49,6 +49,30 @@ impl Name {
         Ok(Self(s))
     }
 
+    /// A name made from a directory's display name (`Domain Admins` → `domain-admins`):
+    /// lower case, each run of other characters as one `-`, trimmed to the length limit.
+    /// `None` when nothing usable is left.
+    pub fn slug(display: &str) -> Option<Self> {
+        let mut out = String::with_capacity(display.len());
+        let mut dash = false;
+        for c in display.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@') {
+                if dash && !out.is_empty() {
+                    out.push('-');
+                }
+                dash = false;
+                out.push(c);
+            } else {
+                dash = true;
+            }
+            if out.len() >= MAX_NAME_LEN {
+                break;
+            }
+        }
+        let trimmed = out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+        Self::new(trimmed.chars().take(MAX_NAME_LEN).collect::<String>()).ok()
+    }
+
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -110,5 +134,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn slugs_of_display_names() {
+        let slug = |s: &str| Name::slug(s).map(|n| n.to_string());
+        assert_eq!(slug("Domain Admins").as_deref(), Some("domain-admins"));
+        assert_eq!(slug("  DB / Owners (prod) ").as_deref(), Some("db-owners-prod"));
+        assert_eq!(slug("ops@example.com").as_deref(), Some("ops@example.com"));
+        assert_eq!(slug("--x").as_deref(), Some("x"));
+        assert_eq!(slug("Équipe Sécurité").as_deref(), Some("quipe-s-curit"));
+        assert_eq!(slug("   "), None);
+        assert_eq!(slug("ééé"), None);
+        assert_eq!(Name::slug(&"a b".repeat(100)).map(|n| n.as_str().len()), Some(128));
     }
 }

@@ -27,6 +27,8 @@ pub struct IdentityInput {
     pub system_role: SystemRole,
     /// Initial password for local sign-in.
     pub password: Option<Secret<String>>,
+    /// The source's id for it (the source itself is the actor's channel, [`Actor::via`]).
+    pub external_id: Option<String>,
 }
 
 /// Changes to an identity's attributes; `None` leaves one as it is.
@@ -80,6 +82,22 @@ pub(crate) fn identity_not_found(name: &str) -> EngineError {
         "identity_not_found",
         format!("no identity named {name:?} (see warrant identities)"),
     )
+}
+
+/// Refuses a change to something a directory source owns unless it comes through that source.
+pub(crate) fn guard_source(actor: &Actor, kind: &str, name: &str, source: Source) -> Result<()> {
+    if source.is_external() && actor.via != source {
+        let how = match source {
+            Source::Scim => "in the identity provider that provisions it over SCIM",
+            Source::Ldap => "in the LDAP directory (Warrant follows at the next `warrant sync ldap`)",
+            _ => "at its OpenID provider",
+        };
+        return Err(EngineError::conflict(
+            "source_owned",
+            format!("{kind} {name:?} is managed by {source}: change it {how}"),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn group_not_found(name: &str) -> EngineError {
@@ -147,8 +165,8 @@ pub(crate) async fn tx_add_identity(
         manager: input.manager,
         system_role: input.system_role,
         created_at: now,
-        source: Source::Local,
-        external_id: None,
+        source: actor.via,
+        external_id: input.external_id.filter(|_| actor.via.is_external()),
     };
     tx.w().save_identity(&ident, now).await?;
     tx.audit(
@@ -177,6 +195,12 @@ pub(crate) async fn tx_update_identity(
     now: Timestamp,
 ) -> Result<Vec<String>> {
     let mut ident = load_identity(tx, name).await?;
+    let owned_change = u.display_name.as_ref().is_some_and(|d| *d != ident.display_name)
+        || u.email.as_ref().is_some_and(|e| *e != ident.email)
+        || u.manager.as_ref().is_some_and(|m| *m != ident.manager);
+    if owned_change {
+        guard_source(actor, "identity", name, ident.source)?;
+    }
     let mut changed = Vec::new();
     if let Some(d) = u.display_name.filter(|d| *d != ident.display_name) {
         ident.display_name = d;
@@ -265,18 +289,21 @@ pub(crate) async fn tx_add_group(
     now: Timestamp,
 ) -> Result<bool> {
     let existing = tx.q().group(name.as_str()).await?;
+    if let Some(g) = &existing {
+        guard_source(actor, "group", name.as_str(), g.source)?;
+    }
     if existing
         .as_ref()
         .is_some_and(|g| g.description == description)
     {
         return Ok(false);
     }
-    tx.w()
-        .save_group(
-            &Group::local(name.clone(), description),
-            now,
-        )
-        .await?;
+    let group = Group {
+        source: actor.via,
+        external_id: existing.as_ref().and_then(|g| g.external_id.clone()),
+        ..Group::local(name.clone(), description)
+    };
+    tx.w().save_group(&group, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -297,9 +324,10 @@ pub(crate) async fn tx_add_member(
     identity: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    if tx.q().group(group).await?.is_none() {
+    let Some(g) = tx.q().group(group).await? else {
         return Err(group_not_found(group));
-    }
+    };
+    guard_source(actor, "group", group, g.source)?;
     load_identity(tx, identity).await?;
     if !tx.w().add_member(group, identity, now).await? {
         return Ok(false);
@@ -326,9 +354,10 @@ pub(crate) async fn tx_remove_member(
     jobs: bool,
     now: Timestamp,
 ) -> Result<bool> {
-    if tx.q().group(group).await?.is_none() {
+    let Some(g) = tx.q().group(group).await? else {
         return Err(group_not_found(group));
-    }
+    };
+    guard_source(actor, "group", group, g.source)?;
     if !tx.w().remove_member(group, identity).await? {
         return Ok(false);
     }
@@ -476,6 +505,7 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut ident = load_identity(&mut tx, name).await?;
+        guard_source(actor, "identity", name, ident.source)?;
         if ident.status == status {
             tx.rollback().await?;
             return Ok(ident);
@@ -519,7 +549,8 @@ impl Engine {
         }
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        load_identity(&mut tx, name).await?;
+        let ident = load_identity(&mut tx, name).await?;
+        guard_source(actor, "identity", name, ident.source)?;
         let naming = policies_naming(&mut tx, "Identity", name).await?;
         if !naming.is_empty() {
             return Err(EngineError::conflict(
@@ -589,9 +620,10 @@ impl Engine {
         require_admin(actor)?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        if tx.q().group(name).await?.is_none() {
+        let Some(group) = tx.q().group(name).await? else {
             return Err(group_not_found(name));
-        }
+        };
+        guard_source(actor, "group", name, group.source)?;
         let owns_target = tx
             .q()
             .targets()

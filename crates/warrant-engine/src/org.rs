@@ -251,6 +251,7 @@ impl Engine {
                             manager: None,
                             system_role: role.unwrap_or(SystemRole::User),
                             password: id.password.clone(),
+                            external_id: None,
                         },
                         now,
                     )

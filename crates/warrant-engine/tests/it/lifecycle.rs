@@ -342,6 +342,7 @@ conformance!(leavers_lose_everything_in_the_same_transaction, |env| {
         manager: None,
         system_role: warrant_core::SystemRole::User,
         password: None,
+        external_id: None,
     };
     env.engine.add_identity(&env.admin, input).await.unwrap();
     let rules = env.engine.rules(&env.admin).await.unwrap();
@@ -406,6 +407,7 @@ conformance!(concurrent_approve_and_deny_resolve_to_one_outcome, |env| {
         manager: None,
         system_role: warrant_core::SystemRole::User,
         password: None,
+        external_id: None,
     };
     env.engine.add_identity(&env.admin, frank).await.unwrap();
     env.engine
