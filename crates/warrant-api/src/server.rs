@@ -24,7 +24,7 @@ use warrant_core::{
     Timestamp,
 };
 use warrant_engine::{
-    Actor, Engine, Scope, IdentityInput, IdentityUpdate, NewRequest, PolicyTestInput, RequestFilter,
+    Actor, Engine, IdentityInput, IdentityUpdate, NewRequest, PolicyTestInput, RequestFilter, Scope,
 };
 
 use crate::error::ApiError;
@@ -76,6 +76,11 @@ fn quota(per_minute: u32, burst: u32) -> Quota {
 }
 
 impl AppState {
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// State for `engine`, with Prometheus metrics when a recorder is installed.
     pub fn new(engine: Engine) -> Self {
         Self {
@@ -193,6 +198,30 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/audit", Auditor, audit_list),
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
+        route!(
+            GET,
+            "/scim/v2/ServiceProviderConfig",
+            Public,
+            crate::scim::service_provider_config
+        ),
+        route!(
+            GET,
+            "/scim/v2/ResourceTypes",
+            Public,
+            crate::scim::resource_types
+        ),
+        route!(GET, "/scim/v2/Schemas", Public, crate::scim::schemas),
+        route!(GET, "/scim/v2/{endpoint}", Scim, crate::scim::list),
+        route!(POST, "/scim/v2/{endpoint}", Scim, crate::scim::create),
+        route!(GET, "/scim/v2/{endpoint}/{id}", Scim, crate::scim::get),
+        route!(PUT, "/scim/v2/{endpoint}/{id}", Scim, crate::scim::replace),
+        route!(PATCH, "/scim/v2/{endpoint}/{id}", Scim, crate::scim::patch),
+        route!(
+            DELETE,
+            "/scim/v2/{endpoint}/{id}",
+            Scim,
+            crate::scim::delete
+        ),
     ]
 }
 
@@ -213,19 +242,35 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, mr);
     }
     router
-        .fallback(|| async {
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/scim/") {
+                return crate::scim::error_response(
+                    StatusCode::NOT_FOUND,
+                    None,
+                    "no such SCIM endpoint (Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas)",
+                );
+            }
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no_such_route",
                 "no such route (the API lives under /api/v1)",
             )
+            .into_response()
         })
-        .method_not_allowed_fallback(|| async {
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/scim/") {
+                return crate::scim::error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    None,
+                    "this SCIM endpoint does not support that method",
+                );
+            }
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "this route does not accept that method",
             )
+            .into_response()
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -626,7 +671,9 @@ async fn mfa_status(
     State(s): State<AppState>,
     Extension(a): Extension<Actor>,
 ) -> ApiResult<MfaStatusOut> {
-    Ok(Json(MfaStatusOut::from(&s.engine.mfa_status(&a, None).await?)))
+    Ok(Json(MfaStatusOut::from(
+        &s.engine.mfa_status(&a, None).await?,
+    )))
 }
 
 async fn identity_mfa(
@@ -683,9 +730,7 @@ async fn mfa_verify(
     let at = s.engine.mfa_verify(&a, &Secret::new(b.code)).await?;
     Ok(Json(MfaVerifiedOut {
         mfa_at: at.rfc3339(),
-        valid_until: at
-            .plus_secs(warrant_engine::mfa::STEP_UP_SECS)
-            .rfc3339(),
+        valid_until: at.plus_secs(warrant_engine::mfa::STEP_UP_SECS).rfc3339(),
     }))
 }
 

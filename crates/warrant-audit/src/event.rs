@@ -379,6 +379,28 @@ pub enum Event {
         /// `full` or `scim`.
         scope: String,
     },
+    /// A SCIM resource (user or group) was created or replaced by the IdP.
+    #[serde(rename = "scim.resource_saved")]
+    ScimResourceSaved {
+        /// `user` or `group`.
+        kind: String,
+        /// Its SCIM id.
+        scim_id: String,
+        /// The Warrant identity or group.
+        name: String,
+        /// Its new version (the ETag).
+        version: i64,
+    },
+    /// A SCIM resource was deleted by the IdP.
+    #[serde(rename = "scim.resource_deleted")]
+    ScimResourceDeleted {
+        /// `user` or `group`.
+        kind: String,
+        /// Its SCIM id.
+        scim_id: String,
+        /// The Warrant identity or group.
+        name: String,
+    },
     /// A second factor's enrolment started (not usable until confirmed).
     #[serde(rename = "mfa.enrolment_started")]
     MfaEnrolmentStarted {
@@ -434,6 +456,56 @@ pub enum Event {
         identity: String,
         /// Factors removed.
         factors_removed: u64,
+    },
+    /// A directory sync ran to its end (`warrant sync ldap`, or the scheduled pull); the counts
+    /// of what it changed. The changes themselves are recorded one by one with `via`.
+    #[serde(rename = "sync.completed")]
+    SyncCompleted {
+        /// The directory: `ldap`.
+        via: String,
+        /// Identities created.
+        created: u64,
+        /// Identities whose attributes changed.
+        updated: u64,
+        /// Identities disabled because the directory marks them disabled.
+        disabled: u64,
+        /// Identities enabled again.
+        enabled: u64,
+        /// Identities newly found missing from the directory (their grace period starts).
+        marked_missing: u64,
+        /// Identities disabled because they stayed missing past the grace period.
+        disabled_after_grace: u64,
+        /// Groups created.
+        groups_created: u64,
+        /// Groups whose description changed.
+        groups_updated: u64,
+        /// Memberships added.
+        members_added: u64,
+        /// Memberships removed (movers).
+        members_removed: u64,
+        /// Grants revoked as a consequence.
+        grants_revoked: u64,
+        /// Pending requests cancelled as a consequence.
+        requests_cancelled: u64,
+        /// Directory entries left out, each with its reason in the sync's report.
+        skipped: u64,
+        /// Names held by another source, left untouched.
+        conflicts: u64,
+        /// Whether the removal safety valve was overridden.
+        forced: bool,
+    },
+    /// A directory sync was refused before changing anything: it would have removed more
+    /// identities than the configured share (a broken search must not disable everyone).
+    #[serde(rename = "sync.refused")]
+    SyncRefused {
+        /// The directory: `ldap`.
+        via: String,
+        /// Active identities of that directory the sync would have marked missing or disabled.
+        would_remove: u64,
+        /// Active identities of that directory before the sync.
+        active: u64,
+        /// The largest share of them one sync may remove.
+        max_removal_share: f64,
     },
     /// A token was revoked.
     #[serde(rename = "token.revoked")]

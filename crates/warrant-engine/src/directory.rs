@@ -2,7 +2,8 @@
 
 use warrant_audit::Event;
 use warrant_core::{
-    ApproverSource, Group, Identity, IdentityStatus, Name, Secret, Source, Subject, SystemRole, Timestamp,
+    ApproverSource, Group, Identity, IdentityStatus, Name, Secret, Source, Subject, SystemRole,
+    Timestamp,
 };
 use warrant_store::WriteTx;
 
@@ -89,7 +90,9 @@ pub(crate) fn guard_source(actor: &Actor, kind: &str, name: &str, source: Source
     if source.is_external() && actor.via != source {
         let how = match source {
             Source::Scim => "in the identity provider that provisions it over SCIM",
-            Source::Ldap => "in the LDAP directory (Warrant follows at the next `warrant sync ldap`)",
+            Source::Ldap => {
+                "in the LDAP directory (Warrant follows at the next `warrant sync ldap`)"
+            }
             _ => "at its OpenID provider",
         };
         return Err(EngineError::conflict(
@@ -195,7 +198,10 @@ pub(crate) async fn tx_update_identity(
     now: Timestamp,
 ) -> Result<Vec<String>> {
     let mut ident = load_identity(tx, name).await?;
-    let owned_change = u.display_name.as_ref().is_some_and(|d| *d != ident.display_name)
+    let owned_change = u
+        .display_name
+        .as_ref()
+        .is_some_and(|d| *d != ident.display_name)
         || u.email.as_ref().is_some_and(|e| *e != ident.email)
         || u.manager.as_ref().is_some_and(|m| *m != ident.manager);
     if owned_change {
@@ -279,6 +285,107 @@ pub(crate) async fn tx_set_password_hash(
     )
     .await?;
     Ok(())
+}
+
+/// Enables or disables (a leaver: grants revoked, requests cancelled, tokens revoked) inside
+/// `tx`. Returns the identity and whether anything changed.
+pub(crate) async fn tx_set_status(
+    tx: &mut WriteTx,
+    actor: &Actor,
+    name: &str,
+    status: IdentityStatus,
+    jobs: bool,
+    now: Timestamp,
+) -> Result<(Identity, bool)> {
+    let mut ident = load_identity(tx, name).await?;
+    guard_source(actor, "identity", name, ident.source)?;
+    if ident.status == status {
+        return Ok((ident, false));
+    }
+    ident.status = status;
+    tx.w().save_identity(&ident, now).await?;
+    let event = match status {
+        IdentityStatus::Disabled => {
+            let (g, r) = revoke_all_of(tx, name, "identity disabled", jobs, now).await?;
+            tx.w().revoke_tokens_of(name, now).await?;
+            Event::IdentityDisabled {
+                via: actor.via().to_owned(),
+                identity: name.to_owned(),
+                grants_revoked: g,
+                requests_cancelled: r,
+            }
+        }
+        IdentityStatus::Active => Event::IdentityEnabled {
+            via: actor.via().to_owned(),
+            identity: name.to_owned(),
+        },
+    };
+    tx.audit(now, Some(actor.name.as_str()), &event).await?;
+    Ok((ident, true))
+}
+
+/// Deletes an identity (a leaver) inside `tx`; refused while a custom policy names it. The
+/// caller holds the policy gate for writing and reloads the policy after committing (rules
+/// naming the identity go with it).
+pub(crate) async fn tx_delete_identity(
+    tx: &mut WriteTx,
+    actor: &Actor,
+    name: &str,
+    jobs: bool,
+    now: Timestamp,
+) -> Result<()> {
+    let ident = load_identity(tx, name).await?;
+    guard_source(actor, "identity", name, ident.source)?;
+    let naming = policies_naming(tx, "Identity", name).await?;
+    if !naming.is_empty() {
+        return Err(EngineError::conflict(
+            "identity_in_policy",
+            format!(
+                "identity {name:?} is named in the custom policies {}: edit them first (or disable the identity, which revokes everything just the same)",
+                naming.join(", ")
+            ),
+        ));
+    }
+    let (g, r) = revoke_all_of(tx, name, "identity deleted", jobs, now).await?;
+    tx.w().delete_identity(name, now).await?;
+    tx.w().delete_mfa_of(name).await?;
+    tx.audit(
+        now,
+        Some(actor.name.as_str()),
+        &Event::IdentityDeleted {
+            via: actor.via().to_owned(),
+            identity: name.to_owned(),
+            grants_revoked: g,
+            requests_cancelled: r,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether a target, rule, custom policy or pending request's approval stage names the group.
+pub(crate) async fn group_in_use(tx: &mut WriteTx, name: &str) -> Result<bool> {
+    let owns_target = tx
+        .q()
+        .targets()
+        .await?
+        .iter()
+        .any(|t| t.owner.as_str() == name);
+    let in_rule = tx.q().rules().await?.iter().any(|r| {
+        matches!(&r.subject, Subject::Group(g) if g.as_str() == name)
+            || r.settings
+                .approvals
+                .iter()
+                .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
+    });
+    let in_policy = !policies_naming(tx, "Group", name).await?.is_empty();
+    let pending = tx.q().requests(None, true, i64::MAX).await?;
+    let in_pending = pending.iter().any(|r| {
+        r.stages
+            .iter()
+            .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
+    });
+    Ok(owns_target || in_rule || in_policy || in_pending)
 }
 
 pub(crate) async fn tx_add_group(
@@ -504,33 +611,12 @@ impl Engine {
         }
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let mut ident = load_identity(&mut tx, name).await?;
-        guard_source(actor, "identity", name, ident.source)?;
-        if ident.status == status {
+        let (ident, changed) =
+            tx_set_status(&mut tx, actor, name, status, self.jobs_enabled(), now).await?;
+        if !changed {
             tx.rollback().await?;
             return Ok(ident);
         }
-        ident.status = status;
-        tx.w().save_identity(&ident, now).await?;
-        let event = match status {
-            IdentityStatus::Disabled => {
-                let (g, r) =
-                    revoke_all_of(&mut tx, name, "identity disabled", self.jobs_enabled(), now)
-                        .await?;
-                tx.w().revoke_tokens_of(name, now).await?;
-                Event::IdentityDisabled {
-                    via: actor.via().to_owned(),
-                    identity: name.to_owned(),
-                    grants_revoked: g,
-                    requests_cancelled: r,
-                }
-            }
-            IdentityStatus::Active => Event::IdentityEnabled {
-                via: actor.via().to_owned(),
-                identity: name.to_owned(),
-            },
-        };
-        tx.audit(now, Some(actor.name.as_str()), &event).await?;
         tx.commit().await?;
         self.wake_scheduler();
         Ok(ident)
@@ -549,32 +635,7 @@ impl Engine {
         }
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        let ident = load_identity(&mut tx, name).await?;
-        guard_source(actor, "identity", name, ident.source)?;
-        let naming = policies_naming(&mut tx, "Identity", name).await?;
-        if !naming.is_empty() {
-            return Err(EngineError::conflict(
-                "identity_in_policy",
-                format!(
-                    "identity {name:?} is named in the custom policies {}: edit them first (or disable the identity, which revokes everything just the same)",
-                    naming.join(", ")
-                ),
-            ));
-        }
-        let (g, r) =
-            revoke_all_of(&mut tx, name, "identity deleted", self.jobs_enabled(), now).await?;
-        tx.w().delete_identity(name, now).await?;
-        tx.audit(
-            now,
-            Some(actor.name.as_str()),
-            &Event::IdentityDeleted {
-                via: actor.via().to_owned(),
-                identity: name.to_owned(),
-                grants_revoked: g,
-                requests_cancelled: r,
-            },
-        )
-        .await?;
+        tx_delete_identity(&mut tx, actor, name, self.jobs_enabled(), now).await?;
         tx.commit().await?;
         self.wake_scheduler();
         self.reload_policy().await
@@ -624,28 +685,7 @@ impl Engine {
             return Err(group_not_found(name));
         };
         guard_source(actor, "group", name, group.source)?;
-        let owns_target = tx
-            .q()
-            .targets()
-            .await?
-            .iter()
-            .any(|t| t.owner.as_str() == name);
-        let in_rule = tx.q().rules().await?.iter().any(|r| {
-            matches!(&r.subject, Subject::Group(g) if g.as_str() == name)
-                || r.settings
-                    .approvals
-                    .iter()
-                    .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
-        });
-        let in_policy = !policies_naming(&mut tx, "Group", name).await?.is_empty();
-        let pending = tx.q().requests(None, true, i64::MAX).await?;
-        let in_pending = pending.iter().any(|r| {
-            r.stages
-                .iter()
-                .any(|s| matches!(&s.from, ApproverSource::Group(g) if g.as_str() == name))
-        });
-        let in_use = owns_target || in_rule || in_policy || in_pending;
-        if in_use {
+        if group_in_use(&mut tx, name).await? {
             return Err(EngineError::conflict(
                 "group_in_use",
                 format!(

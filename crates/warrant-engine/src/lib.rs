@@ -18,11 +18,14 @@ mod access;
 mod auth;
 mod catalogue;
 mod directory;
-pub mod mfa;
 pub mod error;
+pub mod mfa;
+pub mod oidc;
 pub mod org;
 pub mod policy;
 mod scheduler;
+pub mod scim;
+pub mod sync;
 
 use std::sync::{Arc, RwLock};
 

@@ -16,14 +16,18 @@
 //!
 //! The conformance suite in `tests/it` runs every behaviour against both backends.
 
+mod oidc_queries;
 mod queries;
 pub mod schema;
+mod scim_queries;
+mod sync_queries;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};
+pub use scim_queries::ScimRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};

@@ -129,6 +129,17 @@ impl Server {
         t.token.expose().clone()
     }
 
+    /// A new provisioning token (scope `scim`) of the admin.
+    pub async fn fresh_scim_token(&self) -> String {
+        let actor = Actor::internal(Name::new("admin").expect("name"), SystemRole::Admin);
+        let t = self
+            .engine
+            .create_api_token(&actor, "scim", None, Scope::Scim)
+            .await
+            .unwrap_or_else(|e| panic!("a provisioning token: {e}"));
+        t.token.expose().clone()
+    }
+
     /// Adds an identity as admin, with the demo password convention, in `groups`.
     pub async fn add_identity(&self, name: &str, role: &str, groups: &[&str]) {
         let _: Value = self

@@ -7,6 +7,7 @@
 //! - `bad_input`: refusals with stable codes that change nothing.
 //! - `auth`: sign-in, sign-out, rate limits, API tokens, disabled identities.
 //! - `flows`: request → approvals → grant → check, leavers, concurrent decisions.
+//! - `scim`: SCIM 2.0 provisioning as Entra ID and Okta do it, and its lifecycle effects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,3 +16,4 @@ mod bad_input;
 mod flows;
 mod harness;
 mod matrix;
+mod scim;

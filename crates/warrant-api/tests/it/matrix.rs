@@ -1,6 +1,7 @@
 //! Role × route: the route table is exactly the one written out here, and every route refuses
 //! exactly the callers that lack its access (401 `unauthenticated` for anonymous callers, 403
-//! `role_required` for signed-in ones), and lets the others through to the handler.
+//! `role_required` for signed-in ones, 403 `scope_insufficient` for a provisioning token
+//! outside SCIM, SCIM errors on SCIM routes), and lets the others through to the handler.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use warrant_core::SystemRole;
 
 use crate::harness::{Server, call};
 
-use Access::{Admin, Auditor, Public, Signed};
+use Access::{Admin, Auditor, Public, Scim, Signed};
 
 /// Every route with the access it should need, written out by hand: a new route without an
 /// entry here fails `route_table_is_exactly_the_expected_one`.
@@ -70,6 +71,15 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/audit", Auditor),
     ("GET", "/api/v1/audit/verify", Auditor),
     ("GET", "/api/v1/jobs", Auditor),
+    ("GET", "/scim/v2/ServiceProviderConfig", Public),
+    ("GET", "/scim/v2/ResourceTypes", Public),
+    ("GET", "/scim/v2/Schemas", Public),
+    ("GET", "/scim/v2/{endpoint}", Scim),
+    ("POST", "/scim/v2/{endpoint}", Scim),
+    ("GET", "/scim/v2/{endpoint}/{id}", Scim),
+    ("PUT", "/scim/v2/{endpoint}/{id}", Scim),
+    ("PATCH", "/scim/v2/{endpoint}/{id}", Scim),
+    ("DELETE", "/scim/v2/{endpoint}/{id}", Scim),
 ];
 
 #[test]
@@ -112,10 +122,18 @@ enum Caller {
     User,
     Auditor,
     Admin,
+    /// An admin's token of scope `scim`: SCIM and nothing else.
+    Provisioner,
 }
 
 impl Caller {
-    const ALL: [Caller; 4] = [Self::Anonymous, Self::User, Self::Auditor, Self::Admin];
+    const ALL: [Caller; 5] = [
+        Self::Anonymous,
+        Self::User,
+        Self::Auditor,
+        Self::Admin,
+        Self::Provisioner,
+    ];
 
     /// The identity behind the caller, with its system role.
     fn identity(self) -> Option<(&'static str, SystemRole)> {
@@ -123,19 +141,31 @@ impl Caller {
             Self::Anonymous => None,
             Self::User => Some(("alice", SystemRole::User)),
             Self::Auditor => Some(("audrey", SystemRole::Auditor)),
-            Self::Admin => Some(("admin", SystemRole::Admin)),
+            Self::Admin | Self::Provisioner => Some(("admin", SystemRole::Admin)),
         }
     }
 
     fn has(self, access: Access) -> bool {
-        let needed = match access {
-            Public => Self::Anonymous,
-            Signed => Self::User,
-            Auditor => Self::Auditor,
-            Admin => Self::Admin,
-            Access::Scim => return false,
-        };
-        self >= needed
+        match (access, self) {
+            (Public, _) => true,
+            (Scim, c) => c == Self::Provisioner,
+            (_, Self::Provisioner) => false,
+            (Signed, c) => c >= Self::User,
+            (Auditor, c) => c >= Self::Auditor,
+            (Admin, c) => c >= Self::Admin,
+        }
+    }
+
+    /// The refusal a caller without the access gets: (status, code). SCIM routes answer in
+    /// the SCIM error schema, which the client reports as `http_error`.
+    fn refusal(self, access: Access) -> (u16, &'static str) {
+        match (access, self) {
+            (Scim, Self::Anonymous) => (401, "http_error"),
+            (Scim, _) => (403, "http_error"),
+            (_, Self::Anonymous) => (401, "unauthenticated"),
+            (_, Self::Provisioner) => (403, "scope_insufficient"),
+            _ => (403, "role_required"),
+        }
     }
 }
 
@@ -154,6 +184,7 @@ fn concrete(pattern: &str, caller: Caller) -> String {
         .replace("{identity}", me)
         .replace("{role}", "ghost")
         .replace("{id}", "0000")
+        .replace("{endpoint}", "Users")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,9 +200,10 @@ async fn every_route_refuses_exactly_the_callers_without_its_access() {
         for caller in Caller::ALL {
             // A fresh token per call: logout, token revocation or disabling cannot break
             // the calls after it.
-            let client = match caller.identity() {
-                None => s.anon(),
-                Some((name, role)) => s.client(&s.fresh_token(name, role).await),
+            let client = match (caller, caller.identity()) {
+                (_, None) => s.anon(),
+                (Caller::Provisioner, _) => s.client(&s.fresh_scim_token().await),
+                (_, Some((name, role))) => s.client(&s.fresh_token(name, role).await),
             };
             let path = concrete(spec.path, caller);
             let r = call(&client, method.clone(), &path, body.clone()).await;
@@ -192,19 +224,15 @@ async fn every_route_refuses_exactly_the_callers_without_its_access() {
             if caller.has(spec.access) {
                 let refused = matches!(
                     code.as_str(),
-                    "unauthenticated" | "role_required" | "invalid_token"
-                );
+                    "unauthenticated" | "role_required" | "invalid_token" | "scope_insufficient"
+                ) || (spec.access == Scim && matches!(status, 401 | 403));
                 if refused {
                     mismatches.push(line("past authorisation"));
                 } else if status >= 500 {
                     mismatches.push(line("past authorisation, and no server error"));
                 }
             } else {
-                let want = if caller == Caller::Anonymous {
-                    (401, "unauthenticated")
-                } else {
-                    (403, "role_required")
-                };
+                let want = caller.refusal(spec.access);
                 if (status, code.as_str()) != want {
                     mismatches.push(line(&format!("{} {}", want.0, want.1)));
                 }
