@@ -140,12 +140,18 @@ mod tests {
     fn slugs_of_display_names() {
         let slug = |s: &str| Name::slug(s).map(|n| n.to_string());
         assert_eq!(slug("Domain Admins").as_deref(), Some("domain-admins"));
-        assert_eq!(slug("  DB / Owners (prod) ").as_deref(), Some("db-owners-prod"));
+        assert_eq!(
+            slug("  DB / Owners (prod) ").as_deref(),
+            Some("db-owners-prod")
+        );
         assert_eq!(slug("ops@example.com").as_deref(), Some("ops@example.com"));
         assert_eq!(slug("--x").as_deref(), Some("x"));
         assert_eq!(slug("Équipe Sécurité").as_deref(), Some("quipe-s-curit"));
         assert_eq!(slug("   "), None);
         assert_eq!(slug("ééé"), None);
-        assert_eq!(Name::slug(&"a b".repeat(100)).map(|n| n.as_str().len()), Some(128));
+        assert_eq!(
+            Name::slug(&"a b".repeat(100)).map(|n| n.as_str().len()),
+            Some(128)
+        );
     }
 }

@@ -220,7 +220,10 @@ impl Engine {
                 ));
             };
             self.mfa_rate_check(&who, now)?;
-            match self.tx_prove(&mut tx, &who, code.expose(), false, now).await? {
+            match self
+                .tx_prove(&mut tx, &who, code.expose(), false, now)
+                .await?
+            {
                 Some(proof) => {
                     tx.audit(
                         now,

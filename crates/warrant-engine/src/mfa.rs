@@ -159,8 +159,7 @@ impl Engine {
     /// Whether `identity` has a confirmed second factor.
     pub(crate) async fn has_mfa(&self, identity: &str) -> Result<bool> {
         let mut r = self.store().read().await?;
-        Ok(r
-            .q()
+        Ok(r.q()
             .factors_of(identity)
             .await?
             .iter()
@@ -281,7 +280,11 @@ impl Engine {
     /// force needs a fresh proof of the existing one.
     pub async fn totp_enrol(&self, actor: &Actor, label: &str) -> Result<TotpEnrolment> {
         let label = label.trim();
-        let label = if label.is_empty() { "authenticator" } else { label };
+        let label = if label.is_empty() {
+            "authenticator"
+        } else {
+            label
+        };
         if label.chars().count() > 100 {
             return Err(EngineError::invalid(
                 "invalid_label",
@@ -296,7 +299,8 @@ impl Engine {
         }
         let vault = self.vault()?;
         let seed = warrant_iam::totp::new_seed()?;
-        let (uri, text) = warrant_iam::totp::enrolment(seed.expose(), "Warrant", actor.name.as_str())?;
+        let (uri, text) =
+            warrant_iam::totp::enrolment(seed.expose(), "Warrant", actor.name.as_str())?;
         let mut row = FactorRow {
             id: warrant_iam::new_id()?,
             identity: actor.name.clone(),
@@ -359,11 +363,14 @@ impl Engine {
                 "there is no TOTP enrolment to confirm: start one with `warrant mfa enrol`",
             ));
         };
-        let proof = self.tx_prove(&mut tx, who, code.expose(), true, now).await?;
+        let proof = self
+            .tx_prove(&mut tx, who, code.expose(), true, now)
+            .await?;
         if proof.is_none() {
             tx.rollback().await?;
             self.mfa_failed(who, now);
-            self.audit_mfa_failure(who, "enrolment", "wrong_code").await?;
+            self.audit_mfa_failure(who, "enrolment", "wrong_code")
+                .await?;
             return Err(code_refused());
         }
         tx.audit(
@@ -402,7 +409,9 @@ impl Engine {
         let now = self.now();
         self.mfa_rate_check(who, now)?;
         let mut tx = self.store().begin().await?;
-        let proof = self.tx_prove(&mut tx, who, code.expose(), false, now).await?;
+        let proof = self
+            .tx_prove(&mut tx, who, code.expose(), false, now)
+            .await?;
         let Some(proof) = proof else {
             tx.rollback().await?;
             self.mfa_failed(who, now);
@@ -440,7 +449,9 @@ impl Engine {
     pub async fn regenerate_recovery_codes(&self, actor: &Actor) -> Result<Vec<Secret<String>>> {
         let now = self.now();
         if !is_fresh(actor, now) {
-            return Err(step_up_required("new recovery codes need a fresh second factor"));
+            return Err(step_up_required(
+                "new recovery codes need a fresh second factor",
+            ));
         }
         let mut tx = self.store().begin().await?;
         let codes = tx_issue_recovery_codes(&mut tx, actor.name.as_str(), now).await?;

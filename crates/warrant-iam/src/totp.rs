@@ -30,7 +30,12 @@ pub enum Hash {
     Sha512,
 }
 
-fn totp(seed: &[u8], hash: Hash, digits: u8, account: Option<(&str, &str)>) -> Result<Totp, IamError> {
+fn totp(
+    seed: &[u8],
+    hash: Hash,
+    digits: u8,
+    account: Option<(&str, &str)>,
+) -> Result<Totp, IamError> {
     let algorithm = match hash {
         Hash::Sha1 => Algorithm::SHA1,
         Hash::Sha256 => Algorithm::SHA256,
@@ -51,7 +56,9 @@ fn totp(seed: &[u8], hash: Hash, digits: u8, account: Option<(&str, &str)>) -> R
 /// The code for instant `unix_secs` (RFC 6238 §4): for tests and for the vectors of its
 /// appendix B.
 pub fn code_at(seed: &[u8], hash: Hash, digits: u8, unix_secs: u64) -> Result<String, IamError> {
-    Ok(totp(seed, hash, digits, None)?.generate(unix_secs).to_string())
+    Ok(totp(seed, hash, digits, None)?
+        .generate(unix_secs)
+        .to_string())
 }
 
 /// A new random seed.
@@ -100,7 +107,13 @@ pub fn new_recovery_codes() -> Result<Vec<(Secret<String>, String)>, IamError> {
             .iter()
             .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
             .collect();
-        let code = format!("{}-{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12], &chars[12..16]);
+        let code = format!(
+            "{}-{}-{}-{}",
+            &chars[0..4],
+            &chars[4..8],
+            &chars[8..12],
+            &chars[12..16]
+        );
         let hash = recovery_code_hash(&code);
         out.push((Secret::new(code), hash));
     }

@@ -5,8 +5,7 @@ use warrant_iam::totp::{self, Hash};
 
 const SHA1_SEED: &[u8] = b"12345678901234567890";
 const SHA256_SEED: &[u8] = b"12345678901234567890123456789012";
-const SHA512_SEED: &[u8] =
-    b"1234567890123456789012345678901234567890123456789012345678901234";
+const SHA512_SEED: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
 /// RFC 6238 appendix B: (time, SHA-1, SHA-256, SHA-512), 8 digits.
 const VECTORS: &[(u64, &str, &str, &str)] = &[
@@ -21,9 +20,21 @@ const VECTORS: &[(u64, &str, &str, &str)] = &[
 #[test]
 fn rfc_6238_appendix_b_vectors() {
     for &(t, sha1, sha256, sha512) in VECTORS {
-        assert_eq!(totp::code_at(SHA1_SEED, Hash::Sha1, 8, t).unwrap(), sha1, "SHA1 at {t}");
-        assert_eq!(totp::code_at(SHA256_SEED, Hash::Sha256, 8, t).unwrap(), sha256, "SHA256 at {t}");
-        assert_eq!(totp::code_at(SHA512_SEED, Hash::Sha512, 8, t).unwrap(), sha512, "SHA512 at {t}");
+        assert_eq!(
+            totp::code_at(SHA1_SEED, Hash::Sha1, 8, t).unwrap(),
+            sha1,
+            "SHA1 at {t}"
+        );
+        assert_eq!(
+            totp::code_at(SHA256_SEED, Hash::Sha256, 8, t).unwrap(),
+            sha256,
+            "SHA256 at {t}"
+        );
+        assert_eq!(
+            totp::code_at(SHA512_SEED, Hash::Sha512, 8, t).unwrap(),
+            sha512,
+            "SHA512 at {t}"
+        );
     }
 }
 
@@ -52,7 +63,10 @@ fn each_code_is_accepted_once() {
     assert_eq!(totp::verify(seed, &older, now, Some(step)), None);
     // The next step's code is still good.
     let next = totp::code_at(seed, Hash::Sha1, 6, now + 30).unwrap();
-    assert_eq!(totp::verify(seed, &next, now + 30, Some(step)), Some(step + 1));
+    assert_eq!(
+        totp::verify(seed, &next, now + 30, Some(step)),
+        Some(step + 1)
+    );
 }
 
 #[test]
@@ -85,7 +99,10 @@ fn recovery_codes_are_random_and_hashed_after_normalising() {
         assert_eq!(c.len(), 19, "{c}");
         assert!(seen.insert(c.clone()));
         assert_eq!(&totp::recovery_code_hash(c), hash);
-        assert_eq!(&totp::recovery_code_hash(&format!("  {} ", c.to_uppercase())), hash);
+        assert_eq!(
+            &totp::recovery_code_hash(&format!("  {} ", c.to_uppercase())),
+            hash
+        );
         assert!(!hash.contains(c.as_str()));
     }
 }

@@ -7,8 +7,8 @@ use warrant_audit::Record;
 use warrant_core::model::rule_id;
 use warrant_core::{
     ActivationDuration, ActivationSettings, Approval, ApprovalStage, Grant, GrantStatus, Group,
-    Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Source, Subject, SystemRole, Target,
-    TargetKind, TargetRole, Timestamp,
+    Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Source, Subject, SystemRole,
+    Target, TargetKind, TargetRole, Timestamp,
 };
 
 use crate::{Result, StoreError};
@@ -787,9 +787,9 @@ impl Q<'_> {
     pub async fn token(&mut self, id: &str) -> Result<Option<TokenRow>> {
         let sql = format!("SELECT {TOKEN_COLS} FROM tokens t WHERE t.id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *self.0)
-        .await?;
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
         row.as_ref().map(token).transpose()
     }
 
@@ -803,9 +803,9 @@ impl Q<'_> {
             "SELECT {TOKEN_COLS}, i.status, i.system_role FROM tokens t JOIN identities i ON i.name = t.identity WHERE t.id = $1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *self.0)
-        .await?;
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let status: String = row.try_get("status")?;
         let role: String = row.try_get("system_role")?;
@@ -823,9 +823,9 @@ impl Q<'_> {
             "SELECT {TOKEN_COLS} FROM tokens t WHERE t.identity = $1 ORDER BY t.created_at DESC"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(identity)
-        .fetch_all(&mut *self.0)
-        .await?;
+            .bind(identity)
+            .fetch_all(&mut *self.0)
+            .await?;
         collect(rows, token)
     }
 

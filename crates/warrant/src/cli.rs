@@ -1045,7 +1045,9 @@ fn print_recovery_codes(codes: &[String]) {
     if codes.is_empty() {
         return;
     }
-    println!("Recovery codes — each works once; store them somewhere safe now, they are not shown again:");
+    println!(
+        "Recovery codes — each works once; store them somewhere safe now, they are not shown again:"
+    );
     for c in codes {
         println!("  {c}");
     }
@@ -1060,13 +1062,25 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
             };
             let st: MfaStatusOut = ctx.get(&path).await?;
             ctx.out(&st, |st| {
-                let mut t = table(&["FACTOR", "KIND", "LABEL", "CONFIRMED", "CREATED", "LAST USED"]);
+                let mut t = table(&[
+                    "FACTOR",
+                    "KIND",
+                    "LABEL",
+                    "CONFIRMED",
+                    "CREATED",
+                    "LAST USED",
+                ]);
                 for f in &st.factors {
                     t.add_row(vec![
                         f.id.clone(),
                         f.kind.clone(),
                         f.label.clone(),
-                        if f.confirmed { "yes" } else { "no (run warrant mfa confirm)" }.to_owned(),
+                        if f.confirmed {
+                            "yes"
+                        } else {
+                            "no (run warrant mfa confirm)"
+                        }
+                        .to_owned(),
                         f.created_at.clone(),
                         f.last_used_at.clone().unwrap_or_else(|| "-".into()),
                     ]);
@@ -1081,9 +1095,7 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
             }
         }
         MfaCmd::Enrol { label } => {
-            let e: TotpEnrolOut = ctx
-                .post("/api/v1/mfa/totp", &TotpEnrolIn { label })
-                .await?;
+            let e: TotpEnrolOut = ctx.post("/api/v1/mfa/totp", &TotpEnrolIn { label }).await?;
             ctx.done(
                 &e,
                 &format!(
@@ -1093,7 +1105,9 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
             )?;
         }
         MfaCmd::Confirm { code } => {
-            let r: RecoveryCodesOut = ctx.post("/api/v1/mfa/totp/confirm", &CodeIn { code }).await?;
+            let r: RecoveryCodesOut = ctx
+                .post("/api/v1/mfa/totp/confirm", &CodeIn { code })
+                .await?;
             if ctx.json {
                 ctx.done(&r, "")?;
             } else {
@@ -1103,7 +1117,13 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
         }
         MfaCmd::Verify { code } => {
             let v: MfaVerifiedOut = ctx.post("/api/v1/mfa/verify", &CodeIn { code }).await?;
-            ctx.done(&v, &format!("second factor proved; step-up valid until {}", v.valid_until))?;
+            ctx.done(
+                &v,
+                &format!(
+                    "second factor proved; step-up valid until {}",
+                    v.valid_until
+                ),
+            )?;
         }
         MfaCmd::RecoveryCodes => {
             let r: RecoveryCodesOut = ctx.post("/api/v1/mfa/recovery-codes", &json!({})).await?;
@@ -1114,8 +1134,13 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
             }
         }
         MfaCmd::Reset { name } => {
-            let v: Value = ctx.delete(&format!("/api/v1/identities/{}/mfa", enc(&name))).await?;
-            ctx.done(&v, &format!("every second factor of {name} removed; its sessions ended"))?;
+            let v: Value = ctx
+                .delete(&format!("/api/v1/identities/{}/mfa", enc(&name)))
+                .await?;
+            ctx.done(
+                &v,
+                &format!("every second factor of {name} removed; its sessions ended"),
+            )?;
         }
     }
     Ok(())

@@ -59,9 +59,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("WARRANT_KEK: {e} (give 32 random bytes in base64)"))?,
         Err(_) => {
             let path = args.data_dir.join("kek");
-            warrant_vault::Kek::load_or_create(&path).map_err(|e| {
-                anyhow::anyhow!("the key-encryption key {}: {e}", path.display())
-            })?
+            warrant_vault::Kek::load_or_create(&path)
+                .map_err(|e| anyhow::anyhow!("the key-encryption key {}: {e}", path.display()))?
         }
     };
     tracing::info!(kek = kek.id(), "key-encryption key loaded");
