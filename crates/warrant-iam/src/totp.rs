@@ -76,6 +76,13 @@ pub fn enrolment(seed: &[u8], issuer: &str, account: &str) -> Result<(String, St
     Ok((uri, t.secret().to_base32()))
 }
 
+/// The seed behind base32 text as an enrolment shows it (for clients and tests).
+pub fn seed_from_base32(text: &str) -> Option<Vec<u8>> {
+    totp_rs::Secret::try_from_base32(text.trim())
+        .ok()
+        .map(|s| s.as_bytes().to_vec())
+}
+
 /// Checks `code` at `unix_secs` (±1 step). Returns the step it matched, which must be later
 /// than `last_step` (the last step accepted for this seed): a code is accepted only once.
 pub fn verify(seed: &[u8], code: &str, unix_secs: u64, last_step: Option<u64>) -> Option<u64> {

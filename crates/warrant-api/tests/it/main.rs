@@ -16,4 +16,5 @@ mod bad_input;
 mod flows;
 mod harness;
 mod matrix;
+mod mfa;
 mod scim;
