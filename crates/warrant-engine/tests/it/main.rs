@@ -3,6 +3,7 @@
 
 mod harness;
 mod lifecycle;
+mod oidc_signin;
 mod parsers;
 mod props;
 mod store;
