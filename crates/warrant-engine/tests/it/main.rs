@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod ldap_sync;
 mod lifecycle;
 mod oidc_signin;
 mod parsers;
