@@ -9,6 +9,7 @@
 //! - `workflow`: request → approve → active grant, through the engine and through HTTP.
 //! - `expiry`: 100,000 active grants closed by the real scheduler, with a burst of 10,000.
 //! - `audit`: durable audit events per second, and chain verification speed.
+//! - `leaver`: from a SCIM deactivation to every grant of the identity revoked.
 //!
 //! Layout: [`report`] (figures, verdicts, machine facts), [`stats`] (percentiles), [`fixture`]
 //! (store, engine, demo organisation), one module per scenario.
@@ -18,6 +19,7 @@ mod check;
 mod cpu;
 mod expiry;
 mod fixture;
+mod leaver;
 mod load;
 mod report;
 mod stats;
@@ -61,6 +63,8 @@ enum Scenario {
     Expiry(expiry::Args),
     /// Durable audit events per second, and verification speed of the chain.
     Audit(audit::Args),
+    /// From a SCIM deactivation to every grant of the identity revoked.
+    Leaver(leaver::Args),
 }
 
 /// Options every scenario shares.
@@ -88,6 +92,7 @@ async fn main() -> Result<()> {
         Scenario::Workflow(a) => ("workflow", format!("{a:?}")),
         Scenario::Expiry(a) => ("expiry", format!("{a:?}")),
         Scenario::Audit(a) => ("audit", format!("{a:?}")),
+        Scenario::Leaver(a) => ("leaver", format!("{a:?}")),
     };
     let mut report = Report::start(name, args, cli.json);
     let result = match cli.scenario {
@@ -95,6 +100,7 @@ async fn main() -> Result<()> {
         Scenario::Workflow(a) => workflow::run(&common, a, &mut report).await,
         Scenario::Expiry(a) => expiry::run(&common, a, &mut report).await,
         Scenario::Audit(a) => audit::run(&common, a, &mut report).await,
+        Scenario::Leaver(a) => leaver::run(&common, a, &mut report).await,
     };
     if let Err(e) = &result {
         report.note(format!("the scenario failed: {e:#}"));
