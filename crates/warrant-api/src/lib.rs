@@ -8,6 +8,7 @@
 //! - [`extract`]: extractors whose rejections are JSON errors with stable codes.
 
 pub mod client;
+pub mod directory_sources;
 pub mod error;
 pub mod extract;
 pub mod scim;

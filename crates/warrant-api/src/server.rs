@@ -67,6 +67,7 @@ pub struct AppState {
     metrics: Option<PrometheusHandle>,
     by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     by_user: Arc<DefaultKeyedRateLimiter<String>>,
+    sources: Arc<crate::directory_sources::Sources>,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -81,6 +82,30 @@ impl AppState {
         &self.engine
     }
 
+    /// The same state with OIDC sign-in and LDAP sync as configured.
+    pub fn with_sources(mut self, sources: crate::directory_sources::Sources) -> Self {
+        self.sources = Arc::new(sources);
+        self
+    }
+
+    /// The directory sources (OIDC, LDAP).
+    pub fn sources(&self) -> Arc<crate::directory_sources::Sources> {
+        Arc::clone(&self.sources)
+    }
+
+    /// Refuses a source address that has made too many sign-in attempts.
+    pub fn check_ip_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+        if self.by_ip.check_key(&ip).is_err() {
+            metrics::counter!("warrant_signin_throttled_total").increment(1);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many sign-in attempts: wait a minute and try again",
+            ));
+        }
+        Ok(())
+    }
+
     /// State for `engine`, with Prometheus metrics when a recorder is installed.
     pub fn new(engine: Engine) -> Self {
         Self {
@@ -90,6 +115,7 @@ impl AppState {
             // address, then one every 3 s.
             by_user: Arc::new(RateLimiter::keyed(quota(5, 5))),
             by_ip: Arc::new(RateLimiter::keyed(quota(20, 20))),
+            sources: Arc::default(),
         }
     }
 }
@@ -123,6 +149,30 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/metrics", Public, metrics_text),
         route!(POST, "/api/v1/auth/login", Public, login),
         route!(POST, "/api/v1/auth/logout", Signed, logout),
+        route!(
+            POST,
+            "/api/v1/auth/oidc/start",
+            Public,
+            crate::directory_sources::oidc_start
+        ),
+        route!(
+            POST,
+            "/api/v1/auth/oidc/complete",
+            Public,
+            crate::directory_sources::oidc_complete
+        ),
+        route!(
+            POST,
+            "/api/v1/sync/ldap",
+            Admin,
+            crate::directory_sources::sync_ldap
+        ),
+        route!(
+            GET,
+            "/api/v1/sync/ldap",
+            Admin,
+            crate::directory_sources::sync_status
+        ),
         route!(GET, "/api/v1/me", Signed, me),
         route!(GET, "/api/v1/tokens", Signed, list_tokens),
         route!(POST, "/api/v1/tokens", Signed, create_token),

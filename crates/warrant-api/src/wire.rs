@@ -271,6 +271,12 @@ pub struct IdentityOut {
     pub groups: Option<Vec<String>>,
     /// Created.
     pub created_at: String,
+    /// Who owns its attributes: `local`, `scim`, `ldap` or `oidc`.
+    #[serde(default)]
+    pub source: String,
+    /// The source's id for it.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 impl IdentityOut {
@@ -285,6 +291,8 @@ impl IdentityOut {
             role: i.system_role.as_str().to_owned(),
             groups,
             created_at: i.created_at.rfc3339(),
+            source: i.source.as_str().to_owned(),
+            external_id: i.external_id.clone(),
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unauthenticated,
     /// Too many attempts.
     RateLimited,
+    /// A system Warrant depends on (the LDAP directory, the OpenID provider) failed.
+    Unavailable,
     /// Warrant itself failed; nothing was changed.
     Internal,
 }
@@ -51,6 +53,11 @@ impl EngineError {
             code,
             message: message.into(),
         }
+    }
+
+    /// An upstream system failed.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, code, message)
     }
 
     /// Bad input.

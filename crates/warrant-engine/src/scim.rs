@@ -110,6 +110,7 @@ pub fn scim_error(e: EngineError) -> ScimError {
         ErrorKind::Forbidden => ScimError::new(403, None, e.message),
         ErrorKind::Unauthenticated => ScimError::new(401, None, e.message),
         ErrorKind::RateLimited => ScimError::new(429, None, e.message),
+        ErrorKind::Unavailable => ScimError::new(503, None, e.message),
         ErrorKind::Internal => {
             tracing::error!(error = %e.message, "SCIM request failed");
             ScimError::new(500, None, "internal error; the server log has the details")

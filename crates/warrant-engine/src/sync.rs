@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use warrant_audit::Event;
 use warrant_core::{Group, Identity, IdentityStatus, Name, Source, SystemRole, Timestamp};
 use warrant_ldap::Snapshot;
@@ -72,7 +72,7 @@ impl Default for LdapSyncSettings {
 }
 
 /// What a sync changed (or, in a dry run, would change).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncReport {
     /// Identities created.
     pub created: u64,
@@ -1015,5 +1015,89 @@ impl Engine {
                 settings.max_removal_share * 100.0
             ),
         ))
+    }
+}
+
+/// The LDAP sync as the server config describes it: the directory, the schedule and the
+/// removal safeguards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapSetup {
+    /// Where and what to read (see `warrant_ldap::LdapConfig`).
+    pub connection: warrant_ldap::LdapConfig,
+    /// How often the server pulls, e.g. `15m`; `0s` for never (only `warrant sync ldap`).
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// How long an identity may be missing before it is disabled, e.g. `72h`.
+    #[serde(default)]
+    pub grace: Option<String>,
+    /// The largest share of LDAP identities one run may remove (0 to 1).
+    #[serde(default)]
+    pub max_removal_share: Option<f64>,
+}
+
+fn default_interval() -> String {
+    "15m".into()
+}
+
+fn secs_of(what: &str, v: &str) -> Result<i64> {
+    humantime::parse_duration(v.trim())
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| {
+            EngineError::invalid(
+                "invalid_sync_settings",
+                format!("ldap.{what}: {v:?} is not a duration such as 15m or 72h"),
+            )
+        })
+}
+
+impl LdapSetup {
+    /// The removal safeguards.
+    pub fn settings(&self) -> Result<LdapSyncSettings> {
+        let mut s = LdapSyncSettings::default();
+        if let Some(g) = &self.grace {
+            s.grace_secs = secs_of("grace", g)?;
+        }
+        if let Some(m) = self.max_removal_share {
+            s.max_removal_share = m;
+        }
+        Ok(s)
+    }
+
+    /// The pull interval in seconds (0: no schedule).
+    pub fn interval_secs(&self) -> Result<i64> {
+        secs_of("interval", &self.interval)
+    }
+
+    /// Checks the whole setup (at server start, so a bad file fails early).
+    pub fn validate(&self) -> Result<()> {
+        self.connection
+            .validate()
+            .map_err(|e| EngineError::invalid("ldap_config", format!("ldap.connection: {e}")))?;
+        self.settings()?;
+        self.interval_secs()?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Reads the directory and applies it: `warrant sync ldap` and the schedule. A directory
+    /// that cannot be read changes nothing (`ldap_*` codes, 503).
+    pub async fn sync_ldap(
+        &self,
+        actor: &Actor,
+        setup: &LdapSetup,
+        dry_run: bool,
+        force: bool,
+        on_progress: impl FnMut(warrant_ldap::Progress),
+    ) -> Result<SyncReport> {
+        require_admin(actor)?;
+        let settings = setup.settings()?;
+        let snap = warrant_ldap::fetch_with_progress(&setup.connection, on_progress)
+            .await
+            .map_err(|e| EngineError::unavailable(e.code(), format!("LDAP: {e}")))?;
+        self.apply_ldap_snapshot(actor, &snap, &settings, dry_run, force)
+            .await
     }
 }

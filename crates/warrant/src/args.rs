@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// How long a request may wait for approval, e.g. 24h.
     #[arg(long, env = "WARRANT_REQUEST_TTL", default_value = "24h")]
     pub request_ttl: String,
+    /// Server config file (YAML): OIDC sign-in, LDAP sync, session timeouts.
+    #[arg(long, env = "WARRANT_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Where the audit chain to verify lives.
@@ -65,9 +68,17 @@ pub enum Command {
     Serve(ServeArgs),
     /// Sign in and save the token in the config directory.
     Login {
-        /// Identity name.
-        #[arg(long)]
-        user: String,
+        /// Identity name (password sign-in).
+        #[arg(long, required_unless_present = "oidc")]
+        user: Option<String>,
+        /// Sign in through the organisation's OpenID provider in a browser instead (the
+        /// provider redirects back to a listener on 127.0.0.1).
+        #[arg(long, conflicts_with_all = ["user", "password_stdin", "otp"])]
+        oidc: bool,
+        /// The loopback port for the provider's redirect (default: any free port). Set it when
+        /// the provider only accepts a registered redirect such as http://127.0.0.1:8765/callback.
+        #[arg(long, requires = "oidc", default_value_t = 0)]
+        redirect_port: u16,
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -192,6 +203,9 @@ pub enum Command {
         #[arg(long)]
         role: String,
     },
+    /// Directory sync.
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Second factors (TOTP, recovery codes) and step-up.
     #[command(subcommand)]
     Mfa(MfaCmd),
@@ -445,6 +459,22 @@ pub enum PolicyCmd {
         /// At this time (RFC 3339).
         #[arg(long)]
         at: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCmd {
+    /// Pull users and groups from LDAP / Active Directory now (the server's `ldap:` config).
+    Ldap {
+        /// Show what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply even if more identities would be removed than the safeguard allows.
+        #[arg(long)]
+        force: bool,
+        /// Show the running or last sync instead of starting one.
+        #[arg(long, conflicts_with_all = ["dry_run", "force"])]
+        status: bool,
     },
 }
 

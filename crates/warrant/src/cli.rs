@@ -269,28 +269,36 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         Command::Serve(_) => return unreachable_serve(),
         Command::Login {
             user,
+            oidc,
+            redirect_port,
             password_stdin,
             otp,
         } => {
-            if !password_stdin {
-                bail!(
-                    "pass --password-stdin and the password on standard input (passwords are never taken as arguments)"
-                );
-            }
-            let password = read_stdin_secret("password")?;
-            let t: TokenOut = ctx
-                .client
-                .with_token(None)
-                .post(
-                    "/api/v1/auth/login",
-                    &LoginIn {
-                        user,
-                        password,
-                        otp,
-                    },
-                )
-                .await
-                .map_err(explain)?;
+            let t: TokenOut = if oidc {
+                oidc_login(ctx, redirect_port).await?
+            } else {
+                let Some(user) = user else {
+                    bail!("give --user NAME (or --oidc)");
+                };
+                if !password_stdin {
+                    bail!(
+                        "pass --password-stdin and the password on standard input (passwords are never taken as arguments)"
+                    );
+                }
+                let password = read_stdin_secret("password")?;
+                ctx.client
+                    .with_token(None)
+                    .post(
+                        "/api/v1/auth/login",
+                        &LoginIn {
+                            user,
+                            password,
+                            otp,
+                        },
+                    )
+                    .await
+                    .map_err(explain)?
+            };
             let path = config::save(&config::Saved {
                 server: Some(server.to_owned()),
                 token: t.token.clone(),
@@ -305,6 +313,11 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 ),
             )?;
         }
+        Command::Sync(SyncCmd::Ldap {
+            dry_run,
+            force,
+            status,
+        }) => sync_ldap(ctx, dry_run, force, status).await?,
         Command::Logout => {
             let v: Value = ctx.post("/api/v1/auth/logout", &json!({})).await?;
             config::clear_token()?;
@@ -327,7 +340,15 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         Command::Identities => {
             let ids: Vec<IdentityOut> = ctx.get("/api/v1/identities").await?;
             ctx.out(&ids, |ids| {
-                let mut t = table(&["NAME", "DISPLAY NAME", "EMAIL", "STATUS", "MANAGER", "ROLE"]);
+                let mut t = table(&[
+                    "NAME",
+                    "DISPLAY NAME",
+                    "EMAIL",
+                    "STATUS",
+                    "MANAGER",
+                    "ROLE",
+                    "SOURCE",
+                ]);
                 for i in ids {
                     t.add_row(vec![
                         i.name.clone(),
@@ -336,6 +357,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                         i.status.clone(),
                         opt(&i.manager),
                         i.role.clone(),
+                        i.source.clone(),
                     ]);
                 }
                 t
@@ -1144,4 +1166,178 @@ async fn mfa(ctx: &Ctx, cmd: MfaCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The browser sign-in: a one-shot listener on 127.0.0.1 (RFC 8252 loopback redirect) receives
+/// the provider's redirect; the server, which holds the PKCE verifier and nonce, completes it.
+async fn oidc_login(ctx: &Ctx, port: u16) -> Result<TokenOut> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use warrant_api::directory_sources::{OidcCompleteIn, OidcStartOut};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!("cannot listen on 127.0.0.1:{port} for the sign-in redirect (choose another --redirect-port)")
+        })?;
+    let redirect = format!("http://{}/callback", listener.local_addr()?);
+    let anon = ctx.client.with_token(None);
+    let start: OidcStartOut = anon
+        .post(
+            "/api/v1/auth/oidc/start",
+            &json!({"redirect_uri": redirect}),
+        )
+        .await
+        .map_err(explain)?;
+    eprintln!(
+        "Open this address in your browser to sign in (waiting up to 5 minutes):\n  {}",
+        start.authorize_url
+    );
+    let wait = async {
+        loop {
+            let (mut sock, _) = listener.accept().await?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                let n = sock.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let head = String::from_utf8_lossy(&buf);
+            let target = head
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_owned();
+            if !target.starts_with("/callback") {
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+                continue;
+            }
+            let url = url::Url::parse(&format!("http://127.0.0.1{target}"))?;
+            let get = |k: &str| {
+                url.query_pairs()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.into_owned())
+            };
+            let page = "<!doctype html><title>Warrant</title><p>Signed in to Warrant. You can close this window and return to the terminal.</p>";
+            let _ = sock
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                        page.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            if let Some(err) = get("error") {
+                bail!(
+                    "the OpenID provider refused the sign-in: {err} {}",
+                    get("error_description").unwrap_or_default()
+                );
+            }
+            match (get("code"), get("state")) {
+                (Some(code), Some(state)) => return Ok::<_, anyhow::Error>((code, state)),
+                _ => bail!("the provider's redirect carried no code"),
+            }
+        }
+    };
+    let (code, state) = tokio::time::timeout(Duration::from_secs(300), wait)
+        .await
+        .context("no sign-in within 5 minutes: run `warrant login --oidc` again")??;
+    anon.post(
+        "/api/v1/auth/oidc/complete",
+        &OidcCompleteIn {
+            login_id: start.login_id,
+            state,
+            code,
+        },
+    )
+    .await
+    .map_err(explain)
+}
+
+async fn sync_ldap(ctx: &Ctx, dry_run: bool, force: bool, status: bool) -> Result<()> {
+    use warrant_api::directory_sources::SyncState;
+    use warrant_engine::sync::SyncReport;
+    if status {
+        let st: SyncState = ctx.get("/api/v1/sync/ldap").await?;
+        return ctx.done(
+            &st,
+            &match (&st.running, &st.last, &st.last_error) {
+                (true, _, _) => format!(
+                    "running: reading {} ({} entries so far)",
+                    st.phase.clone().unwrap_or_default(),
+                    st.entries
+                ),
+                (false, _, Some(e)) => format!("the last sync failed: {e}"),
+                (false, Some(r), None) => sync_summary(r),
+                (false, None, None) => "no sync has run since the server started".to_owned(),
+            },
+        );
+    }
+    let bar = if ctx.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b.set_message("connecting to the directory");
+        b
+    };
+    let body = json!({"dry_run": dry_run, "force": force});
+    let run = ctx.post::<SyncReport>("/api/v1/sync/ldap", &body);
+    tokio::pin!(run);
+    let report = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            () = tokio::time::sleep(Duration::from_millis(300)) => {
+                if let Ok(st) = ctx.get::<SyncState>("/api/v1/sync/ldap").await
+                    && st.running
+                {
+                    bar.set_message(format!(
+                        "reading {}: {} entries",
+                        st.phase.unwrap_or_default(),
+                        st.entries
+                    ));
+                }
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let report = report?;
+    ctx.done(&report, &sync_summary(&report))
+}
+
+fn sync_summary(r: &warrant_engine::sync::SyncReport) -> String {
+    let mut s = format!(
+        "{}identities: {} created, {} updated, {} disabled, {} enabled, {} newly missing, {} disabled after the grace period\ngroups: {} created, {} updated; memberships: {} added, {} removed\ngrants revoked: {}, requests cancelled: {}",
+        if r.dry_run {
+            "DRY RUN (nothing changed) — "
+        } else {
+            ""
+        },
+        r.created,
+        r.updated,
+        r.disabled,
+        r.enabled,
+        r.marked_missing,
+        r.disabled_after_grace,
+        r.groups_created,
+        r.groups_updated,
+        r.members_added,
+        r.members_removed,
+        r.grants_revoked,
+        r.requests_cancelled,
+    );
+    for c in &r.conflicts {
+        s.push_str(&format!("\nconflict: {c}"));
+    }
+    for k in &r.skipped {
+        s.push_str(&format!("\nskipped: {k}"));
+    }
+    s
 }

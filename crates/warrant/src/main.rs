@@ -4,11 +4,13 @@
 //! - `serve`: wiring of store, engine, scheduler and HTTP server; bootstrap; the demo.
 //! - `cli`: every client verb, printing tables or `--json`.
 //! - `config`: where `warrant login` keeps the server and token.
+//! - `settings`: the server's config file (OIDC sign-in, LDAP sync, session timeouts).
 
 mod args;
 mod cli;
 mod config;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -64,10 +64,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     };
     tracing::info!(kek = kek.id(), "key-encryption key loaded");
-    let config = EngineConfig {
+    let settings = match &args.config {
+        Some(p) => crate::settings::load(p)?,
+        None => crate::settings::ServerConfig::default(),
+    };
+    let mut config = EngineConfig {
         request_ttl_secs: request_ttl.secs(),
         vault: Some(Arc::new(warrant_vault::Vault::new(kek))),
         ..EngineConfig::default()
+    };
+    if let Some(v) = &settings.sessions.idle {
+        config.session_idle_secs = crate::settings::secs("sessions.idle", v)?;
+    }
+    if let Some(v) = &settings.sessions.absolute {
+        config.session_ttl_secs = crate::settings::secs("sessions.absolute", v)?;
+    }
+    let oidc = match settings.oidc {
+        Some(o) => Some(
+            warrant_engine::oidc::OidcService::discover(o)
+                .await
+                .map_err(|e| anyhow::anyhow!("oidc: {e}"))?,
+        ),
+        None => None,
+    };
+    let sources = warrant_api::directory_sources::Sources {
+        oidc,
+        ldap: settings.ldap,
+        ..Default::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), config).await?;
     warrant_api::server::metrics_handle();
@@ -129,14 +152,44 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .await;
         })
     };
+    let state = warrant_api::AppState::new(engine.clone()).with_sources(sources);
+    if let Some(setup) = state.sources().ldap.clone() {
+        let interval = setup.interval_secs().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if interval > 0 {
+            let state = state.clone();
+            let mut rx = rx.clone();
+            tokio::spawn(async move {
+                let actor = match Name::new("ldap-sync") {
+                    Ok(n) => Actor::internal(n, SystemRole::Admin),
+                    Err(_) => return,
+                };
+                let every = std::time::Duration::from_secs(interval.unsigned_abs());
+                loop {
+                    match warrant_api::directory_sources::run_ldap_sync(
+                        &state, &actor, false, false,
+                    )
+                    .await
+                    {
+                        Ok(r) => tracing::info!(
+                            created = r.created,
+                            updated = r.updated,
+                            disabled = r.disabled + r.disabled_after_grace,
+                            "LDAP sync done"
+                        ),
+                        Err(e) => tracing::error!(error = ?e, "LDAP sync failed"),
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = rx.wait_for(|v| *v) => break,
+                    }
+                }
+            });
+        }
+    }
     let mut rx2 = rx.clone();
-    warrant_api::serve(
-        listener,
-        warrant_api::AppState::new(engine.clone()),
-        async move {
-            let _ = rx2.wait_for(|v| *v).await;
-        },
-    )
+    warrant_api::serve(listener, state, async move {
+        let _ = rx2.wait_for(|v| *v).await;
+    })
     .await?;
     let _ = sched.await;
     engine.store().close().await;

@@ -36,7 +36,7 @@ pub const DEMO_ORG: &str = concat!(
 );
 
 /// A `Command` for the binary that inherits no `WARRANT_*` setting from the developer's shell.
-fn warrant_command() -> Command {
+pub fn warrant_command() -> Command {
     let mut cmd = Command::new(BIN);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("WARRANT_") {
@@ -357,6 +357,13 @@ impl World {
 
     /// Starts the server again on the same data dir with the same arguments (after
     /// [`Server::stop`] or [`Server::kill9`]), on a new free port.
+    /// Restarts the server with other `serve` arguments (same data directory).
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.server.stop();
+        self.serve_args = extra.iter().map(|s| (*s).to_owned()).collect();
+        self.restart();
+    }
+
     pub fn restart(&mut self) {
         let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
         self.server = Server::start(&self.data_dir, &self.root.path().join("logs"), &args);

@@ -11,6 +11,7 @@
 //! - `crash`: `kill -9` under load loses nothing acknowledged.
 //! - `postgres`: the PostgreSQL store.
 //! - `serve`: bootstrap once, `--demo` on restart, refused options.
+//! - `sources`: `login --oidc` with a real OpenID provider, `sync ldap` with a real slapd.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,4 +24,5 @@ mod harness;
 mod listings;
 mod postgres;
 mod serve;
+mod sources;
 mod walkthrough;

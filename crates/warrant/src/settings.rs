@@ -1,0 +1,76 @@
+//! The server's config file (`warrant serve --config FILE`, YAML): the directory sources and
+//! session timeouts. Everything else is a flag. The file may hold secrets (the OIDC client
+//! secret, the LDAP bind password): keep it readable by the server's user only.
+//!
+//! ```yaml
+//! sessions: { idle: 1h, absolute: 12h }
+//! oidc:
+//!   provider: { issuer: https://idp.example.com, client_id: warrant, client_secret: ... }
+//!   group_mapping: { pam-dba: dba }
+//!   redirect_uris: ["http://127.0.0.1/callback"]
+//! ldap:
+//!   connection: { preset: active_directory, url: ldaps://dc1:636, base_dn: "dc=corp,dc=example" }
+//!   interval: 15m
+//! ```
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use warrant_engine::oidc::OidcSignIn;
+use warrant_engine::sync::LdapSetup;
+
+/// Session timeouts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    /// A session unused this long ends, e.g. `1h`.
+    pub idle: Option<String>,
+    /// A session ends this long after sign-in whatever happens, e.g. `12h`.
+    pub absolute: Option<String>,
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Session timeouts.
+    #[serde(default)]
+    pub sessions: Sessions,
+    /// OIDC sign-in.
+    #[serde(default)]
+    pub oidc: Option<OidcSignIn>,
+    /// LDAP sync.
+    #[serde(default)]
+    pub ldap: Option<LdapSetup>,
+}
+
+/// Seconds of a duration setting.
+pub fn secs(what: &str, v: &str) -> Result<i64> {
+    let d = humantime::parse_duration(v.trim())
+        .with_context(|| format!("{what}: {v:?} is not a duration such as 30m or 12h"))?;
+    let s = i64::try_from(d.as_secs()).context("duration too long")?;
+    if s <= 0 {
+        bail!("{what}: must be longer than 0s");
+    }
+    Ok(s)
+}
+
+/// Reads and checks the file.
+pub fn load(path: &Path) -> Result<ServerConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let cfg: ServerConfig = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid", path.display()))?;
+    if let Some(v) = &cfg.sessions.idle {
+        secs("sessions.idle", v)?;
+    }
+    if let Some(v) = &cfg.sessions.absolute {
+        secs("sessions.absolute", v)?;
+    }
+    if let Some(l) = &cfg.ldap {
+        l.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(cfg)
+}
