@@ -4,6 +4,7 @@
 //! - `harness`: start/stop/kill the server, run the CLI as someone, bounded waits.
 //! - `walkthrough`: the README's five-minute tour with the demo organisation.
 //! - `listings`: every listing verb, as a table and as `--json`.
+//! - `mfa`: TOTP enrolment from the terminal and sign-in with `--otp`.
 //! - `directory`: identity and group verbs, and their error messages.
 //! - `apply`: the org file, dry run, idempotence, refusal of a bad file.
 //! - `audit`: verification online and offline, tampering, `audit tail`.
@@ -22,6 +23,7 @@ mod directory;
 mod expiry;
 mod harness;
 mod listings;
+mod mfa;
 mod postgres;
 mod serve;
 mod sources;
