@@ -483,7 +483,7 @@ impl Engine {
                 let mut tx = self.store().begin().await.map_err(from_store)?;
                 if tx
                     .q()
-                    .identity(fields.name.as_str())
+                    .identity_named_ci(fields.name.as_str())
                     .await
                     .map_err(from_store)?
                     .is_some()
@@ -615,12 +615,25 @@ impl Engine {
     ) -> ScimResult<ScimResource> {
         let actor = Self::scim_actor(actor)?;
         warrant_scim::validate(&mut body, &kind.schemas())?;
-        self.replace_with(&actor, base, kind, id, body, if_match)
-            .await
+        let password = body
+            .get("password")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self.replace_with(
+            &actor,
+            base,
+            kind,
+            id,
+            Change::Put(body),
+            password,
+            if_match,
+        )
+        .await
     }
 
     /// PATCH: applies the operations to the current document, then replaces it with the
-    /// result. Answers with the full resource.
+    /// result, all under the writer lock (IdPs send changes of one group in parallel; each
+    /// applies to the version before it). Answers with the full resource.
     pub async fn scim_patch(
         &self,
         actor: &Actor,
@@ -632,50 +645,34 @@ impl Engine {
     ) -> ScimResult<ScimResource> {
         let actor = Self::scim_actor(actor)?;
         let ops = PatchRequest::parse(body)?;
-        let schemas = kind.schemas();
-        let current = {
-            let mut r = self.store().read().await.map_err(from_store)?;
-            let mut q = r.q();
-            let row = q
-                .scim_by_id(kind.as_str(), id)
-                .await
-                .map_err(from_store)?
-                .ok_or_else(|| not_found(kind, id))?;
-            if !if_match_ok(if_match, row.version) {
-                return Err(precondition(row.version));
-            }
-            let doc = self.render(&mut q, base, kind, &row, false, None).await?;
-            (doc, row.version)
-        };
-        let (mut doc, read_version) = current;
-        warrant_scim::apply(&mut doc, &ops.operations, &schemas)?;
-        warrant_scim::validate(&mut doc, &schemas)?;
-        // The replacement must start from the version the patch was applied to.
-        let tag = etag(read_version);
-        self.replace_with(&actor, base, kind, id, doc, Some(&tag))
-            .await
+        let password = password_in_ops(&ops);
+        self.replace_with(
+            &actor,
+            base,
+            kind,
+            id,
+            Change::Patch(&ops),
+            password,
+            if_match,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn replace_with(
         &self,
         actor: &Actor,
         base: &str,
         kind: Kind,
         id: &str,
-        mut body: Value,
+        change: Change<'_>,
+        password: Option<String>,
         if_match: Option<&str>,
     ) -> ScimResult<ScimResource> {
-        let fields = match kind {
-            Kind::User => Some(user_fields(&mut body)?),
-            Kind::Group => None,
-        };
-        let hash = match fields.as_ref().and_then(|f| f.password.clone()) {
-            Some(pw) => Some(hash_password(pw).await.map_err(scim_error)?),
+        // Hash before taking the writer: argon2 must not hold up everyone else.
+        let hash = match password {
+            Some(pw) => Some(hash_password(Secret::new(pw)).await.map_err(scim_error)?),
             None => None,
-        };
-        let members = match kind {
-            Kind::Group => Some(requested_members(&body)?),
-            Kind::User => None,
         };
         let _gate = self.policy_gate_read().await;
         let now = self.now();
@@ -690,6 +687,26 @@ impl Engine {
         if !if_match_ok(if_match, row.version) {
             return Err(precondition(row.version));
         }
+        let mut body = match change {
+            Change::Put(body) => body,
+            Change::Patch(ops) => {
+                let schemas = kind.schemas();
+                let mut doc = self
+                    .render(&mut tx.q(), base, kind, &row, false, None)
+                    .await?;
+                warrant_scim::apply(&mut doc, &ops.operations, &schemas)?;
+                warrant_scim::validate(&mut doc, &schemas)?;
+                doc
+            }
+        };
+        let fields = match kind {
+            Kind::User => Some(user_fields(&mut body)?),
+            Kind::Group => None,
+        };
+        let members = match kind {
+            Kind::Group => Some(requested_members(&body)?),
+            Kind::User => None,
+        };
         match (fields, members) {
             (Some(f), _) => {
                 if !f.name.as_str().eq_ignore_ascii_case(&row.name) {
@@ -976,6 +993,31 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// A PUT document or PATCH operations.
+enum Change<'a> {
+    Put(Value),
+    Patch(&'a PatchRequest),
+}
+
+/// The password a PATCH sets, if any (`path: password`, or a path-less value carrying it).
+fn password_in_ops(ops: &PatchRequest) -> Option<String> {
+    ops.operations
+        .iter()
+        .rev()
+        .find_map(|op| match (&op.path, &op.value) {
+            (Some(p), Some(Value::String(v)))
+                if p.attr.name.eq_ignore_ascii_case("password") && p.attr.sub.is_none() =>
+            {
+                Some(v.clone())
+            }
+            (None, Some(Value::Object(o))) => o
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("password"))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned)),
+            _ => None,
+        })
 }
 
 /// The `value`s of a group document's `members` (users only).

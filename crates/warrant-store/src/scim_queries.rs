@@ -46,6 +46,17 @@ fn row(r: &AnyRow) -> Result<ScimRow> {
 }
 
 impl Q<'_> {
+    /// The name of an identity whose name equals `name` ignoring ASCII case (SCIM `userName` is
+    /// not case-exact, so `Sam` and `sam` are the same user there).
+    pub async fn identity_named_ci(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM identities WHERE LOWER(name) = LOWER($1) LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *self.0)
+                .await?,
+        )
+    }
+
     /// A resource by its SCIM id.
     pub async fn scim_by_id(&mut self, kind: &str, id: &str) -> Result<Option<ScimRow>> {
         let sql = format!("SELECT {COLS} FROM scim_resources WHERE kind = $1 AND id = $2");

@@ -665,4 +665,74 @@ async fn okta_updates_with_put_and_entra_with_a_pathless_replace() {
     let ident: Value = s.admin.get("/api/v1/identities/sam").await.unwrap();
     assert_eq!(ident["display_name"], json!("Samantha P"));
     assert_eq!(ident["manager"], json!("boss"), "{ident}");
+    // Okta changes a password with a path-less replace: write-only, hashed, usable at once.
+    let pw = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "replace", "value": {"password": "a-new-scim-password"}}]}),
+        )
+        .await;
+    assert_eq!(pw.status, StatusCode::OK, "{}", pw.body);
+    assert!(!pw.body.to_string().contains("a-new-scim-password"));
+    assert!(sign_in(&s, "sam", "sam-scim-password").await.is_none());
+    assert!(sign_in(&s, "sam", "a-new-scim-password").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_are_unique_ignoring_case_and_parallel_patches_all_land() {
+    let s = Server::start().await;
+    let scim = Scim::new(&s).await;
+    create_user(&scim, "sam").await;
+    assert_scim_error(
+        &scim.post("/Users", okta_user("SAM", "okta-other")).await,
+        409,
+        Some("uniqueness"),
+    );
+    // Entra ID sends member additions of one group in parallel, without If-Match.
+    let g = scim
+        .post(
+            "/Groups",
+            json!({"schemas": [GROUP], "displayName": "Parallel"}),
+        )
+        .await;
+    let gid = g.body["id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(
+            create_user(&scim, &format!("p{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let scim = std::sync::Arc::new(scim);
+    let mut tasks = Vec::new();
+    for id in ids.clone() {
+        let scim = std::sync::Arc::clone(&scim);
+        let gid = gid.clone();
+        tasks.push(tokio::spawn(async move {
+            scim.patch(
+                &format!("/Groups/{gid}"),
+                json!({"schemas": [PATCH_OP], "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": id}]}]}),
+            )
+            .await
+            .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let got = scim.get(&format!("/Groups/{gid}")).await;
+    let members: Vec<&str> = got.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members.len(), 8, "{}", got.body);
+    for id in &ids {
+        assert!(members.contains(&id.as_str()));
+    }
 }
