@@ -7,4 +7,5 @@ mod lifecycle;
 mod oidc_signin;
 mod parsers;
 mod props;
+mod sessions;
 mod store;
