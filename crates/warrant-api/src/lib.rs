@@ -6,6 +6,7 @@
 //!   caller, so tests run it in process on port 0).
 //! - [`error`]: the single mapping from engine errors to HTTP statuses.
 //! - [`extract`]: extractors whose rejections are JSON errors with stable codes.
+//! - [`webauthn`]: security-key registration, step-up and sign-in.
 
 pub mod client;
 pub mod directory_sources;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod scim;
 pub mod server;
+pub mod webauthn;
 pub mod wire;
 
 pub use client::{Client, ClientError};

@@ -106,6 +106,19 @@ impl AppState {
         Ok(())
     }
 
+    /// Refuses a sign-in attempt beyond the limits per identity name and per source address.
+    pub fn check_signin_rate(&self, ip: IpAddr, user: &str) -> Result<(), ApiError> {
+        if self.by_user.check_key(&user.to_owned()).is_err() {
+            metrics::counter!("warrant_signin_throttled_total").increment(1);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many sign-in attempts: wait a minute and try again",
+            ));
+        }
+        self.check_ip_rate(ip)
+    }
+
     /// State for `engine`, with Prometheus metrics when a recorder is installed.
     pub fn new(engine: Engine) -> Self {
         Self {
@@ -271,6 +284,42 @@ fn entries() -> Vec<Entry> {
             "/scim/v2/{endpoint}/{id}",
             Scim,
             crate::scim::delete
+        ),
+        route!(
+            POST,
+            "/api/v1/mfa/webauthn/register",
+            Signed,
+            crate::webauthn::register_start
+        ),
+        route!(
+            POST,
+            "/api/v1/mfa/webauthn/register/finish",
+            Signed,
+            crate::webauthn::register_finish
+        ),
+        route!(
+            POST,
+            "/api/v1/mfa/webauthn/verify",
+            Signed,
+            crate::webauthn::verify_start
+        ),
+        route!(
+            POST,
+            "/api/v1/mfa/webauthn/verify/finish",
+            Signed,
+            crate::webauthn::verify_finish
+        ),
+        route!(
+            POST,
+            "/api/v1/auth/webauthn/start",
+            Public,
+            crate::webauthn::signin_start
+        ),
+        route!(
+            POST,
+            "/api/v1/auth/webauthn/finish",
+            Public,
+            crate::webauthn::signin_finish
         ),
     ]
 }

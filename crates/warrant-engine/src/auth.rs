@@ -152,15 +152,14 @@ impl Engine {
         })
     }
 
-    /// Signs in with a local password, and a second factor (TOTP or recovery code) when the
-    /// identity has one; returns a session token (a new one at every sign-in).
-    pub async fn sign_in(
+    /// Checks a local password: the identity if it exists, is active and the password matches;
+    /// otherwise `sign-in.failed` is audited and the refusal says nothing more.
+    pub(crate) async fn check_password(
         &self,
         name: &str,
         password: Secret<String>,
-        second: Option<Secret<String>>,
         source: &str,
-    ) -> Result<IssuedToken> {
+    ) -> Result<Identity> {
         let (ident, hash) = {
             let mut r = self.store().read().await?;
             let ident = r.q().identity(name).await?;
@@ -184,8 +183,8 @@ impl Engine {
             Some(i) if i.status != IdentityStatus::Active => Some("identity_disabled"),
             Some(_) => None,
         };
-        let mut tx = self.store().begin().await?;
         if let Some(reason) = failure {
+            let mut tx = self.store().begin().await?;
             tx.audit(
                 now,
                 None,
@@ -208,7 +207,22 @@ impl Engine {
             tx.commit().await?;
             return Err(bad_credentials());
         }
-        let ident = ident.ok_or_else(bad_credentials)?;
+        ident.ok_or_else(bad_credentials)
+    }
+
+    /// Signs in with a local password, and a second factor (TOTP or recovery code) when the
+    /// identity has one; returns a session token (a new one at every sign-in). A WebAuthn
+    /// second factor signs in through [`Engine::webauthn_signin_start`] instead.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: Secret<String>,
+        second: Option<Secret<String>>,
+        source: &str,
+    ) -> Result<IssuedToken> {
+        let ident = self.check_password(name, password, source).await?;
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
         let who = ident.name.to_string();
         let mut mfa_at = None;
         if self.has_mfa(&who).await? {
@@ -216,7 +230,7 @@ impl Engine {
                 tx.rollback().await?;
                 return Err(EngineError::unauthenticated(
                     "mfa_required",
-                    "this identity has a second factor: give a code from your authenticator app (warrant login --otp CODE), or a recovery code",
+                    "this identity has a second factor: give a code from your authenticator app (warrant login --otp CODE) or a recovery code, or sign in with a security key (POST /api/v1/auth/webauthn/start)",
                 ));
             };
             self.mfa_rate_check(&who, now)?;

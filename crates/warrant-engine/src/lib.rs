@@ -8,6 +8,7 @@
 //!   [`policy::PolicyState`].
 //! - `access`: requests, approvals, grants, revocation and the check.
 //! - `auth`: sign-in, tokens, bootstrap.
+//! - [`mfa`], [`webauthn`]: second factors (TOTP, recovery codes, security keys), step-up.
 //! - `scheduler`: expiry of grants and requests, and clean-up jobs retried with backoff.
 //! - [`org`]: the declarative org file (`warrant apply -f`).
 //!
@@ -26,6 +27,7 @@ pub mod policy;
 mod scheduler;
 pub mod scim;
 pub mod sync;
+pub mod webauthn;
 
 use std::sync::{Arc, RwLock};
 
@@ -52,6 +54,8 @@ pub struct EngineConfig {
     pub expiry_batch: i64,
     /// Seals and opens secrets kept at rest (TOTP seeds); `None` refuses whatever needs it.
     pub vault: Option<Arc<warrant_vault::Vault>>,
+    /// The WebAuthn relying party; `None` refuses WebAuthn (`webauthn_not_configured`).
+    pub webauthn: Option<webauthn::WebauthnSettings>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             vault: warrant_vault::Kek::generate()
                 .ok()
                 .map(|k| Arc::new(warrant_vault::Vault::new(k))),
+            webauthn: None,
         }
     }
 }

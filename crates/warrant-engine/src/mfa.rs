@@ -150,7 +150,7 @@ impl Proof {
 }
 
 impl Engine {
-    fn vault(&self) -> Result<&warrant_vault::Vault> {
+    pub(crate) fn vault(&self) -> Result<&warrant_vault::Vault> {
         self.inner.config.vault.as_deref().ok_or_else(|| {
             EngineError::internal("no key-encryption key is configured: start the server with a data directory or WARRANT_KEK")
         })
@@ -227,7 +227,12 @@ impl Engine {
     }
 
     /// Records a failed proof in its own transaction (the caller's was rolled back).
-    async fn audit_mfa_failure(&self, identity: &str, purpose: &str, reason: &str) -> Result<()> {
+    pub(crate) async fn audit_mfa_failure(
+        &self,
+        identity: &str,
+        purpose: &str,
+        reason: &str,
+    ) -> Result<()> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         tx.audit(
@@ -489,7 +494,7 @@ impl Engine {
     }
 }
 
-async fn tx_issue_recovery_codes(
+pub(crate) async fn tx_issue_recovery_codes(
     tx: &mut WriteTx,
     identity: &str,
     now: Timestamp,

@@ -71,6 +71,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut config = EngineConfig {
         request_ttl_secs: request_ttl.secs(),
         vault: Some(Arc::new(warrant_vault::Vault::new(kek))),
+        webauthn: settings.webauthn.clone(),
         ..EngineConfig::default()
     };
     if let Some(v) = &settings.sessions.idle {

@@ -11,6 +11,7 @@
 //! ldap:
 //!   connection: { preset: active_directory, url: ldaps://dc1:636, base_dn: "dc=corp,dc=example" }
 //!   interval: 15m
+//! webauthn: { rp_id: warrant.example.com, rp_origin: "https://warrant.example.com" }
 //! ```
 
 use std::path::Path;
@@ -19,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use warrant_engine::oidc::OidcSignIn;
 use warrant_engine::sync::LdapSetup;
+use warrant_engine::webauthn::WebauthnSettings;
 
 /// Session timeouts.
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +45,9 @@ pub struct ServerConfig {
     /// LDAP sync.
     #[serde(default)]
     pub ldap: Option<LdapSetup>,
+    /// WebAuthn (security keys as a second factor): the relying party.
+    #[serde(default)]
+    pub webauthn: Option<WebauthnSettings>,
 }
 
 /// Seconds of a duration setting.
@@ -67,6 +72,10 @@ pub fn load(path: &Path) -> Result<ServerConfig> {
     }
     if let Some(v) = &cfg.sessions.absolute {
         secs("sessions.absolute", v)?;
+    }
+    if let Some(w) = &cfg.webauthn {
+        w.build()
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
     }
     if let Some(l) = &cfg.ldap {
         l.validate()

@@ -10,10 +10,15 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use warrant_api::{AppState, Client, ClientError};
 use warrant_core::{Name, SystemClock, SystemRole};
+use warrant_engine::webauthn::WebauthnSettings;
 use warrant_engine::{Actor, Engine, EngineConfig, Scope};
 
 /// The demo organisation, the same file `warrant serve --demo` seeds.
 pub const DEMO_ORG: &str = include_str!("../../../../docs/examples/demo-org.yaml");
+
+/// The origin the test server's WebAuthn relying party expects (browsers allow plain http
+/// only for localhost).
+pub const WEBAUTHN_ORIGIN: &str = "http://localhost";
 
 /// The demo's password convention, also used for the identities the tests add.
 pub fn password_of(name: &str) -> String {
@@ -64,7 +69,15 @@ impl Server {
         let store = warrant_store::Store::open_sqlite(dir.path())
             .await
             .expect("open the SQLite store");
-        let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default())
+        let config = EngineConfig {
+            webauthn: Some(WebauthnSettings {
+                rp_id: "localhost".into(),
+                rp_origin: WEBAUTHN_ORIGIN.into(),
+                rp_name: "Warrant".into(),
+            }),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(store, Arc::new(SystemClock), config)
             .await
             .expect("engine");
         let admin_token = engine

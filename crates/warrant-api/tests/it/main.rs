@@ -8,6 +8,7 @@
 //! - `auth`: sign-in, sign-out, rate limits, API tokens, disabled identities.
 //! - `flows`: request → approvals → grant → check, leavers, concurrent decisions.
 //! - `scim`: SCIM 2.0 provisioning as Entra ID and Okta do it, and its lifecycle effects.
+//! - `webauthn`: security keys (a software authenticator) for registration, step-up, sign-in.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,3 +19,4 @@ mod harness;
 mod matrix;
 mod mfa;
 mod scim;
+mod webauthn;

@@ -84,6 +84,12 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("PUT", "/scim/v2/{endpoint}/{id}", Scim),
     ("PATCH", "/scim/v2/{endpoint}/{id}", Scim),
     ("DELETE", "/scim/v2/{endpoint}/{id}", Scim),
+    ("POST", "/api/v1/mfa/webauthn/register", Signed),
+    ("POST", "/api/v1/mfa/webauthn/register/finish", Signed),
+    ("POST", "/api/v1/mfa/webauthn/verify", Signed),
+    ("POST", "/api/v1/mfa/webauthn/verify/finish", Signed),
+    ("POST", "/api/v1/auth/webauthn/start", Public),
+    ("POST", "/api/v1/auth/webauthn/finish", Public),
 ];
 
 #[test]
