@@ -35,7 +35,7 @@ pub(crate) fn step_up_required(why: &str) -> EngineError {
     EngineError::forbidden(
         "mfa_required",
         format!(
-            "{why}: run `warrant mfa verify` with a code from your authenticator app (or a recovery code) and try again; no authenticator yet? `warrant mfa enrol`"
+            "{why}: run `warrant mfa verify` with a code from your authenticator app (or a recovery code), or prove your security key (POST /api/v1/mfa/webauthn/verify), and try again; no authenticator yet? `warrant mfa enrol`"
         ),
     )
 }

@@ -22,7 +22,7 @@ use warrant_core::{IdentityStatus, Secret, Timestamp};
 use warrant_store::{FactorRow, WriteTx};
 use webauthn_rs::prelude::{
     CredentialID, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use crate::Engine;
@@ -136,6 +136,18 @@ fn user_handle(identity: &str) -> Uuid {
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     uuid::Builder::from_random_bytes(b).into_uuid()
+}
+
+/// The audited reason of a refused answer: which check failed, never what was presented.
+fn refusal_reason(e: &WebauthnError) -> &'static str {
+    match e {
+        WebauthnError::MismatchedChallenge => "wrong_challenge",
+        WebauthnError::InvalidRPOrigin | WebauthnError::InvalidRPIDHash => "wrong_origin",
+        WebauthnError::CredentialNotFound => "unknown_credential",
+        WebauthnError::UserNotVerified | WebauthnError::UserNotPresent => "user_not_verified",
+        WebauthnError::CredentialPossibleCompromise => "counter_regressed",
+        _ => "assertion_refused",
+    }
 }
 
 fn refused() -> EngineError {
@@ -277,7 +289,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(identity, error = %e, "WebAuthn assertion refused");
-                return Ok(Err("assertion_refused"));
+                return Ok(Err(refusal_reason(&e)));
             }
         };
         // The credential must still be registered (an MFA reset may have come in between).
@@ -629,5 +641,46 @@ impl Engine {
         tx.commit().await?;
         self.mfa_succeeded(who);
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn settings(rp_id: &str, rp_origin: &str) -> WebauthnSettings {
+        WebauthnSettings {
+            rp_id: rp_id.into(),
+            rp_origin: rp_origin.into(),
+            rp_name: default_rp_name(),
+        }
+    }
+
+    #[test]
+    fn settings_need_https_and_a_matching_rp_id() {
+        for (id, origin) in [
+            ("warrant.example.com", "https://warrant.example.com"),
+            ("example.com", "https://warrant.example.com"),
+            ("localhost", "http://localhost"),
+            ("localhost", "http://localhost:8080"),
+        ] {
+            assert!(settings(id, origin).build().is_ok(), "{id} {origin}");
+        }
+        for (id, origin) in [
+            ("warrant.example.com", "http://warrant.example.com"),
+            ("example.org", "https://warrant.example.com"),
+            ("ample.com", "https://warrant.example.com"),
+            ("warrant.example.com", "not a url"),
+        ] {
+            let e = settings(id, origin).build().unwrap_err();
+            assert_eq!(e.code, "invalid_webauthn_settings", "{id} {origin}");
+        }
+    }
+
+    #[test]
+    fn user_handles_are_stable_and_distinct() {
+        assert_eq!(user_handle("alice"), user_handle("alice"));
+        assert_ne!(user_handle("alice"), user_handle("bob"));
     }
 }

@@ -125,6 +125,28 @@ async fn registration_then_step_up_with_the_key() {
     let s = Server::start().await;
     let alice = s.login("alice").await;
     let mut key = new_key();
+    // A registration made for another origin is refused, and its challenge is spent.
+    let start: Value = alice
+        .post("/api/v1/mfa/webauthn/register", &json!({}))
+        .await
+        .unwrap();
+    let options: CreationChallengeResponse =
+        serde_json::from_value(start["options"].clone()).unwrap();
+    let cred = key
+        .do_registration(Url::parse("http://localhost:8443").unwrap(), options)
+        .unwrap();
+    let body = json!({"challenge_id": start["challenge_id"], "credential": cred});
+    let e = alice
+        .post::<_, Value>("/api/v1/mfa/webauthn/register/finish", &body)
+        .await;
+    expect_err(e, 401, "mfa_invalid");
+    let e = alice
+        .post::<_, Value>("/api/v1/mfa/webauthn/register/finish", &body)
+        .await;
+    expect_err(e, 409, "no_ceremony");
+    let st: Value = alice.get("/api/v1/mfa").await.unwrap();
+    assert_eq!(st["enrolled"], json!(false), "{st}");
+
     let (done, cred_id) = register(&alice, &mut key).await;
     assert_eq!(
         done["recovery_codes"].as_array().unwrap().len(),
@@ -300,13 +322,32 @@ async fn replays_other_origins_and_other_keys_are_refused() {
 
     // Each refusal is audited as mfa.failed, without credential material.
     let audit = s.audit_after(0).await;
-    let failed = audit
+    // (The replayed sign-in has nobody to hold to account: its ceremony is gone.)
+    let reasons: Vec<&str> = audit
         .iter()
         .filter(|r| r["kind"] == json!("mfa.failed"))
-        .count();
+        .map(|r| {
+            assert!(r.to_string().contains("step-up"), "{r}");
+            [
+                "unknown_challenge",
+                "wrong_challenge",
+                "wrong_origin",
+                "unknown_credential",
+            ]
+            .into_iter()
+            .find(|reason| r.to_string().contains(reason))
+            .unwrap_or_else(|| panic!("a known reason in {r}"))
+        })
+        .collect();
     assert_eq!(
-        failed, 5,
-        "replay x2, other origin, other key x2 (sign-in replay has nobody)"
+        reasons,
+        [
+            "unknown_challenge",
+            "wrong_challenge",
+            "wrong_origin",
+            "unknown_credential",
+            "unknown_challenge"
+        ]
     );
     let all = serde_json::to_string(&audit).unwrap();
     assert!(
@@ -314,6 +355,16 @@ async fn replays_other_origins_and_other_keys_are_refused() {
         "the credential id is in the audit"
     );
     assert!(!all.contains("clientDataJSON"), "an answer is in the audit");
+
+    // Alice has failed three times since her last success; two more and she must wait.
+    for _ in 0..2 {
+        let e = verify_finish(&alice, "0000", &json!({})).await;
+        expect_err(e, 401, "mfa_invalid");
+    }
+    let e = alice
+        .post::<_, Value>("/api/v1/mfa/webauthn/verify", &json!({}))
+        .await;
+    expect_err(e, 429, "rate_limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
