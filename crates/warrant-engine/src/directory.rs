@@ -335,7 +335,11 @@ pub(crate) async fn tx_delete_identity(
     now: Timestamp,
 ) -> Result<()> {
     let ident = load_identity(tx, name).await?;
-    guard_source(actor, "identity", name, ident.source)?;
+    // A disabled identity (a leaver already) may be deleted whatever its source: clearing it
+    // lets its source create a new identity of that name for someone else.
+    if ident.status != IdentityStatus::Disabled {
+        guard_source(actor, "identity", name, ident.source)?;
+    }
     let naming = policies_naming(tx, "Identity", name).await?;
     if !naming.is_empty() {
         return Err(EngineError::conflict(

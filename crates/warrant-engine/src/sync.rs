@@ -227,6 +227,21 @@ fn plan(cur: &Current, snap: &Snapshot, settings: &LdapSyncSettings, now: Timest
                     ));
                     continue;
                 }
+                // The name belonged to another directory entry (another entryUUID/objectGUID):
+                // a new person must not inherit a former one's role, rules, password or second
+                // factors.
+                Some(i)
+                    if i
+                        .external_id
+                        .as_deref()
+                        .is_some_and(|e| e != u.external_id.as_str()) =>
+                {
+                    conflicts.push(format!(
+                        "user {name}: the name belongs to the identity of a former LDAP entry (another id); a new person does not inherit it: once that identity is disabled, delete it in Warrant (warrant identity delete {name}) and sync again (LDAP entry {})",
+                        u.dn
+                    ));
+                    continue;
+                }
                 Some(i) if claimed.contains(&i.name) => {
                     conflicts.push(format!(
                         "user {name}: the name belongs to the identity of another LDAP entry (renamed in the directory?), left untouched (LDAP entry {})",

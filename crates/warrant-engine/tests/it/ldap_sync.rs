@@ -420,12 +420,21 @@ conformance!(
         assert_eq!(status(&env, "mia").await, IdentityStatus::Disabled);
         assert_eq!(grant_status(&env, &g).await, GrantStatus::Revoked);
 
-        // A new entry of the same name: the identity is bound to it and enabled again.
+        // A new entry of the same name is another person: it does not inherit the old
+        // identity (role, rules, password, second factors). It is a conflict until an admin
+        // deletes the disabled identity, which any source's leaver may be.
         dir.add_user("mia");
         dir.member("readers", &dir.user_dn("mia"), true);
         let r = sync(&env, &dir).await;
-        assert_eq!(r.enabled, 1, "{r:#?}");
-        assert!(r.updated >= 1, "{r:#?}");
+        assert_eq!(r.enabled, 0, "{r:#?}");
+        assert!(
+            r.conflicts.iter().any(|c| c.contains("mia") && c.contains("former")),
+            "{r:#?}"
+        );
+        assert_eq!(status(&env, "mia").await, IdentityStatus::Disabled);
+        env.engine.delete_identity(&env.admin, "mia").await.unwrap();
+        let r = sync(&env, &dir).await;
+        assert_eq!(r.created, 1, "{r:#?}");
         let (mia, groups) = env.engine.identity(&env.admin, "mia").await.unwrap();
         assert_eq!(mia.status, IdentityStatus::Active);
         assert_ne!(mia.external_id, old_id);

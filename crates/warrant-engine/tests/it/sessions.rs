@@ -4,7 +4,7 @@
 use warrant_core::Secret;
 
 use crate::conformance;
-use crate::harness::{Backend, Env};
+use crate::harness::Env;
 
 async fn sign_in(env: &Env, name: &str) -> String {
     env.engine
