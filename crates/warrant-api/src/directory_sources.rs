@@ -239,6 +239,6 @@ pub async fn oidc_complete(
         label: "oidc sign-in".into(),
         expires_at: t.expires_at.map(Timestamp::rfc3339),
         revoked_at: None,
-        scope: "full".into(),
+        scope: t.scope.as_str().into(),
     }))
 }

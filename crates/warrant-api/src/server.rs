@@ -335,7 +335,7 @@ pub fn router(state: AppState) -> Router {
     for (spec, mr) in entries() {
         let access = spec.access;
         let mr = mr.layer(middleware::from_fn_with_state(
-            (state.clone(), access),
+            (state.clone(), access, spec.path),
             authorise,
         ));
         router = router.route(spec.path, mr);
@@ -396,8 +396,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// What a session of scope `mfa_pending` may reach: proving the second factor, itself, sign-out.
+const MFA_PENDING_ROUTES: &[&str] = &[
+    "/api/v1/mfa/verify",
+    "/api/v1/mfa/webauthn/verify",
+    "/api/v1/mfa/webauthn/verify/finish",
+    "/api/v1/mfa",
+    "/api/v1/me",
+    "/api/v1/auth/logout",
+];
+
 async fn authorise(
-    State((state, access)): State<(AppState, Access)>,
+    State((state, access, path)): State<(AppState, Access, &'static str)>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -437,7 +447,15 @@ async fn authorise(
         req.extensions_mut().insert(actor);
         return next.run(req).await;
     }
-    if actor.scope != Scope::Full {
+    if actor.scope == Scope::MfaPending && !MFA_PENDING_ROUTES.contains(&path) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa_required",
+            "finish signing in: prove your second factor with `warrant mfa verify CODE` (a code from your authenticator app, or a recovery code)",
+        )
+        .into_response();
+    }
+    if !matches!(actor.scope, Scope::Full | Scope::MfaPending) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "scope_insufficient",

@@ -14,6 +14,10 @@ pub enum Scope {
     Full,
     /// SCIM provisioning under `/scim/v2`, nothing else.
     Scim,
+    /// A sign-in through the organisation's OpenID provider by an identity that has a second
+    /// factor in Warrant: only proving it (`mfa/verify`), `me` and sign-out, until it is proved;
+    /// then the token becomes `full`.
+    MfaPending,
 }
 
 impl Scope {
@@ -22,6 +26,7 @@ impl Scope {
         match self {
             Self::Full => "full",
             Self::Scim => "scim",
+            Self::MfaPending => "mfa_pending",
         }
     }
 
@@ -30,6 +35,7 @@ impl Scope {
         match s {
             "full" => Some(Self::Full),
             "scim" => Some(Self::Scim),
+            "mfa_pending" => Some(Self::MfaPending),
             _ => None,
         }
     }
@@ -92,6 +98,8 @@ pub struct IssuedToken {
     pub expires_at: Option<Timestamp>,
     /// Whose it is.
     pub identity: Name,
+    /// What it may do.
+    pub scope: Scope,
 }
 
 /// How often a session's last use is written (the idle timeout's resolution).
@@ -145,7 +153,7 @@ impl Engine {
             token_id: Some(row.id),
             via: match scope {
                 Scope::Scim => Source::Scim,
-                Scope::Full => Source::Local,
+                Scope::Full | Scope::MfaPending => Source::Local,
             },
             scope,
             mfa_at: row.mfa_at,
@@ -253,8 +261,8 @@ impl Engine {
                     self.mfa_succeeded(&who);
                 }
                 None => {
-                    tx.rollback().await?;
                     self.mfa_failed(&who, now);
+                    tx.rollback().await?;
                     let mut tx = self.store().begin().await?;
                     tx.audit(
                         now,
@@ -504,5 +512,6 @@ pub(crate) async fn issue_token(
         token: t.token,
         expires_at,
         identity: identity.clone(),
+        scope,
     })
 }

@@ -354,8 +354,10 @@ impl Engine {
     ) -> Result<Vec<Secret<String>>> {
         let who = actor.name.as_str();
         let now = self.now();
-        self.mfa_rate_check(who, now)?;
+        // Checked and counted under the writer lock, so parallel guesses queue and are counted
+        // one by one.
         let mut tx = self.store().begin().await?;
+        self.mfa_rate_check(who, now)?;
         let pending = tx
             .q()
             .factors_of(who)
@@ -372,8 +374,8 @@ impl Engine {
             .tx_prove(&mut tx, who, code.expose(), true, now)
             .await?;
         if proof.is_none() {
-            tx.rollback().await?;
             self.mfa_failed(who, now);
+            tx.rollback().await?;
             self.audit_mfa_failure(who, "enrolment", "wrong_code")
                 .await?;
             return Err(code_refused());
@@ -412,14 +414,14 @@ impl Engine {
             ));
         };
         let now = self.now();
-        self.mfa_rate_check(who, now)?;
         let mut tx = self.store().begin().await?;
+        self.mfa_rate_check(who, now)?;
         let proof = self
             .tx_prove(&mut tx, who, code.expose(), false, now)
             .await?;
         let Some(proof) = proof else {
-            tx.rollback().await?;
             self.mfa_failed(who, now);
+            tx.rollback().await?;
             let reason = if self.has_mfa(who).await? {
                 "wrong_code"
             } else {

@@ -409,6 +409,14 @@ impl Engine {
             },
         )
         .await?;
+        // The provider vouches for the person, not for Warrant's second factor: an identity
+        // that has one gets a session that can only prove it (`mfa_pending`).
+        let has_factor = tx
+            .q()
+            .factors_of(ident.name.as_str())
+            .await?
+            .iter()
+            .any(|f| f.confirmed_at.is_some());
         let token = issue_token(
             tx,
             &ident.name,
@@ -416,7 +424,11 @@ impl Engine {
                 kind: "session",
                 label: TOKEN_LABEL,
                 expires_at: Some(now.plus_secs(self.inner.config.session_ttl_secs)),
-                scope: Scope::Full,
+                scope: if has_factor {
+                    Scope::MfaPending
+                } else {
+                    Scope::Full
+                },
                 mfa_at: None,
             },
             now,

@@ -231,8 +231,7 @@ fn plan(cur: &Current, snap: &Snapshot, settings: &LdapSyncSettings, now: Timest
                 // a new person must not inherit a former one's role, rules, password or second
                 // factors.
                 Some(i)
-                    if i
-                        .external_id
+                    if i.external_id
                         .as_deref()
                         .is_some_and(|e| e != u.external_id.as_str()) =>
                 {

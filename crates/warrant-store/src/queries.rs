@@ -1402,8 +1402,11 @@ impl W<'_> {
     }
 
     /// Records a second factor proved in the session of token `id`.
+    /// A token of scope `mfa_pending` becomes `full`: the sign-in is complete.
     pub async fn set_token_mfa(&mut self, id: &str, now: Timestamp) -> Result<()> {
-        sqlx::query("UPDATE tokens SET mfa_at = $2 WHERE id = $1")
+        sqlx::query(
+            "UPDATE tokens SET mfa_at = $2, scope = CASE WHEN scope = 'mfa_pending' THEN 'full' ELSE scope END WHERE id = $1",
+        )
             .bind(id)
             .bind(now.millis())
             .execute(&mut *self.0)

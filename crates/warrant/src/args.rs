@@ -73,7 +73,7 @@ pub enum Command {
         user: Option<String>,
         /// Sign in through the organisation's OpenID provider in a browser instead (the
         /// provider redirects back to a listener on 127.0.0.1).
-        #[arg(long, conflicts_with_all = ["user", "password_stdin", "otp"])]
+        #[arg(long, conflicts_with_all = ["user", "password_stdin"])]
         oidc: bool,
         /// The loopback port for the provider's redirect (default: any free port). Set it when
         /// the provider only accepts a registered redirect such as http://127.0.0.1:8765/callback.

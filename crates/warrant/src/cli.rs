@@ -275,7 +275,23 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             otp,
         } => {
             let t: TokenOut = if oidc {
-                oidc_login(ctx, redirect_port).await?
+                let t = oidc_login(ctx, redirect_port).await?;
+                if t.scope == "mfa_pending" {
+                    match (&otp, &t.token) {
+                        (Some(code), Some(token)) => {
+                            let _: MfaVerifiedOut = ctx
+                                .client
+                                .with_token(Some(token.clone()))
+                                .post("/api/v1/mfa/verify", &CodeIn { code: code.clone() })
+                                .await
+                                .map_err(explain)?;
+                        }
+                        _ => eprintln!(
+                            "This identity has a second factor in Warrant: finish signing in with `warrant mfa verify CODE`."
+                        ),
+                    }
+                }
+                t
             } else {
                 let Some(user) = user else {
                     bail!("give --user NAME (or --oidc)");

@@ -428,7 +428,9 @@ conformance!(
         let r = sync(&env, &dir).await;
         assert_eq!(r.enabled, 0, "{r:#?}");
         assert!(
-            r.conflicts.iter().any(|c| c.contains("mia") && c.contains("former")),
+            r.conflicts
+                .iter()
+                .any(|c| c.contains("mia") && c.contains("former")),
             "{r:#?}"
         );
         assert_eq!(status(&env, "mia").await, IdentityStatus::Disabled);

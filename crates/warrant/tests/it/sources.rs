@@ -43,10 +43,78 @@ fn login_with_oidc_through_the_loopback_redirect() {
     w.restart_with(&["--demo", "--config", &config]);
 
     let olga = w.person("olga");
+    let out = oidc_dance(&rt, &idp, &w, &olga, &port, &[]);
+    assert!(out.status.success(), "login --oidc: {out:?}");
+    let me = w.run(&olga, &["whoami", "--json"]).json();
+    assert_eq!(s(&me, "name"), "olga", "{me}");
+    // Created at first sign-in, owned by OIDC, and in the mapped group.
+    let admin = w.admin();
+    let ids = w.run(&admin, &["identities", "--json"]).json_array();
+    let o = ids.iter().find(|i| s(i, "name") == "olga").unwrap();
+    assert_eq!(s(o, "source"), "oidc");
+    let groups = w.run(&admin, &["groups", "--json"]).json_array();
+    let dba = groups.iter().find(|g| s(g, "name") == "dba").unwrap();
+    assert!(
+        dba["members"].as_array().unwrap().contains(&json!("olga")),
+        "{dba}"
+    );
+
+    // Once olga has a second factor in Warrant, the provider's word is not enough: the new
+    // session can only prove it, until it does.
+    let e = w.run(&olga, &["mfa", "enrol", "--json"]).json();
+    let seed = warrant_iam::totp::seed_from_base32(s(&e, "secret")).unwrap();
+    let confirmed = w
+        .run(&olga, &["mfa", "confirm", &totp_code(&seed, 0), "--json"])
+        .json();
+    let recovery = confirmed["recovery_codes"][0].as_str().unwrap().to_owned();
+    let out = oidc_dance(&rt, &idp, &w, &olga, &port, &[]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warrant mfa verify"),
+        "{out:?}"
+    );
+    let refused = w.run(&olga, &["grants"]).fails();
+    assert!(refused.contains("mfa_required"), "{refused}");
+    w.run(&olga, &["mfa", "verify", &totp_code(&seed, 1)]).ok();
+    w.run(&olga, &["grants"]).ok();
+    // With --otp (here a recovery code: the next authenticator code is not due yet), the
+    // sign-in finishes at once.
+    let out = oidc_dance(&rt, &idp, &w, &olga, &port, &["--otp", &recovery]);
+    assert!(out.status.success(), "{out:?}");
+    w.run(&olga, &["grants"]).ok();
+}
+
+fn totp_code(seed: &[u8], offset: i64) -> String {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    warrant_iam::totp::code_at(
+        seed,
+        warrant_iam::totp::Hash::Sha1,
+        6,
+        now.checked_add_signed(offset * 30).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Runs `warrant login --oidc` and plays the browser: the provider's headless login, then the
+/// redirect to the CLI's listener.
+fn oidc_dance(
+    rt: &tokio::runtime::Runtime,
+    idp: &OidcProviderFixture,
+    w: &World,
+    who: &crate::harness::Who,
+    port: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["login", "--oidc", "--redirect-port", port];
+    args.extend_from_slice(extra);
     let mut child = warrant_command()
-        .args(["login", "--oidc", "--redirect-port", &port])
+        .args(&args)
         .env("WARRANT_SERVER", &w.server.url)
-        .env("WARRANT_CONFIG_DIR", &olga.config_dir)
+        .env("WARRANT_CONFIG_DIR", &who.config_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -67,32 +135,17 @@ fn login_with_oidc_through_the_loopback_redirect() {
         }
     }
     assert!(url.contains("code_challenge="), "PKCE: {url}");
-    // The person signs in at the provider, which redirects the browser to the CLI's listener.
     let location = rt.block_on(idp.login(&url, "olga-sub")).unwrap();
     assert!(location.starts_with("http://127.0.0.1:"), "{location}");
     let page = rt
         .block_on(async { reqwest::get(&location).await?.text().await })
         .unwrap();
     assert!(page.contains("Signed in to Warrant"), "{page}");
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "login --oidc: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let me = w.run(&olga, &["whoami", "--json"]).json();
-    assert_eq!(s(&me, "name"), "olga", "{me}");
-    // Created at first sign-in, owned by OIDC, and in the mapped group.
-    let admin = w.admin();
-    let ids = w.run(&admin, &["identities", "--json"]).json_array();
-    let o = ids.iter().find(|i| s(i, "name") == "olga").unwrap();
-    assert_eq!(s(o, "source"), "oidc");
-    let groups = w.run(&admin, &["groups", "--json"]).json_array();
-    let dba = groups.iter().find(|g| s(g, "name") == "dba").unwrap();
-    assert!(
-        dba["members"].as_array().unwrap().contains(&json!("olga")),
-        "{dba}"
-    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = rest.into_bytes();
+    out
 }
 
 #[test]
