@@ -53,6 +53,22 @@ fn lock(s: &Mutex<SyncState>) -> std::sync::MutexGuard<'_, SyncState> {
     }
 }
 
+/// Marks the sync finished however its future ends (a client that hangs up drops the handler
+/// mid-run; the flag must not stay set and block every later sync).
+struct Running(Arc<Sources>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut st = lock(&self.0.sync);
+        if st.running {
+            st.running = false;
+            st.phase = None;
+            st.last_error
+                .get_or_insert_with(|| "the sync was interrupted".into());
+        }
+    }
+}
+
 /// Runs one LDAP sync, keeping [`SyncState`] current; refuses a second concurrent run.
 pub async fn run_ldap_sync(
     state: &AppState,
@@ -80,7 +96,9 @@ pub async fn run_ldap_sync(
         st.running = true;
         st.phase = Some("connecting".into());
         st.entries = 0;
+        st.last_error = None;
     }
+    let _running = Running(Arc::clone(&sources));
     let progress_sources = Arc::clone(&sources);
     let result = state
         .engine()
@@ -203,12 +221,15 @@ fn oidc_of(s: &AppState) -> Result<Arc<Sources>, ApiError> {
 /// `POST /api/v1/auth/oidc/start`.
 pub async fn oidc_start(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(b): JsonBody<OidcStartIn>,
 ) -> Result<Json<OidcStartOut>, ApiError> {
     let sources = oidc_of(&s)?;
     let Some(svc) = sources.oidc.as_ref() else {
         return Err(ApiError::invalid("oidc_not_configured", "no OIDC"));
     };
+    // Each start holds a pending login for 10 minutes: one source address cannot fill them.
+    s.check_ip_rate(peer.ip())?;
     let (login_id, url) = s.engine().oidc_begin(svc, &b.redirect_uri).await?;
     Ok(Json(OidcStartOut {
         login_id,

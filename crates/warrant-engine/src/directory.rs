@@ -150,10 +150,13 @@ pub(crate) async fn tx_add_identity(
     now: Timestamp,
 ) -> Result<Identity> {
     validate_email(&input.email)?;
-    if tx.q().identity(input.name.as_str()).await?.is_some() {
+    // Names are unique ignoring case: `Admin` next to `admin` would mislead every reader.
+    if let Some(existing) = tx.q().identity_named_ci(input.name.as_str()).await? {
         return Err(EngineError::conflict(
             "identity_exists",
-            format!("an identity named {:?} already exists", input.name.as_str()),
+            format!(
+                "an identity named {existing:?} already exists (names are unique ignoring case)"
+            ),
         ));
     }
     check_manager(tx, &input.name, input.manager.as_ref()).await?;

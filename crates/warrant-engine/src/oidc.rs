@@ -540,7 +540,25 @@ async fn find_identity(
                     "the identity with this email is linked to another OpenID subject: an admin must resolve it",
                 ));
             }
-            [(one, _)] => return Ok((load(tx, one).await?, Matched::Email)),
+            [(one, _)] => {
+                let ident = load(tx, one).await?;
+                // An email is weaker evidence than a subject: it never reaches an identity
+                // already linked to some external account, nor one Warrant made an auditor or
+                // admin (their owners link them by subject).
+                if ident.external_id.is_some() {
+                    return Err(refused(
+                        "oidc_email_linked",
+                        "the identity with this email is linked to another account of its source: an admin must resolve it",
+                    ));
+                }
+                if ident.system_role > SystemRole::User {
+                    return Err(refused(
+                        "oidc_email_privileged",
+                        "the identity with this email is an auditor or admin of Warrant: it signs in by OpenID subject only (an admin sets its external id)",
+                    ));
+                }
+                return Ok((ident, Matched::Email));
+            }
             [] => {}
             several => {
                 let several: Vec<&Name> = several.iter().map(|(n, _)| n).collect();

@@ -723,6 +723,17 @@ impl Engine {
                     .await
                     .map_err(from_store)?
                     .ok_or_else(|| not_found(kind, id))?;
+                // An identity that Warrant made an auditor or admin is not something a
+                // provisioning token may take over: no password, no new external id.
+                if current.system_role > SystemRole::User
+                    && (hash.is_some() || f.external_id != row.external_id)
+                {
+                    return Err(ScimError::mutability(format!(
+                        "{} has Warrant's {} role: its password and externalId cannot be changed over SCIM (an admin of Warrant can)",
+                        row.name,
+                        current.system_role.as_str()
+                    )));
+                }
                 // A manager the IdP names but Warrant does not know yet is left as it was.
                 let manager_update = match (&f.manager_id, manager) {
                     (None, _) => Some(None),
@@ -757,6 +768,11 @@ impl Engine {
                     tx_set_password_hash(&mut tx, actor, &current.name, h, now)
                         .await
                         .map_err(scim_error)?;
+                    // A password reset by the IdP ends the sessions the old one opened.
+                    tx.w()
+                        .revoke_sessions_of(current.name.as_str(), None, now)
+                        .await
+                        .map_err(from_store)?;
                 }
                 let saved = ScimRow {
                     external_id: f.external_id,
@@ -885,9 +901,28 @@ impl Engine {
                 if !if_match_ok(if_match, row.version) {
                     return Err(precondition(row.version));
                 }
-                tx_delete_identity(&mut tx, &actor, &row.name, self.jobs_enabled(), now)
-                    .await
-                    .map_err(scim_error)?;
+                let deleted =
+                    tx_delete_identity(&mut tx, &actor, &row.name, self.jobs_enabled(), now).await;
+                match deleted {
+                    // A custom policy names the identity, so it cannot go; it must still stop
+                    // being able to do anything: a leaver, disabled, and gone for SCIM.
+                    Err(e) if e.code == "identity_in_policy" => {
+                        tx.rollback().await.map_err(from_store)?;
+                        tx = self.store().begin().await.map_err(from_store)?;
+                        tracing::warn!(identity = %row.name, "SCIM DELETE of an identity a custom policy names: disabled instead");
+                        tx_set_status(
+                            &mut tx,
+                            &actor,
+                            &row.name,
+                            IdentityStatus::Disabled,
+                            self.jobs_enabled(),
+                            now,
+                        )
+                        .await
+                        .map_err(scim_error)?;
+                    }
+                    other => other.map_err(scim_error)?,
+                }
                 self.finish_delete(tx, &actor, kind, &row, now).await?;
                 self.reload_policy().await.map_err(scim_error)?;
                 Ok(())

@@ -173,10 +173,11 @@ fn plan(cur: &Current, snap: &Snapshot, settings: &LdapSyncSettings, now: Timest
     let mut removals = BTreeSet::new();
 
     let ldap = |i: &&Identity| i.source == Source::Ldap;
-    let by_name: HashMap<&str, &Identity> = cur
+    // Identity names are unique ignoring case, so the directory's names are matched that way.
+    let by_name: HashMap<String, &Identity> = cur
         .identities
         .iter()
-        .map(|i| (i.name.as_str(), i))
+        .map(|i| (i.name.as_str().to_ascii_lowercase(), i))
         .collect();
     let by_ext: HashMap<&str, &Identity> = cur
         .identities
@@ -219,7 +220,7 @@ fn plan(cur: &Current, snap: &Snapshot, settings: &LdapSyncSettings, now: Timest
                     continue;
                 }
             };
-            match by_name.get(name.as_str()) {
+            match by_name.get(&name.as_str().to_ascii_lowercase()) {
                 Some(i) if i.source != Source::Ldap => {
                     conflicts.push(format!(
                         "user {name}: the name belongs to a {} identity, left untouched (LDAP entry {})",
@@ -392,7 +393,7 @@ fn plan(cur: &Current, snap: &Snapshot, settings: &LdapSyncSettings, now: Timest
     let listed: HashSet<&Name> = resolved.values().collect();
     let ldap_members_absent = |name: &Name| {
         by_name
-            .get(name.as_str())
+            .get(&name.as_str().to_ascii_lowercase())
             .is_some_and(|i| i.source == Source::Ldap)
             && !listed.contains(name)
     };

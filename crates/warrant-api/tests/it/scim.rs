@@ -736,3 +736,76 @@ async fn usernames_are_unique_ignoring_case_and_parallel_patches_all_land() {
         assert!(members.contains(&id.as_str()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioning_token_cannot_take_over_a_privileged_identity() {
+    let s = Server::start().await;
+    let scim = Scim::new(&s).await;
+    let u = create_user(&scim, "sam").await;
+    let id = u["id"].as_str().unwrap();
+    // Warrant's own role is a local decision, even for a provisioned identity.
+    let _: Value = s
+        .admin
+        .patch("/api/v1/identities/sam", &json!({"role": "admin"}))
+        .await
+        .unwrap();
+    for op in [
+        json!({"op": "replace", "path": "password", "value": "attacker-chosen-pw"}),
+        json!({"op": "replace", "path": "externalId", "value": "attacker-sub"}),
+    ] {
+        let a = scim
+            .patch(
+                &format!("/Users/{id}"),
+                json!({"schemas": [PATCH_OP], "Operations": [op]}),
+            )
+            .await;
+        assert_scim_error(&a, 400, Some("mutability"));
+    }
+    assert!(sign_in(&s, "sam", "attacker-chosen-pw").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_password_reset_ends_sessions_and_a_delete_always_ends_access() {
+    let s = Server::start().await;
+    let scim = Scim::new(&s).await;
+    let u = create_user(&scim, "sam").await;
+    let id = u["id"].as_str().unwrap();
+    let sam = sign_in(&s, "sam", "sam-scim-password").await.unwrap();
+    let a = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "replace", "path": "password", "value": "reset-by-the-idp"}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(
+        sam.get::<Value>("/api/v1/me").await.is_err(),
+        "the old session ended"
+    );
+
+    // A custom policy names sam: the identity cannot be deleted, but a DELETE still makes it a
+    // leaver at once.
+    let _: Value = s
+        .admin
+        .put(
+            "/api/v1/policies/sam-forbid",
+            &json!({"cedar": "forbid(principal == Warrant::Identity::\"sam\", action, resource);"}),
+        )
+        .await
+        .unwrap();
+    let sam = sign_in(&s, "sam", "reset-by-the-idp").await.unwrap();
+    let d = scim.delete(&format!("/Users/{id}")).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
+    assert!(sam.get::<Value>("/api/v1/me").await.is_err());
+    let ident: Value = s.admin.get("/api/v1/identities/sam").await.unwrap();
+    assert_eq!(ident["status"], json!("disabled"));
+    assert_scim_error(&scim.get(&format!("/Users/{id}")).await, 404, None);
+    // Names are unique ignoring case, whatever creates them.
+    let e = s
+        .admin
+        .post::<_, Value>("/api/v1/identities", &json!({"name": "SAM", "email": ""}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "identity_exists", "{e}");
+}
