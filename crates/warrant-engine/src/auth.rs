@@ -340,6 +340,13 @@ impl Engine {
         if scope == Scope::Scim {
             require_admin(actor)?;
         }
+        // A token outlives the session that makes it: someone holding only a stolen session
+        // must not mint one without the owner's second factor.
+        if self.has_mfa(actor.name.as_str()).await? && !crate::mfa::is_fresh(actor, self.now()) {
+            return Err(crate::mfa::step_up_required(
+                "creating an API token needs a fresh second factor",
+            ));
+        }
         let label = label.trim();
         if label.is_empty() || label.len() > 200 {
             return Err(EngineError::invalid(

@@ -166,9 +166,10 @@ impl Engine {
             .any(|f| f.confirmed_at.is_some()))
     }
 
-    /// Checks `code` against `identity`'s confirmed TOTP factors (or `candidates`, for an
-    /// enrolment being confirmed) and then its recovery codes, inside `tx`, recording the use.
-    /// Returns how it was proved, or `None`.
+    /// Checks `code` against `identity`'s confirmed TOTP factors and then its recovery codes
+    /// or, when `enrolment`, against its unconfirmed TOTP factor only (a code of a factor
+    /// already in force does not confirm a new one), inside `tx`, recording the use. Returns
+    /// how it was proved, or `None`.
     pub(crate) async fn tx_prove(
         &self,
         tx: &mut WriteTx,
@@ -182,7 +183,7 @@ impl Engine {
         let factors = tx.q().factors_of(identity).await?;
         for f in factors
             .iter()
-            .filter(|f| f.kind == "totp" && (f.confirmed_at.is_some() || unconfirmed_too))
+            .filter(|f| f.kind == "totp" && f.confirmed_at.is_none() == unconfirmed_too)
         {
             let sealed: warrant_vault::Sealed = f
                 .secret
@@ -470,6 +471,11 @@ impl Engine {
     /// the identity's sessions end, so the next sign-in is a fresh one.
     pub async fn mfa_reset(&self, actor: &Actor, identity: &str) -> Result<u64> {
         require_admin(actor)?;
+        if self.has_mfa(actor.name.as_str()).await? && !is_fresh(actor, self.now()) {
+            return Err(step_up_required(
+                "removing someone's second factors needs a fresh proof of yours",
+            ));
+        }
         if actor.name.as_str() == identity {
             return Err(EngineError::conflict(
                 "cannot_reset_self",

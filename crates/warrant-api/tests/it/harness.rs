@@ -133,7 +133,11 @@ impl Server {
     /// A new API token of `name`, minted by the engine (so that minting does not depend on
     /// the routes under test, nor on the sign-in rate limit).
     pub async fn fresh_token(&self, name: &str, role: SystemRole) -> String {
-        let actor = Actor::internal(Name::new(name).expect("name"), role);
+        // Minted as if right after a step-up (the token itself carries no proof).
+        let actor = Actor {
+            mfa_at: Some(self.engine.now()),
+            ..Actor::internal(Name::new(name).expect("name"), role)
+        };
         let t = self
             .engine
             .create_api_token(&actor, "test", None, Scope::Full)

@@ -269,3 +269,39 @@ async fn an_admin_resets_a_lost_factor_and_it_is_audited() {
         Some(403)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_needs_a_fresh_factor_and_an_old_factor_does_not_confirm_a_new_one() {
+    let s = Server::start().await;
+    let alice = s.login("alice").await;
+    let (seed, _) = enrol(&alice).await;
+    // Fresh after confirming: a token may be minted; the token itself proves nothing.
+    let t: Value = alice
+        .post("/api/v1/tokens", &json!({"name": "script"}))
+        .await
+        .unwrap();
+    let script = s.client(t["token"].as_str().unwrap());
+    let e = script
+        .post::<_, Value>("/api/v1/tokens", &json!({"name": "another"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "mfa_required", "{e}");
+    // A second authenticator: the first one's code does not confirm it.
+    let _: Value = alice
+        .post("/api/v1/mfa/totp", &json!({"label": "tablet"}))
+        .await
+        .unwrap();
+    let e = alice
+        .post::<_, Value>("/api/v1/mfa/totp/confirm", &json!({"code": code(&seed, 1)}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "mfa_invalid");
+    let st: Value = alice.get("/api/v1/mfa").await.unwrap();
+    let confirmed = st["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["confirmed"] == json!(true))
+        .count();
+    assert_eq!(confirmed, 1, "{st}");
+}
