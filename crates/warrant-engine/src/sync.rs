@@ -928,9 +928,38 @@ impl Engine {
         let plan = plan(&cur, snap, settings, self.now());
 
         let removing = plan.removals.len();
-        let too_many = plan.active >= settings.min_identities_for_share
-            && removing as f64 > settings.max_removal_share * plan.active as f64;
+        // Memberships count too: a group search that comes back empty must not strip every
+        // LDAP group (and every grant that came through them) any more than a broken user
+        // search may disable everyone.
+        let ldap_groups: HashSet<&str> = cur
+            .groups
+            .iter()
+            .filter(|g| g.source == Source::Ldap)
+            .map(|g| g.name.as_str())
+            .collect();
+        let memberships = cur
+            .memberships
+            .iter()
+            .filter(|(g, _)| ldap_groups.contains(g.as_str()))
+            .count();
+        let leaving = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::RemoveMember { .. }))
+            .count();
+        let too_many_members = memberships >= settings.min_identities_for_share
+            && leaving as f64 > settings.max_removal_share * memberships as f64;
+        let too_many = too_many_members
+            || (plan.active >= settings.min_identities_for_share
+                && removing as f64 > settings.max_removal_share * plan.active as f64);
         if too_many && !force {
+            if too_many_members
+                && removing as f64 <= settings.max_removal_share * plan.active as f64
+            {
+                return Err(self
+                    .refuse_memberships(&actor, leaving, memberships, settings, dry_run)
+                    .await?);
+            }
             return Err(self.refuse(&actor, &plan, settings, dry_run).await?);
         }
 
@@ -993,6 +1022,40 @@ impl Engine {
         tx.commit().await?;
         self.wake_scheduler();
         Ok(report)
+    }
+
+    /// Records a run refused for the memberships it would remove (unless dry) and builds its
+    /// error.
+    async fn refuse_memberships(
+        &self,
+        actor: &Actor,
+        leaving: usize,
+        memberships: usize,
+        settings: &LdapSyncSettings,
+        dry_run: bool,
+    ) -> Result<EngineError> {
+        if !dry_run {
+            let mut tx = self.store().begin().await?;
+            tx.audit(
+                self.now(),
+                Some(actor.name.as_str()),
+                &Event::SyncRefused {
+                    via: actor.via().to_owned(),
+                    would_remove: leaving as u64,
+                    active: memberships as u64,
+                    max_removal_share: settings.max_removal_share,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(EngineError::conflict(
+            "sync_refused",
+            format!(
+                "this LDAP sync would remove {leaving} of the {memberships} memberships of LDAP groups, more than the allowed share of {}%: nothing was changed. Check the directory's group search (base DN, filter); if the groups really lost them, run the sync again with --force, or raise max_removal_share",
+                settings.max_removal_share * 100.0
+            ),
+        ))
     }
 
     /// Records a refused run (unless dry) and builds its error.

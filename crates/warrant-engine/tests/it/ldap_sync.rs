@@ -674,3 +674,32 @@ conformance!(
         chain_intact(&env).await;
     }
 );
+
+conformance!(
+    a_sync_stripping_too_many_memberships_is_refused_unless_forced,
+    |env| {
+        let dir = Directory::start();
+        for i in 0..12 {
+            let uid = format!("m{i:02}");
+            dir.add_user(&uid);
+            dir.member("readers", &dir.user_dn(&uid), true);
+        }
+        let r = sync(&env, &dir).await;
+        assert!(r.members_added >= 12, "{r:#?}");
+        // The group search now finds the group without most of its members (every person still
+        // exists): that is a broken search or a mass change, not routine.
+        for i in 0..6 {
+            dir.member("readers", &dir.user_dn(&format!("m{i:02}")), false);
+        }
+        let settings = LdapSyncSettings::default();
+        let e = try_sync(&env, &dir, &settings, false, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "sync_refused");
+        assert!(e.message.contains("memberships"), "{e}");
+        assert_eq!(groups_of(&env, "m00").await, ["readers"], "nothing changed");
+        let r = try_sync(&env, &dir, &settings, false, true).await.unwrap();
+        assert_eq!(r.members_removed, 6, "{r:#?}");
+        assert!(groups_of(&env, "m00").await.is_empty());
+    }
+);
