@@ -76,6 +76,8 @@ pub enum Event {
     PasswordSet {
         /// Whose.
         identity: String,
+        /// Through which channel: `admin` (the identity itself or an admin) or `scim`.
+        via: String,
     },
     /// A group was created or its description changed.
     #[serde(rename = "group.saved")]

@@ -284,6 +284,7 @@ pub(crate) async fn tx_set_password_hash(
         Some(actor.name.as_str()),
         &Event::PasswordSet {
             identity: name.to_string(),
+            via: actor.via().to_owned(),
         },
     )
     .await?;
