@@ -357,6 +357,8 @@ pub(crate) async fn tx_delete_identity(
     let (g, r) = revoke_all_of(tx, name, "identity deleted", jobs, now).await?;
     tx.w().delete_identity(name, now).await?;
     tx.w().delete_mfa_of(name).await?;
+    // Its SCIM resource goes with it, so the IdP cannot reach a later identity of that name.
+    tx.w().delete_scim_of("user", name).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),

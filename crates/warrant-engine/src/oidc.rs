@@ -270,6 +270,7 @@ impl Engine {
                 now.plus_secs(PENDING_LOGIN_TTL_SECS),
                 now,
                 MAX_PENDING_LOGINS,
+                None,
             )
             .await?;
         if stored.is_none() {

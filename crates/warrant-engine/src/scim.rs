@@ -723,6 +723,9 @@ impl Engine {
                     .await
                     .map_err(from_store)?
                     .ok_or_else(|| not_found(kind, id))?;
+                if current.source != Source::Scim {
+                    return Err(not_found(kind, id));
+                }
                 // An identity that Warrant made an auditor or admin is not something a
                 // provisioning token may take over: no password, no new external id.
                 if current.system_role > SystemRole::User
@@ -768,9 +771,10 @@ impl Engine {
                     tx_set_password_hash(&mut tx, actor, &current.name, h, now)
                         .await
                         .map_err(scim_error)?;
-                    // A password reset by the IdP ends the sessions the old one opened.
+                    // A password reset by the IdP ends what the old one opened: sessions and
+                    // API tokens alike.
                     tx.w()
-                        .revoke_sessions_of(current.name.as_str(), None, now)
+                        .revoke_tokens_of(current.name.as_str(), now)
                         .await
                         .map_err(from_store)?;
                 }
@@ -900,6 +904,15 @@ impl Engine {
                     .ok_or_else(|| not_found(kind, id))?;
                 if !if_match_ok(if_match, row.version) {
                     return Err(precondition(row.version));
+                }
+                let owned = tx
+                    .q()
+                    .identity(&row.name)
+                    .await
+                    .map_err(from_store)?
+                    .is_some_and(|i| i.source == Source::Scim);
+                if !owned {
+                    return Err(not_found(kind, id));
                 }
                 let deleted =
                     tx_delete_identity(&mut tx, &actor, &row.name, self.jobs_enabled(), now).await;

@@ -229,7 +229,12 @@ impl Engine {
             .to_string())
     }
 
-    async fn keep_ceremony<T: Serialize>(&self, kind: &str, state: &T) -> Result<String> {
+    async fn keep_ceremony<T: Serialize>(
+        &self,
+        kind: &str,
+        owner: &str,
+        state: &T,
+    ) -> Result<String> {
         let now = self.now();
         let id = warrant_iam::new_id()?;
         let data = serde_json::to_string(state)
@@ -243,6 +248,7 @@ impl Engine {
                 now.plus_secs(CEREMONY_SECS),
                 now,
                 crate::oidc::MAX_PENDING_LOGINS,
+                Some(owner),
             )
             .await?;
         if stored.is_none() {
@@ -345,6 +351,7 @@ impl Engine {
         let challenge_id = self
             .keep_ceremony(
                 REG_KIND,
+                who,
                 &PendingRegistration {
                     identity: who.to_owned(),
                     token_id: actor.token_id.clone(),
@@ -485,6 +492,7 @@ impl Engine {
         let challenge_id = self
             .keep_ceremony(
                 kind,
+                who,
                 &PendingAuthentication {
                     identity: who.to_owned(),
                     token_id,

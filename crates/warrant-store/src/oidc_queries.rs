@@ -8,8 +8,11 @@ use crate::{Q, Result, Store, StoreError};
 
 impl Store {
     /// Keeps a pending login of `kind` under `id` until `expires_at`, after dropping every
-    /// expired one. Returns how many unexpired logins there are, this one included, or `None`
-    /// (nothing stored) when there are already `max_live` of them.
+    /// expired one and, when it has an `owner` (an identity), that owner's earlier one of the
+    /// same kind: nobody holds more than one ceremony of a kind at a time. Returns how many
+    /// unexpired logins of `kind` there are, this one included, or `None` (nothing stored)
+    /// when there are already `max_live` of them (each kind has its own budget, so one kind
+    /// cannot crowd out another).
     ///
     /// Written outside [`crate::WriteTx`] and without an audit event, like
     /// [`Store::touch_token`]: a started login changes no state anyone is held to account for
@@ -23,13 +26,22 @@ impl Store {
         expires_at: Timestamp,
         now: Timestamp,
         max_live: i64,
+        owner: Option<&str>,
     ) -> Result<Option<i64>> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
             .bind(now.millis())
             .execute(&mut *tx)
             .await?;
-        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_logins")
+        if let Some(o) = owner {
+            sqlx::query("DELETE FROM pending_logins WHERE kind = $1 AND owner = $2")
+                .bind(kind)
+                .bind(o)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_logins WHERE kind = $1")
+            .bind(kind)
             .fetch_one(&mut *tx)
             .await?;
         if live >= max_live {
@@ -37,16 +49,27 @@ impl Store {
             return Ok(None);
         }
         sqlx::query(
-            "INSERT INTO pending_logins (id, kind, data, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO pending_logins (id, kind, data, expires_at, owner) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(kind)
         .bind(data)
         .bind(expires_at.millis())
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(Some(live + 1))
+    }
+
+    /// How many pending logins of `kind` are stored (expired ones included until the next put).
+    pub async fn count_pending_logins(&self, kind: &str) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM pending_logins WHERE kind = $1")
+                .bind(kind)
+                .fetch_one(&self.reader)
+                .await?,
+        )
     }
 
     /// Removes the pending login `id` of `kind` and returns what was stored with its expiry

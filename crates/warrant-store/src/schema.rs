@@ -218,4 +218,8 @@ CREATE TABLE pending_logins (
     expires_at BIGINT NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE pending_logins ADD COLUMN owner TEXT;
+CREATE INDEX pending_logins_owner ON pending_logins (kind, owner);
+"#,
 ];

@@ -137,6 +137,16 @@ impl W<'_> {
         Ok(())
     }
 
+    /// Deletes the resource of the identity or group `name`, if it has one.
+    pub async fn delete_scim_of(&mut self, kind: &str, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM scim_resources WHERE kind = $1 AND name = $2")
+            .bind(kind)
+            .bind(name)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes a resource.
     pub async fn delete_scim(&mut self, kind: &str, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM scim_resources WHERE kind = $1 AND id = $2")

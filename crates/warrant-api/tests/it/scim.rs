@@ -809,3 +809,36 @@ async fn an_idp_password_reset_ends_sessions_and_a_delete_always_ends_access() {
         .unwrap_err();
     assert_eq!(e.code, "identity_exists", "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_leaver_leaves_no_scim_handle_on_a_later_identity_of_its_name() {
+    let s = Server::start().await;
+    let scim = Scim::new(&s).await;
+    let u = create_user(&scim, "bob2").await;
+    let id = u["id"].as_str().unwrap().to_owned();
+    let a = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    // An admin deletes the disabled leaver (any source's leaver may be deleted) and creates a
+    // local identity of the same name for someone else.
+    let _: Value = s.admin.delete("/api/v1/identities/bob2").await.unwrap();
+    s.add_identity("bob2", "user", &[]).await;
+    let a = scim
+        .patch(
+            &format!("/Users/{id}"),
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "password", "value": "taken-over-pw"}]}),
+        )
+        .await;
+    assert_scim_error(&a, 404, None);
+    assert_scim_error(&scim.delete(&format!("/Users/{id}")).await, 404, None);
+    assert!(sign_in(&s, "bob2", "taken-over-pw").await.is_none());
+    assert!(
+        sign_in(&s, "bob2", &crate::harness::password_of("bob2"))
+            .await
+            .is_some()
+    );
+}

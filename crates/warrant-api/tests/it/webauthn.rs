@@ -402,3 +402,23 @@ async fn the_signature_counter_is_kept_and_a_reset_removes_keys() {
         .await;
     expect_err(e, 409, "webauthn_not_enrolled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_identity_holds_one_ceremony_of_a_kind_at_a_time() {
+    let s = Server::start().await;
+    let alice = s.login("alice").await;
+    for _ in 0..25 {
+        let v: Value = alice
+            .post("/api/v1/mfa/webauthn/register", &json!({}))
+            .await
+            .unwrap();
+        assert!(v["challenge_id"].is_string(), "{v}");
+    }
+    let kept = s
+        .engine
+        .store()
+        .count_pending_logins("webauthn-reg")
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "each start replaces the identity's previous one");
+}
