@@ -264,13 +264,15 @@ impl Engine {
         let stored = self
             .store()
             .put_pending_login(
-                &id,
-                LOGIN_KIND,
-                &data,
-                now.plus_secs(PENDING_LOGIN_TTL_SECS),
+                warrant_store::PendingLogin {
+                    id: &id,
+                    kind: LOGIN_KIND,
+                    data: &data,
+                    expires_at: now.plus_secs(PENDING_LOGIN_TTL_SECS),
+                    owner: None,
+                },
                 now,
                 MAX_PENDING_LOGINS,
-                None,
             )
             .await?;
         if stored.is_none() {

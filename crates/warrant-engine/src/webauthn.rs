@@ -242,13 +242,15 @@ impl Engine {
         let stored = self
             .store()
             .put_pending_login(
-                &id,
-                kind,
-                &data,
-                now.plus_secs(CEREMONY_SECS),
+                warrant_store::PendingLogin {
+                    id: &id,
+                    kind,
+                    data: &data,
+                    expires_at: now.plus_secs(CEREMONY_SECS),
+                    owner: Some(owner),
+                },
                 now,
                 crate::oidc::MAX_PENDING_LOGINS,
-                Some(owner),
             )
             .await?;
         if stored.is_none() {

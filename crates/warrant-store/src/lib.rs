@@ -26,6 +26,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use oidc_queries::PendingLogin;
 pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};
 pub use scim_queries::ScimRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -6,6 +6,21 @@ use warrant_core::{Name, Source, Timestamp};
 
 use crate::{Q, Result, Store, StoreError};
 
+/// A login or ceremony to keep until its callback or answer.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingLogin<'a> {
+    /// Its id (random).
+    pub id: &'a str,
+    /// `oidc`, `webauthn-reg`, …
+    pub kind: &'a str,
+    /// What the callback needs (JSON).
+    pub data: &'a str,
+    /// When it is no longer accepted.
+    pub expires_at: Timestamp,
+    /// The identity it belongs to, when known: one per owner and kind.
+    pub owner: Option<&'a str>,
+}
+
 impl Store {
     /// Keeps a pending login of `kind` under `id` until `expires_at`, after dropping every
     /// expired one and, when it has an `owner` (an identity), that owner's earlier one of the
@@ -20,14 +35,17 @@ impl Store {
     /// one, so auditing each would let unauthenticated callers grow the audit chain at will.
     pub async fn put_pending_login(
         &self,
-        id: &str,
-        kind: &str,
-        data: &str,
-        expires_at: Timestamp,
+        login: PendingLogin<'_>,
         now: Timestamp,
         max_live: i64,
-        owner: Option<&str>,
     ) -> Result<Option<i64>> {
+        let PendingLogin {
+            id,
+            kind,
+            data,
+            expires_at,
+            owner,
+        } = login;
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
             .bind(now.millis())
