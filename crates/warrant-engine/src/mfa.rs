@@ -208,6 +208,11 @@ impl Engine {
         Ok(None)
     }
 
+    /// When a sign-in session that starts at `now` ends (absolute timeout).
+    pub(crate) fn session_end(&self, now: Timestamp) -> Timestamp {
+        now.plus_secs(self.inner.config.session_ttl_secs)
+    }
+
     /// Refuses while `who` has too many recent failures.
     pub(crate) fn mfa_rate_check(&self, who: &str, now: Timestamp) -> Result<()> {
         if self.inner.mfa_failures.recent(who, now) >= MAX_FAILURES {
@@ -397,7 +402,7 @@ impl Engine {
             Vec::new()
         };
         if let Some(t) = &actor.token_id {
-            tx.w().set_token_mfa(t, now).await?;
+            tx.w().set_token_mfa(t, now, self.session_end(now)).await?;
         }
         tx.commit().await?;
         self.mfa_succeeded(who);
@@ -437,7 +442,9 @@ impl Engine {
             }
             return Err(code_refused());
         };
-        tx.w().set_token_mfa(token, now).await?;
+        tx.w()
+            .set_token_mfa(token, now, self.session_end(now))
+            .await?;
         tx.audit(
             now,
             Some(who),

@@ -46,6 +46,9 @@ use crate::directory::{IdentityInput, tx_add_identity, tx_add_member, tx_remove_
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::policy::PolicyState;
 
+/// How long an `mfa_pending` session (an OIDC sign-in still owing Warrant's second factor) lasts.
+pub const MFA_PENDING_SECS: i64 = 600;
+
 /// The `kind` of OIDC logins in the `pending_logins` table.
 const LOGIN_KIND: &str = "oidc";
 
@@ -426,7 +429,13 @@ impl Engine {
             TokenSpec {
                 kind: "session",
                 label: TOKEN_LABEL,
-                expires_at: Some(now.plus_secs(self.inner.config.session_ttl_secs)),
+                // A session that can only prove the factor lasts minutes, not a working day:
+                // it is not a standing handle for guessing codes.
+                expires_at: Some(if has_factor {
+                    now.plus_secs(MFA_PENDING_SECS)
+                } else {
+                    now.plus_secs(self.inner.config.session_ttl_secs)
+                }),
                 scope: if has_factor {
                     Scope::MfaPending
                 } else {

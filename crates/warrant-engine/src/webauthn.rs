@@ -446,7 +446,7 @@ impl Engine {
             Vec::new()
         };
         if let Some(t) = &actor.token_id {
-            tx.w().set_token_mfa(t, now).await?;
+            tx.w().set_token_mfa(t, now, self.session_end(now)).await?;
         }
         tx.commit().await?;
         self.mfa_succeeded(who);
@@ -547,7 +547,9 @@ impl Engine {
             self.audit_mfa_failure(who, "step-up", reason).await?;
             return Err(refused());
         }
-        tx.w().set_token_mfa(token, now).await?;
+        tx.w()
+            .set_token_mfa(token, now, self.session_end(now))
+            .await?;
         tx.audit(
             now,
             Some(who),

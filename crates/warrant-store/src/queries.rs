@@ -1402,15 +1402,24 @@ impl W<'_> {
     }
 
     /// Records a second factor proved in the session of token `id`.
-    /// A token of scope `mfa_pending` becomes `full`: the sign-in is complete.
-    pub async fn set_token_mfa(&mut self, id: &str, now: Timestamp) -> Result<()> {
+    /// Records a second factor proved in the session of token `id`. A token of scope
+    /// `mfa_pending` becomes `full` (the sign-in is complete) and lives until `session_end`.
+    pub async fn set_token_mfa(
+        &mut self,
+        id: &str,
+        now: Timestamp,
+        session_end: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
-            "UPDATE tokens SET mfa_at = $2, scope = CASE WHEN scope = 'mfa_pending' THEN 'full' ELSE scope END WHERE id = $1",
+            "UPDATE tokens SET mfa_at = $2, \
+             expires_at = CASE WHEN scope = 'mfa_pending' THEN $3 ELSE expires_at END, \
+             scope = CASE WHEN scope = 'mfa_pending' THEN 'full' ELSE scope END WHERE id = $1",
         )
-            .bind(id)
-            .bind(now.millis())
-            .execute(&mut *self.0)
-            .await?;
+        .bind(id)
+        .bind(now.millis())
+        .bind(session_end.millis())
+        .execute(&mut *self.0)
+        .await?;
         Ok(())
     }
 

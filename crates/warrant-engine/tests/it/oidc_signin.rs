@@ -603,3 +603,75 @@ conformance!(oidc_pending_logins_are_single_use_and_expire, |env| {
     assert_eq!(o.events("auth.signin_succeeded").await.len(), 2);
     o.assert_audit_clean().await;
 });
+
+conformance!(
+    an_oidc_session_owes_warrants_second_factor_for_minutes_only,
+    |env| {
+        let mut o = Oidc::start(
+            env,
+            json!([{"sub": "s-hal", "preferred_username": "hal", "email": "hal@example.com",
+                "email_verified": true}]),
+            |c| c.create_unknown = true,
+        )
+        .await;
+        let first = o.sign_in("s-hal").await.unwrap();
+        assert_eq!(first.scope, warrant_engine::Scope::Full, "no factor yet");
+        // hal enrols TOTP (on the manual clock).
+        let hal = o
+            .env
+            .engine
+            .authenticate(first.token.expose())
+            .await
+            .unwrap();
+        let e = o.env.engine.totp_enrol(&hal, "phone").await.unwrap();
+        let seed = warrant_iam::totp::seed_from_base32(e.secret.expose()).unwrap();
+        let at = |clock: &warrant_core::ManualClock| {
+            use warrant_core::Clock;
+            let t = u64::try_from(clock.now().unix_seconds()).unwrap();
+            warrant_iam::totp::code_at(&seed, warrant_iam::totp::Hash::Sha1, 6, t).unwrap()
+        };
+        let code = at(&o.env.clock);
+        o.env
+            .engine
+            .totp_confirm(&hal, &warrant_core::Secret::new(code))
+            .await
+            .unwrap();
+
+        // Now the provider's word gives a session that only lasts minutes, until the factor.
+        o.env.clock.advance_secs(60);
+        let pending = o.sign_in("s-hal").await.unwrap();
+        assert_eq!(pending.scope, warrant_engine::Scope::MfaPending);
+        let left = pending.expires_at.unwrap().millis() - o.env.engine.now().millis();
+        assert!(left <= 600_000, "{left} ms");
+        let actor = o
+            .env
+            .engine
+            .authenticate(pending.token.expose())
+            .await
+            .unwrap();
+        o.env
+            .engine
+            .mfa_verify(&actor, &warrant_core::Secret::new(at(&o.env.clock)))
+            .await
+            .unwrap();
+        // Proved: a full session, living the usual hours.
+        o.env.clock.advance_secs(3000);
+        let actor = o
+            .env
+            .engine
+            .authenticate(pending.token.expose())
+            .await
+            .unwrap();
+        assert_eq!(actor.scope, warrant_engine::Scope::Full);
+        // An unproved one ends after its minutes.
+        let idle = o.sign_in("s-hal").await.unwrap();
+        o.env.clock.advance_secs(601);
+        assert!(
+            o.env
+                .engine
+                .authenticate(idle.token.expose())
+                .await
+                .is_err()
+        );
+    }
+);
