@@ -68,6 +68,7 @@ pub struct AppState {
     by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     by_user: Arc<DefaultKeyedRateLimiter<String>>,
     sources: Arc<crate::directory_sources::Sources>,
+    kek_file: Option<Arc<std::path::PathBuf>>,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -86,6 +87,17 @@ impl AppState {
     pub fn with_sources(mut self, sources: crate::directory_sources::Sources) -> Self {
         self.sources = Arc::new(sources);
         self
+    }
+
+    /// The same state with the vault's key file (key rotation writes beside it).
+    pub fn with_kek_file(mut self, path: std::path::PathBuf) -> Self {
+        self.kek_file = Some(Arc::new(path));
+        self
+    }
+
+    /// The vault's key file, when the key lives in the data directory.
+    pub fn kek_file(&self) -> Option<std::path::PathBuf> {
+        self.kek_file.as_deref().cloned()
     }
 
     /// The directory sources (OIDC, LDAP).
@@ -129,6 +141,7 @@ impl AppState {
             by_user: Arc::new(RateLimiter::keyed(quota(5, 5))),
             by_ip: Arc::new(RateLimiter::keyed(quota(20, 20))),
             sources: Arc::default(),
+            kek_file: None,
         }
     }
 }
@@ -261,6 +274,7 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/audit", Auditor, audit_list),
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
+        route!(POST, "/api/v1/vault/rekey", Admin, crate::vault::rekey),
         route!(
             GET,
             "/scim/v2/ServiceProviderConfig",

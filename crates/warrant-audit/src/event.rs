@@ -509,6 +509,18 @@ pub enum Event {
         /// The largest share of them one sync may remove.
         max_removal_share: f64,
     },
+    /// Every sealed secret was re-wrapped under the key-encryption key in force.
+    #[serde(rename = "vault.rekeyed")]
+    VaultRekeyed {
+        /// The KEK's id (a fingerprint, never the key).
+        kek_id: String,
+        /// Whether a new KEK was created for this.
+        new_kek: bool,
+        /// Secrets re-wrapped.
+        rewrapped: u64,
+        /// Secrets already under this KEK.
+        unchanged: u64,
+    },
     /// A token was revoked.
     #[serde(rename = "token.revoked")]
     TokenRevoked {

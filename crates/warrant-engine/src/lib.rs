@@ -97,6 +97,8 @@ struct Inner {
     policy_failed: std::sync::atomic::AtomicBool,
     /// Recent wrong second-factor codes per identity.
     mfa_failures: mfa::FailureLimiter,
+    /// The vault in force (replaced by a key rotation).
+    vault: RwLock<Option<Arc<warrant_vault::Vault>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -119,6 +121,7 @@ impl Engine {
         cleanups: Vec<CleanupFn>,
     ) -> Result<Self> {
         let state = policy::PolicyState::load(&store).await?;
+        let vault = config.vault.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -131,6 +134,7 @@ impl Engine {
                 gate: tokio::sync::RwLock::new(()),
                 policy_failed: std::sync::atomic::AtomicBool::new(false),
                 mfa_failures: mfa::FailureLimiter::default(),
+                vault: RwLock::new(vault),
             }),
         })
     }

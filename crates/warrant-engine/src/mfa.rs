@@ -150,8 +150,12 @@ impl Proof {
 }
 
 impl Engine {
-    pub(crate) fn vault(&self) -> Result<&warrant_vault::Vault> {
-        self.inner.config.vault.as_deref().ok_or_else(|| {
+    pub(crate) fn vault(&self) -> Result<std::sync::Arc<warrant_vault::Vault>> {
+        let v = match self.inner.vault.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        v.ok_or_else(|| {
             EngineError::internal("no key-encryption key is configured: start the server with a data directory or WARRANT_KEK")
         })
     }
@@ -527,4 +531,81 @@ pub(crate) async fn tx_issue_recovery_codes(
     )
     .await?;
     Ok(fresh.into_iter().map(|(c, _)| c).collect())
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RekeyReport {
+    /// The KEK every secret is now wrapped under (its id).
+    pub kek_id: String,
+    /// Whether a new KEK was put in force first.
+    pub new_kek: bool,
+    /// Secrets re-wrapped.
+    pub rewrapped: u64,
+    /// Secrets that were already under it.
+    pub unchanged: u64,
+}
+
+impl Engine {
+    /// Key rotation: puts `new_kek` in force (when given; the previous keys still open what
+    /// they sealed) and re-wraps every sealed secret's data key under the key in force, in one
+    /// audited transaction. The sealed data itself is not touched. Admins, with a fresh second
+    /// factor when they have one.
+    pub async fn vault_rekey(
+        &self,
+        actor: &Actor,
+        new_kek: Option<warrant_vault::Kek>,
+    ) -> Result<RekeyReport> {
+        require_admin(actor)?;
+        if self.has_mfa(actor.name.as_str()).await? && !is_fresh(actor, self.now()) {
+            return Err(step_up_required(
+                "a key rotation needs a fresh second factor",
+            ));
+        }
+        let new = new_kek.is_some();
+        if let Some(k) = new_kek {
+            let rotated = std::sync::Arc::new(self.vault()?.rotated(k));
+            match self.inner.vault.write() {
+                Ok(mut v) => *v = Some(rotated),
+                Err(p) => *p.into_inner() = Some(rotated),
+            }
+        }
+        let vault = self.vault()?;
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let (mut rewrapped, mut unchanged) = (0u64, 0u64);
+        for f in tx.q().all_factors().await? {
+            let sealed: warrant_vault::Sealed = f.secret.parse().map_err(|_| {
+                EngineError::internal(format!("factor {}: sealed secret does not parse", f.id))
+            })?;
+            if !vault.needs_rewrap(&sealed) {
+                unchanged += 1;
+                continue;
+            }
+            let again = vault.rewrap(&aad(&f), &sealed).map_err(|e| {
+                EngineError::internal(format!("factor {}: re-wrapping failed: {}", f.id, e.code()))
+            })?;
+            tx.w().set_factor_secret(&f.id, &again.to_string()).await?;
+            rewrapped += 1;
+        }
+        let report = RekeyReport {
+            kek_id: vault.current_kek_id().to_owned(),
+            new_kek: new,
+            rewrapped,
+            unchanged,
+        };
+        tx.audit(
+            now,
+            Some(actor.name.as_str()),
+            &Event::VaultRekeyed {
+                kek_id: report.kek_id.clone(),
+                new_kek: new,
+                rewrapped,
+                unchanged,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
 }

@@ -841,6 +841,17 @@ impl Q<'_> {
         collect(rows, factor)
     }
 
+    /// Every second factor (for re-wrapping their sealed secrets under a new key).
+    pub async fn all_factors(&mut self) -> Result<Vec<FactorRow>> {
+        let rows = sqlx::query(
+            "SELECT id, identity, kind, label, secret, confirmed_at, last_step, last_used_at, created_at \
+             FROM mfa_factors ORDER BY id",
+        )
+        .fetch_all(&mut *self.0)
+        .await?;
+        collect(rows, factor)
+    }
+
     /// How many unused recovery codes an identity has.
     pub async fn recovery_codes_left(&mut self, identity: &str) -> Result<i64> {
         Ok(sqlx::query_scalar(

@@ -54,6 +54,17 @@ impl Vault {
         self
     }
 
+    /// A vault that seals under `new` and still opens (and re-wraps) everything this one
+    /// opens: the step of a key rotation before every value is re-wrapped.
+    #[must_use]
+    pub fn rotated(&self, new: Kek) -> Self {
+        let mut v = Self::new(new).with_previous(self.current.clone());
+        for k in &self.previous {
+            v = v.with_previous(k.clone());
+        }
+        v
+    }
+
     /// The id of the KEK new values are sealed under.
     pub fn current_kek_id(&self) -> &str {
         self.current.id()

@@ -206,6 +206,9 @@ pub enum Command {
     /// Directory sync.
     #[command(subcommand)]
     Sync(SyncCmd),
+    /// The vault of secrets at rest.
+    #[command(subcommand)]
+    Vault(VaultCmd),
     /// Second factors (TOTP, recovery codes) and step-up.
     #[command(subcommand)]
     Mfa(MfaCmd),
@@ -460,6 +463,13 @@ pub enum PolicyCmd {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCmd {
+    /// Rotate the key-encryption key and re-wrap every secret under it, while the server runs
+    /// (with WARRANT_KEK: re-wrap under the key in force).
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -649,6 +649,20 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
         Command::Mfa(cmd) => mfa(ctx, cmd).await?,
+        Command::Vault(VaultCmd::Rekey) => {
+            let r: warrant_engine::mfa::RekeyReport =
+                ctx.post("/api/v1/vault/rekey", &json!({})).await?;
+            ctx.done(
+                &r,
+                &format!(
+                    "{}re-wrapped {} secret(s) under key {} ({} already were)",
+                    if r.new_kek { "new key in force; " } else { "" },
+                    r.rewrapped,
+                    r.kek_id,
+                    r.unchanged
+                ),
+            )?;
+        }
         Command::Jobs => {
             let js: Vec<JobOut> = ctx.get("/api/v1/jobs").await?;
             ctx.out(&js, |js| {

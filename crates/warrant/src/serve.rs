@@ -54,23 +54,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             )
         })?,
     };
-    let kek = match std::env::var("WARRANT_KEK") {
-        Ok(v) => warrant_vault::Kek::from_env_value(&v)
-            .map_err(|e| anyhow::anyhow!("WARRANT_KEK: {e} (give 32 random bytes in base64)"))?,
-        Err(_) => {
-            let path = args.data_dir.join("kek");
-            warrant_vault::Kek::load_or_create(&path)
-                .map_err(|e| anyhow::anyhow!("the key-encryption key {}: {e}", path.display()))?
-        }
-    };
-    tracing::info!(kek = kek.id(), "key-encryption key loaded");
+    let (vault, kek_file) = load_vault(&args.data_dir)?;
+    tracing::info!(kek = vault.current_kek_id(), "key-encryption key loaded");
     let settings = match &args.config {
         Some(p) => crate::settings::load(p)?,
         None => crate::settings::ServerConfig::default(),
     };
     let mut config = EngineConfig {
         request_ttl_secs: request_ttl.secs(),
-        vault: Some(Arc::new(warrant_vault::Vault::new(kek))),
+        vault: Some(Arc::new(vault)),
         webauthn: settings.webauthn.clone(),
         ..EngineConfig::default()
     };
@@ -153,7 +145,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .await;
         })
     };
-    let state = warrant_api::AppState::new(engine.clone()).with_sources(sources);
+    let mut state = warrant_api::AppState::new(engine.clone()).with_sources(sources);
+    if let Some(path) = kek_file {
+        state = state.with_kek_file(path);
+    }
     if let Some(setup) = state.sources().ldap.clone() {
         let interval = setup.interval_secs().map_err(|e| anyhow::anyhow!("{e}"))?;
         if interval > 0 {
@@ -196,6 +191,54 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     engine.store().close().await;
     eprintln!("Warrant stopped.");
     Ok(())
+}
+
+/// The vault's keys: `WARRANT_KEK` (and `WARRANT_KEK_PREVIOUS` during a rotation), or the data
+/// directory's `kek` file (created at first start), with `kek.old` beside it after a rotation.
+/// A rotation that stopped half-way (`kek.next` present) is finished here, before anything is
+/// sealed: `kek.next` becomes `kek`, and the former `kek` is kept as `kek.old`.
+fn load_vault(
+    data_dir: &std::path::Path,
+) -> Result<(warrant_vault::Vault, Option<std::path::PathBuf>)> {
+    use warrant_vault::{Kek, Vault};
+    let key_err = |what: &str, e: warrant_vault::VaultError| anyhow::anyhow!("{what}: {e}");
+    if let Ok(v) = std::env::var("WARRANT_KEK") {
+        let mut vault = Vault::new(
+            Kek::from_env_value(&v)
+                .map_err(|e| key_err("WARRANT_KEK (give 32 random bytes in base64)", e))?,
+        );
+        if let Ok(p) = std::env::var("WARRANT_KEK_PREVIOUS") {
+            vault = vault.with_previous(
+                Kek::from_env_value(&p).map_err(|e| key_err("WARRANT_KEK_PREVIOUS", e))?,
+            );
+        }
+        return Ok((vault, None));
+    }
+    let path = data_dir.join("kek");
+    let next = warrant_api::vault::sibling(&path, "kek.next");
+    let old = warrant_api::vault::sibling(&path, "kek.old");
+    if next.exists() {
+        if path.exists() {
+            fs::rename(&path, &old)
+                .with_context(|| format!("cannot keep {} as {}", path.display(), old.display()))?;
+        }
+        fs::rename(&next, &path).with_context(|| format!("cannot install {}", next.display()))?;
+        eprintln!(
+            "Finished an interrupted key rotation: {} is in force.",
+            path.display()
+        );
+    }
+    let mut vault = Vault::new(
+        Kek::load_or_create(&path)
+            .map_err(|e| key_err(&format!("the key-encryption key {}", path.display()), e))?,
+    );
+    if old.exists() {
+        vault = vault.with_previous(
+            Kek::load_or_create(&old)
+                .map_err(|e| key_err(&format!("the previous key {}", old.display()), e))?,
+        );
+    }
+    Ok((vault, Some(path)))
 }
 
 async fn wait_for_signal() {

@@ -75,6 +75,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/audit", Auditor),
     ("GET", "/api/v1/audit/verify", Auditor),
     ("GET", "/api/v1/jobs", Auditor),
+    ("POST", "/api/v1/vault/rekey", Admin),
     ("GET", "/scim/v2/ServiceProviderConfig", Public),
     ("GET", "/scim/v2/ResourceTypes", Public),
     ("GET", "/scim/v2/Schemas", Public),

@@ -91,3 +91,48 @@ fn enrol_confirm_and_sign_in_with_a_code() {
     assert!(reset.ok().contains("removed"), "{reset}");
     assert!(w.run(&again, &["whoami"]).fails().contains("sign in again"));
 }
+
+#[test]
+fn the_vault_key_rotates_while_the_server_runs_and_secrets_still_open() {
+    let mut w = World::demo();
+    let alice = w.login("alice");
+    let e = w.run(&alice, &["mfa", "enrol", "--json"]).json();
+    let seed = totp::seed_from_base32(s(&e, "secret")).unwrap();
+    // Codes one step apart, in order: the previous step's, then the current, then the next.
+    w.run(&alice, &["mfa", "confirm", &code(&seed, -1)]).ok();
+    let kek = w.data_dir.join("kek");
+    let before = std::fs::read(&kek).unwrap();
+
+    let admin = w.admin();
+    let r = w.run(&admin, &["vault", "rekey", "--json"]).json();
+    assert_eq!(r["new_kek"], serde_json::json!(true), "{r}");
+    assert!(r["rewrapped"].as_u64().unwrap() >= 1, "{r}");
+    let after = std::fs::read(&kek).unwrap();
+    assert_ne!(before, after, "a new key is in force");
+    assert_eq!(std::fs::read(w.data_dir.join("kek.old")).unwrap(), before);
+    assert!(!w.data_dir.join("kek.next").exists());
+    // The seed still opens, now under the new key...
+    w.run(&alice, &["mfa", "verify", &code(&seed, 0)]).ok();
+    // ...and after a restart, which loads the new key and keeps the old one beside it.
+    w.restart();
+    let again = w.person("alice-after");
+    w.run_stdin(
+        &again,
+        &[
+            "login",
+            "--user",
+            "alice",
+            "--password-stdin",
+            "--otp",
+            &code(&seed, 1),
+        ],
+        "alice-demo-password\n",
+    )
+    .ok();
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "50", "--json"])
+        .ok()
+        .to_owned();
+    assert!(audit.contains("vault.rekeyed"), "{audit}");
+    assert!(!audit.contains(&String::from_utf8_lossy(&after).trim().to_string()));
+}
