@@ -10,6 +10,9 @@
 //! * [`OidcProviderFixture`] starts a throwaway OpenID provider (PyPI `oidc-provider-mock`,
 //!   installed by `scripts/deps/oidc.sh`) with discovery, client registration and a headless
 //!   login.
+//! * [`SshdFixture`] starts a throwaway OpenSSH server (Debian `openssh-server`, installed by
+//!   `scripts/deps/ssh.sh`) that trusts a given user CA, with principals and a KRL the test
+//!   sets, and logs in to it with the real `ssh` client.
 //! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
 //!   starts. Never hard-code a port.
 //!
@@ -21,9 +24,11 @@ mod oidc;
 mod pg;
 mod port;
 mod slapd;
+mod sshd;
 
 pub use error::FixtureError;
 pub use oidc::{OidcProviderFixture, OidcProviderOptions};
 pub use pg::PgFixture;
 pub use port::{free_port, try_free_port};
 pub use slapd::SlapdFixture;
+pub use sshd::SshdFixture;
