@@ -109,6 +109,30 @@ impl Client {
         })
     }
 
+    /// GET of a plain-text answer (the SSH CA's public key).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let resp = self.http.get(&url).send().await.map_err(|e| ClientError {
+            status: None,
+            code: "connection_failed".into(),
+            message: format!("cannot reach {}: {e}", self.base),
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| ClientError {
+            status: Some(status.as_u16()),
+            code: "connection_failed".into(),
+            message: format!("reading the answer failed: {e}"),
+        })?;
+        if !status.is_success() {
+            return Err(ClientError {
+                status: Some(status.as_u16()),
+                code: "http_error".into(),
+                message: text,
+            });
+        }
+        Ok(text)
+    }
+
     /// GET.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send::<(), T>(Method::GET, path, None).await

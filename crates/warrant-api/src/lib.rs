@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod scim;
 pub mod server;
+pub mod ssh;
 pub mod vault;
 pub mod webauthn;
 pub mod wire;

@@ -275,6 +275,9 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
         route!(POST, "/api/v1/vault/rekey", Admin, crate::vault::rekey),
+        route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
+        route!(GET, "/api/v1/ssh/krl", Public, crate::ssh::krl),
+        route!(POST, "/api/v1/ssh/certs", Signed, crate::ssh::issue),
         route!(
             GET,
             "/scim/v2/ServiceProviderConfig",

@@ -521,6 +521,30 @@ pub enum Event {
         /// Secrets already under this KEK.
         unchanged: u64,
     },
+    /// The SSH user CA was created.
+    #[serde(rename = "ssh.ca_created")]
+    SshCaCreated {
+        /// Its public key's fingerprint.
+        fingerprint: String,
+    },
+    /// An SSH user certificate was issued under a grant.
+    #[serde(rename = "ssh.cert_issued")]
+    SshCertIssued {
+        /// To whom.
+        identity: String,
+        /// For which target.
+        target: String,
+        /// Under which role.
+        role: String,
+        /// Under which grant.
+        grant_id: String,
+        /// Its serial (what the KRL revokes).
+        serial: i64,
+        /// The accounts it may log in as.
+        principals: Vec<String>,
+        /// Until when (the grant's end).
+        valid_before: String,
+    },
     /// A token was revoked.
     #[serde(rename = "token.revoked")]
     TokenRevoked {

@@ -26,6 +26,7 @@ pub mod org;
 pub mod policy;
 mod scheduler;
 pub mod scim;
+pub mod ssh;
 pub mod sync;
 pub mod webauthn;
 

@@ -20,6 +20,7 @@ mod oidc_queries;
 mod queries;
 pub mod schema;
 mod scim_queries;
+mod ssh_queries;
 mod sync_queries;
 
 use std::path::Path;

@@ -222,4 +222,22 @@ CREATE TABLE pending_logins (
 ALTER TABLE pending_logins ADD COLUMN owner TEXT;
 CREATE INDEX pending_logins_owner ON pending_logins (kind, owner);
 "#,
+    // Issue 4: the SSH user CA and the certificates it issued.
+    r#"
+CREATE TABLE ssh_ca (
+    id BIGINT PRIMARY KEY,
+    sealed_key TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE ssh_certs (
+    serial BIGINT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    valid_before BIGINT NOT NULL,
+    issued_at BIGINT NOT NULL
+);
+CREATE INDEX ssh_certs_grant ON ssh_certs (grant_id);
+"#,
 ];

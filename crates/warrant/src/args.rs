@@ -209,6 +209,22 @@ pub enum Command {
     /// The vault of secrets at rest.
     #[command(subcommand)]
     Vault(VaultCmd),
+    /// Warrant's SSH user CA.
+    #[command(subcommand)]
+    Ssh(SshCmd),
+    /// An OpenSSH user certificate for your active grant (to standard output unless -o).
+    SshCert {
+        /// Target.
+        target: String,
+        /// Role.
+        role: String,
+        /// Your public key, e.g. ~/.ssh/id_ed25519.pub.
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// Write the certificate here (e.g. ~/.ssh/id_ed25519-cert.pub).
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Second factors (TOTP, recovery codes) and step-up.
     #[command(subcommand)]
     Mfa(MfaCmd),
@@ -463,6 +479,12 @@ pub enum PolicyCmd {
         #[arg(long)]
         at: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SshCmd {
+    /// The CA's public key, for sshd's TrustedUserCAKeys.
+    Ca,
 }
 
 #[derive(Debug, Subcommand)]

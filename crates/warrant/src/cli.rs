@@ -649,6 +649,52 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
         Command::Mfa(cmd) => mfa(ctx, cmd).await?,
+        Command::Ssh(SshCmd::Ca) => {
+            let line = ctx
+                .client
+                .get_text("/api/v1/ssh/ca")
+                .await
+                .map_err(explain)?;
+            print!("{line}");
+        }
+        Command::SshCert {
+            target,
+            role,
+            key,
+            output,
+        } => {
+            let public_key = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read the public key {}", key.display()))?;
+            let c: warrant_api::ssh::CertOut = ctx
+                .post(
+                    "/api/v1/ssh/certs",
+                    &warrant_api::ssh::CertIn {
+                        target,
+                        role,
+                        public_key: public_key.trim().to_owned(),
+                    },
+                )
+                .await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, format!("{}\n", c.certificate))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    ctx.done(
+                        &c,
+                        &format!(
+                            "certificate {} (serial {}, as {}) valid until {}: {}",
+                            path.display(),
+                            c.serial,
+                            c.principals.join(", "),
+                            c.valid_before,
+                            "use it with ssh -i KEY -o CertificateFile=…"
+                        ),
+                    )?;
+                }
+                None if ctx.json => ctx.done(&c, "")?,
+                None => println!("{}", c.certificate),
+            }
+        }
         Command::Vault(VaultCmd::Rekey) => {
             let r: warrant_engine::mfa::RekeyReport =
                 ctx.post("/api/v1/vault/rekey", &json!({})).await?;

@@ -19,4 +19,5 @@ mod harness;
 mod matrix;
 mod mfa;
 mod scim;
+mod ssh;
 mod webauthn;

@@ -12,6 +12,7 @@
 //! - `crash`: `kill -9` under load loses nothing acknowledged.
 //! - `postgres`: the PostgreSQL store.
 //! - `serve`: bootstrap once, `--demo` on restart, refused options.
+//! - `ssh`: `warrant ssh ca` and `warrant ssh-cert` under a grant.
 //! - `sources`: `login --oidc` with a real OpenID provider, `sync ldap` with a real slapd.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,4 +28,5 @@ mod mfa;
 mod postgres;
 mod serve;
 mod sources;
+mod ssh;
 mod walkthrough;
