@@ -588,6 +588,20 @@ impl Engine {
             tx.w().set_factor_secret(&f.id, &again.to_string()).await?;
             rewrapped += 1;
         }
+        if let Some((sealed, _)) = tx.q().ssh_ca().await? {
+            let sealed: warrant_vault::Sealed = sealed
+                .parse()
+                .map_err(|_| EngineError::internal("the stored SSH CA does not parse"))?;
+            if vault.needs_rewrap(&sealed) {
+                let again = vault.rewrap(crate::ssh::CA_AAD, &sealed).map_err(|e| {
+                    EngineError::internal(format!("re-wrapping the SSH CA failed: {}", e.code()))
+                })?;
+                tx.w().set_ssh_ca_sealed(&again.to_string()).await?;
+                rewrapped += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
         let report = RekeyReport {
             kek_id: vault.current_kek_id().to_owned(),
             new_kek: new,

@@ -15,7 +15,8 @@ use crate::error::{EngineError, Result};
 
 /// How far before now a certificate is valid from (clock skew between hosts).
 pub const CLOCK_SKEW_SECS: i64 = 60;
-const CA_AAD: &str = "ssh-ca:user";
+/// The associated data the CA key is sealed with.
+pub(crate) const CA_AAD: &str = "ssh-ca:user";
 
 /// A certificate just issued.
 #[derive(Debug, Clone, PartialEq, Eq)]

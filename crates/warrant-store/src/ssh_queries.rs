@@ -54,6 +54,15 @@ impl W<'_> {
         Ok(())
     }
 
+    /// Replaces the CA's sealed key (key rotation of the vault).
+    pub async fn set_ssh_ca_sealed(&mut self, sealed: &str) -> Result<()> {
+        sqlx::query("UPDATE ssh_ca SET sealed_key = $1 WHERE id = 1")
+            .bind(sealed)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
     /// Records an issued certificate.
     pub async fn insert_ssh_cert(
         &mut self,

@@ -104,9 +104,14 @@ fn the_vault_key_rotates_while_the_server_runs_and_secrets_still_open() {
     let before = std::fs::read(&kek).unwrap();
 
     let admin = w.admin();
+    // The SSH CA's key is sealed too.
+    let ca = w.run(&admin, &["ssh", "ca"]).ok().to_owned();
     let r = w.run(&admin, &["vault", "rekey", "--json"]).json();
     assert_eq!(r["new_kek"], serde_json::json!(true), "{r}");
-    assert!(r["rewrapped"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        r["rewrapped"].as_u64().unwrap() >= 2,
+        "the TOTP seed and the CA: {r}"
+    );
     let after = std::fs::read(&kek).unwrap();
     assert_ne!(before, after, "a new key is in force");
     assert_eq!(std::fs::read(w.data_dir.join("kek.old")).unwrap(), before);
@@ -129,6 +134,11 @@ fn the_vault_key_rotates_while_the_server_runs_and_secrets_still_open() {
         "alice-demo-password\n",
     )
     .ok();
+    assert_eq!(
+        w.run(&admin, &["ssh", "ca"]).ok(),
+        ca,
+        "the same CA opens under the new key"
+    );
     let audit = w
         .run(&admin, &["audit", "tail", "-n", "50", "--json"])
         .ok()
