@@ -12,6 +12,7 @@ pub mod client;
 pub mod directory_sources;
 pub mod error;
 pub mod extract;
+pub mod pg;
 pub mod scim;
 pub mod server;
 pub mod ssh;

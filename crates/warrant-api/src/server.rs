@@ -279,6 +279,18 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/ssh/krl", Public, crate::ssh::krl),
         route!(POST, "/api/v1/ssh/certs", Signed, crate::ssh::issue),
         route!(
+            POST,
+            "/api/v1/targets/{name}/secret",
+            Admin,
+            crate::pg::set_secret
+        ),
+        route!(
+            POST,
+            "/api/v1/grants/{id}/db-creds",
+            Signed,
+            crate::pg::db_creds
+        ),
+        route!(
             GET,
             "/scim/v2/ServiceProviderConfig",
             Public,

@@ -521,6 +521,36 @@ pub enum Event {
         /// Secrets already under this KEK.
         unchanged: u64,
     },
+    /// A target's admin secret was set (the secret itself is never recorded).
+    #[serde(rename = "target.secret_set")]
+    TargetSecretSet {
+        /// The target.
+        target: String,
+    },
+    /// A temporary database role was created for a grant and handed to its holder.
+    #[serde(rename = "credential.created")]
+    CredentialCreated {
+        /// The holder.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The grant.
+        grant_id: String,
+        /// The role's name on the target.
+        role_name: String,
+    },
+    /// A grant's temporary database role was dropped.
+    #[serde(rename = "credential.dropped")]
+    CredentialDropped {
+        /// The target.
+        target: String,
+        /// The grant.
+        grant_id: String,
+        /// The role's name on the target.
+        role_name: String,
+        /// Sessions of the role that were ended.
+        backends_terminated: u64,
+    },
     /// The SSH user CA was created.
     #[serde(rename = "ssh.ca_created")]
     SshCaCreated {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod mfa;
 pub mod oidc;
 pub mod org;
+pub mod pg;
 pub mod policy;
 mod scheduler;
 pub mod scim;

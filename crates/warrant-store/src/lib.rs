@@ -17,6 +17,7 @@
 //! The conformance suite in `tests/it` runs every behaviour against both backends.
 
 mod oidc_queries;
+mod pg_queries;
 mod queries;
 pub mod schema;
 mod scim_queries;
@@ -28,6 +29,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use oidc_queries::PendingLogin;
+pub use pg_queries::DbCredentialRow;
 pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};
 pub use scim_queries::ScimRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -240,4 +240,19 @@ CREATE TABLE ssh_certs (
 );
 CREATE INDEX ssh_certs_grant ON ssh_certs (grant_id);
 "#,
+    // Issue 4: target admin secrets (sealed) and the temporary database roles of grants.
+    r#"
+CREATE TABLE target_secrets (
+    target TEXT PRIMARY KEY,
+    sealed TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE db_credentials (
+    grant_id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    role_name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    dropped_at BIGINT
+);
+"#,
 ];

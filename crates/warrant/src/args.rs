@@ -209,6 +209,11 @@ pub enum Command {
     /// The vault of secrets at rest.
     #[command(subcommand)]
     Vault(VaultCmd),
+    /// The temporary database role of your active grant: created now, shown once.
+    DbCreds {
+        /// The grant's id.
+        grant: String,
+    },
     /// Warrant's SSH user CA.
     #[command(subcommand)]
     Ssh(SshCmd),
@@ -389,6 +394,14 @@ pub enum TargetCmd {
         target: String,
         /// Role.
         role: String,
+    },
+    /// Set the target's admin password (sealed at rest; used to make temporary roles).
+    SetSecret {
+        /// Target.
+        target: String,
+        /// Read the password from standard input (secrets are never taken as arguments).
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 

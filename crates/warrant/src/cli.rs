@@ -649,6 +649,21 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
         Command::Mfa(cmd) => mfa(ctx, cmd).await?,
+        Command::DbCreds { grant } => {
+            let c: warrant_api::pg::DbCredsOut = ctx
+                .post(
+                    &format!("/api/v1/grants/{}/db-creds", enc(&grant)),
+                    &json!({}),
+                )
+                .await?;
+            ctx.done(
+                &c,
+                &format!(
+                    "host={} port={} dbname={} user={} password={}\n(valid until {}; shown once: the role is dropped when the grant ends)",
+                    c.host, c.port, c.dbname, c.user, c.password, c.valid_until
+                ),
+            )?;
+        }
         Command::Ssh(SshCmd::Ca) => {
             let line = ctx
                 .client
@@ -948,6 +963,22 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                 )
                 .await?;
             ctx.done(&v, &format!("saved role {role} on {target}"))
+        }
+        TargetCmd::SetSecret {
+            target,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                bail!("pass --password-stdin and the password on standard input");
+            }
+            let password = read_stdin_secret("password")?;
+            let v: Value = ctx
+                .post(
+                    &format!("/api/v1/targets/{}/secret", enc(&target)),
+                    &warrant_api::pg::SecretIn { password },
+                )
+                .await?;
+            ctx.done(&v, &format!("admin password of {target} stored, sealed"))
         }
         TargetCmd::DeleteRole { target, role } => {
             let v: Value = ctx

@@ -79,6 +79,8 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/ssh/ca", Public),
     ("GET", "/api/v1/ssh/krl", Public),
     ("POST", "/api/v1/ssh/certs", Signed),
+    ("POST", "/api/v1/targets/{name}/secret", Admin),
+    ("POST", "/api/v1/grants/{id}/db-creds", Signed),
     ("GET", "/scim/v2/ServiceProviderConfig", Public),
     ("GET", "/scim/v2/ResourceTypes", Public),
     ("GET", "/scim/v2/Schemas", Public),

@@ -6,6 +6,7 @@ mod ldap_sync;
 mod lifecycle;
 mod oidc_signin;
 mod parsers;
+mod pg_credentials;
 mod props;
 mod sessions;
 mod store;

@@ -7,6 +7,7 @@
 //! - `mfa`: TOTP enrolment from the terminal and sign-in with `--otp`.
 //! - `directory`: identity and group verbs, and their error messages.
 //! - `apply`: the org file, dry run, idempotence, refusal of a bad file.
+//! - `dbcreds`: a temporary PostgreSQL role for a grant, dropped when it is revoked.
 //! - `audit`: verification online and offline, tampering, `audit tail`.
 //! - `expiry`: grants end on time, across a restart too.
 //! - `crash`: `kill -9` under load loses nothing acknowledged.
@@ -20,6 +21,7 @@
 mod apply;
 mod audit;
 mod crash;
+mod dbcreds;
 mod directory;
 mod expiry;
 mod harness;

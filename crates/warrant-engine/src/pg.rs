@@ -1,0 +1,319 @@
+//! Temporary PostgreSQL roles for grants on targets of kind `postgres`.
+//!
+//! The target's admin password is sealed by the vault (`warrant target set-secret`). When the
+//! holder of an active grant asks for credentials (`warrant db-creds GRANT`), Warrant creates a
+//! login role on the target (`warrant-pgroles`: valid until the grant's end, member of the role's
+//! `db_roles`) and hands the password over once. When the grant closes (end, revocation,
+//! leaver), the clean-up job drops the role — NOLOGIN, its sessions terminated, what it owns
+//! reassigned to the admin — and is retried until it succeeds.
+
+use std::time::Duration;
+
+use warrant_audit::Event;
+use warrant_core::{Grant, GrantStatus, Secret, Target, TargetKind, Timestamp};
+use warrant_pgroles::{OnDrop, TargetConn, TempRoleSpec, TlsMode};
+
+use crate::auth::Actor;
+use crate::error::{EngineError, Result};
+use crate::{Engine, require_admin};
+
+/// The prefix of every temporary role Warrant creates.
+pub const ROLE_PREFIX: &str = "w_";
+
+fn secret_aad(target: &str) -> String {
+    format!("target-secret:{target}")
+}
+
+/// Credentials for a temporary database role, shown once.
+#[derive(Debug)]
+pub struct DbCreds {
+    /// Host to connect to.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database.
+    pub dbname: String,
+    /// The role's name.
+    pub user: String,
+    /// Its password.
+    pub password: Secret<String>,
+    /// When it stops working (the grant's end).
+    pub valid_until: Timestamp,
+    /// The grant.
+    pub grant_id: String,
+}
+
+fn pg_error(e: warrant_pgroles::PgRolesError) -> EngineError {
+    EngineError::unavailable(e.code(), format!("the target database: {e}"))
+}
+
+fn host_port(target: &Target) -> Result<(String, u16)> {
+    let addr = target.address.as_deref().ok_or_else(|| {
+        EngineError::invalid(
+            "target_address_missing",
+            format!("target {} has no address: set one (host:port)", target.name),
+        )
+    })?;
+    let (host, port) = match addr.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_matches(['[', ']']).to_owned(),
+            p.parse::<u16>().map_err(|_| {
+                EngineError::invalid(
+                    "target_address_invalid",
+                    format!("target {}: {addr:?} is not host:port", target.name),
+                )
+            })?,
+        ),
+        None => (addr.to_owned(), 5432),
+    };
+    Ok((host, port))
+}
+
+impl Engine {
+    /// Stores a target's admin password, sealed (admins).
+    pub async fn set_target_secret(
+        &self,
+        actor: &Actor,
+        target: &str,
+        password: Secret<String>,
+    ) -> Result<()> {
+        require_admin(actor)?;
+        if password.expose().is_empty() {
+            return Err(EngineError::invalid(
+                "secret_empty",
+                "the secret on standard input is empty",
+            ));
+        }
+        let vault = self.vault()?;
+        let sealed = vault
+            .seal(&secret_aad(target), password.expose().as_bytes())
+            .map_err(|e| EngineError::internal(format!("sealing a target secret: {}", e.code())))?
+            .to_string();
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        tx.q()
+            .target(target)
+            .await?
+            .ok_or_else(|| crate::catalogue::target_not_found(target))?;
+        tx.w().set_target_secret(target, &sealed, now).await?;
+        tx.audit(
+            now,
+            Some(actor.name.as_str()),
+            &Event::TargetSecretSet {
+                target: target.to_owned(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn target_conn(&self, target: &Target) -> Result<TargetConn> {
+        let (host, port) = host_port(target)?;
+        let admin_user = target.admin_user.clone().ok_or_else(|| {
+            EngineError::invalid(
+                "target_admin_missing",
+                format!(
+                    "target {} names no admin_user: set it in the org file",
+                    target.name
+                ),
+            )
+        })?;
+        let sealed = {
+            let mut r = self.store().read().await?;
+            r.q().target_secret(target.name.as_str()).await?
+        }
+        .ok_or_else(|| {
+            EngineError::invalid(
+                "target_secret_missing",
+                format!(
+                    "target {} has no admin password: an admin sets it with `warrant target set-secret {} --password-stdin`",
+                    target.name, target.name
+                ),
+            )
+        })?;
+        let sealed: warrant_vault::Sealed = sealed
+            .parse()
+            .map_err(|_| EngineError::internal("a stored target secret does not parse"))?;
+        let plain = self
+            .vault()?
+            .open(&secret_aad(target.name.as_str()), &sealed)
+            .map_err(|e| EngineError::internal(format!("opening a target secret: {}", e.code())))?;
+        let password = String::from_utf8(plain.to_vec())
+            .map_err(|_| EngineError::internal("a stored target secret is not text"))?;
+        Ok(TargetConn {
+            host,
+            port,
+            dbname: "postgres".into(),
+            admin_user,
+            admin_password: Secret::new(password),
+            tls: TlsMode::Disable,
+            connect_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Creates the temporary role for the actor's active grant `grant_id` and returns its
+    /// credentials, once: a grant gets one role, shown one time.
+    pub async fn db_creds(&self, actor: &Actor, grant_id: &str) -> Result<DbCreds> {
+        let now = self.now();
+        let (grant, target, role) = {
+            let mut r = self.store().read().await?;
+            let not_yours = || {
+                EngineError::not_found("grant_not_found", format!("you hold no grant {grant_id}"))
+            };
+            let g = r.q().grant(grant_id).await?.ok_or_else(not_yours)?;
+            if g.identity != actor.name {
+                return Err(not_yours());
+            }
+            if g.status_at(now) != GrantStatus::Active {
+                return Err(EngineError::conflict(
+                    "grant_not_active",
+                    format!("grant {grant_id} is not active"),
+                ));
+            }
+            if r.q().db_credential(grant_id).await?.is_some() {
+                return Err(EngineError::conflict(
+                    "credential_delivered",
+                    "the credentials of this grant were already handed out, once: request a new grant for new ones",
+                ));
+            }
+            let t = r
+                .q()
+                .target(g.target.as_str())
+                .await?
+                .ok_or_else(|| crate::catalogue::target_not_found(g.target.as_str()))?;
+            let role = r
+                .q()
+                .role(g.target.as_str(), g.role.as_str())
+                .await?
+                .ok_or_else(|| {
+                    EngineError::not_found("role_not_found", "the grant's role is gone")
+                })?;
+            (g, t, role)
+        };
+        if target.kind != TargetKind::Postgres || role.db_roles.is_empty() {
+            return Err(EngineError::invalid(
+                "no_db_roles",
+                format!(
+                    "{} on {} maps to no database roles: an admin sets `db_roles` in the org file",
+                    role.name, target.name
+                ),
+            ));
+        }
+        let conn = self.target_conn(&target).await?;
+        let made = warrant_pgroles::create_temp_role(
+            &conn,
+            &TempRoleSpec {
+                prefix: ROLE_PREFIX,
+                identity: actor.name.as_str(),
+                grant_id: &grant.id,
+                valid_until: grant.ends_at.unix_seconds(),
+                member_of: &role.db_roles,
+            },
+        )
+        .await
+        .map_err(pg_error)?;
+        let mut tx = self.store().begin().await?;
+        // The grant may have closed while the role was being made: then it goes at once.
+        let still = tx
+            .q()
+            .grant(grant_id)
+            .await?
+            .is_some_and(|g| g.status_at(self.now()) == GrantStatus::Active);
+        let recorded = if still && tx.q().db_credential(grant_id).await?.is_none() {
+            tx.w()
+                .insert_db_credential(grant_id, target.name.as_str(), &made.name, now)
+                .await?;
+            tx.audit(
+                now,
+                Some(actor.name.as_str()),
+                &Event::CredentialCreated {
+                    identity: actor.name.to_string(),
+                    target: target.name.to_string(),
+                    grant_id: grant_id.to_owned(),
+                    role_name: made.name.clone(),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            true
+        } else {
+            tx.rollback().await?;
+            false
+        };
+        if !recorded {
+            let _ = warrant_pgroles::drop_temp_role(
+                &conn,
+                &made.name,
+                &OnDrop::Reassign(conn.admin_user.clone()),
+            )
+            .await;
+            return Err(EngineError::conflict(
+                "grant_not_active",
+                format!("grant {grant_id} closed (or its credentials were handed out) meanwhile"),
+            ));
+        }
+        Ok(DbCreds {
+            host: conn.host,
+            port: conn.port,
+            dbname: conn.dbname,
+            user: made.name,
+            password: made.password,
+            valid_until: grant.ends_at,
+            grant_id: grant.id,
+        })
+    }
+
+    /// The clean-up of a closed grant's temporary role (registered as a clean-up job; retried
+    /// until it succeeds). A grant without one has nothing to do.
+    pub async fn pg_cleanup(&self, grant: &Grant) -> std::result::Result<(), String> {
+        let row = {
+            let mut r = self.store().read().await.map_err(|e| e.to_string())?;
+            r.q()
+                .db_credential(&grant.id)
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let Some(row) = row.filter(|r| r.dropped_at.is_none()) else {
+            return Ok(());
+        };
+        let target = {
+            let mut r = self.store().read().await.map_err(|e| e.to_string())?;
+            r.q().target(&row.target).await.map_err(|e| e.to_string())?
+        }
+        .ok_or_else(|| {
+            format!(
+                "target {} is gone; drop role {} by hand",
+                row.target, row.role_name
+            )
+        })?;
+        let conn = self.target_conn(&target).await.map_err(|e| e.message)?;
+        let report = warrant_pgroles::drop_temp_role(
+            &conn,
+            &row.role_name,
+            &OnDrop::Reassign(conn.admin_user.clone()),
+        )
+        .await
+        .map_err(|e| format!("{} ({})", e, e.code()))?;
+        let now = self.now();
+        let mut tx = self.store().begin().await.map_err(|e| e.to_string())?;
+        tx.w()
+            .mark_db_credential_dropped(&grant.id, now)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.audit(
+            now,
+            None,
+            &Event::CredentialDropped {
+                target: row.target.clone(),
+                grant_id: grant.id.clone(),
+                role_name: row.role_name.clone(),
+                backends_terminated: report.backends_terminated,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! `warrant target set-secret` and `warrant db-creds` against a real PostgreSQL target: a
+//! temporary role for the grant, shown once, dropped by the server's clean-up when revoked.
+
+use std::time::Duration;
+
+use crate::harness::{DEMO_ORG, World, poll, s};
+
+#[test]
+fn db_creds_give_a_role_that_dies_with_the_grant() {
+    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
+    let w = World::demo();
+    let admin = w.admin();
+    // Point the demo's pg-prod at the throwaway server.
+    let org = std::fs::read_to_string(DEMO_ORG)
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
+        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
+    let file = w.root().join("org.yaml");
+    std::fs::write(&file, org).unwrap();
+    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    let refused = w.run(&admin, &["target", "set-secret", "pg-prod"]).fails();
+    assert!(refused.contains("--password-stdin"), "{refused}");
+    w.run_stdin(
+        &admin,
+        &["target", "set-secret", "pg-prod", "--password-stdin"],
+        &format!("{}\n", pg.password()),
+    )
+    .ok();
+
+    let alice = w.login("alice");
+    let r = w
+        .run(
+            &alice,
+            &[
+                "request", "pg-prod", "readonly", "--for", "1h", "--reason", "report", "--json",
+            ],
+        )
+        .json();
+    let grant = s(&r["grant"], "id").to_owned();
+    let c = w.run(&alice, &["db-creds", &grant, "--json"]).json();
+    let url = format!(
+        "postgres://{}:{}@127.0.0.1:{}/postgres",
+        s(&c, "user"),
+        s(&c, "password"),
+        pg.port()
+    );
+    assert!(pg.psql(&url, "SELECT 1").is_ok());
+    let again = w.run(&alice, &["db-creds", &grant]).fails();
+    assert!(again.contains("once"), "{again}");
+    // The password is in no audit record.
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "100", "--json"])
+        .ok()
+        .to_owned();
+    assert!(!audit.contains(s(&c, "password")));
+    assert!(!audit.contains(pg.password()));
+
+    w.run(&admin, &["revoke", &grant]).ok();
+    let gone = poll(Duration::from_secs(15), || {
+        pg.psql(&url, "SELECT 1").is_err().then_some(())
+    });
+    assert!(gone.is_some(), "the role is dropped after the revocation");
+}
