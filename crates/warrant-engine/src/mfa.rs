@@ -588,6 +588,27 @@ impl Engine {
             tx.w().set_factor_secret(&f.id, &again.to_string()).await?;
             rewrapped += 1;
         }
+        for (target, sealed) in tx.q().target_secrets().await? {
+            let parsed: warrant_vault::Sealed = sealed.parse().map_err(|_| {
+                EngineError::internal(format!("target {target}: sealed secret does not parse"))
+            })?;
+            if vault.needs_rewrap(&parsed) {
+                let again = vault
+                    .rewrap(&crate::pg::secret_aad(&target), &parsed)
+                    .map_err(|e| {
+                        EngineError::internal(format!(
+                            "target {target}: re-wrapping failed: {}",
+                            e.code()
+                        ))
+                    })?;
+                tx.w()
+                    .set_target_secret(&target, &again.to_string(), now)
+                    .await?;
+                rewrapped += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
         if let Some((sealed, _)) = tx.q().ssh_ca().await? {
             let sealed: warrant_vault::Sealed = sealed
                 .parse()

@@ -20,7 +20,7 @@ use crate::{Engine, require_admin};
 /// The prefix of every temporary role Warrant creates.
 pub const ROLE_PREFIX: &str = "w_";
 
-fn secret_aad(target: &str) -> String {
+pub(crate) fn secret_aad(target: &str) -> String {
     format!("target-secret:{target}")
 }
 

@@ -32,6 +32,16 @@ impl Q<'_> {
         )
     }
 
+    /// Every target's sealed admin secret, as (target, sealed).
+    pub async fn target_secrets(&mut self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT target, sealed FROM target_secrets ORDER BY target")
+            .fetch_all(&mut *self.0)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// The temporary role of a grant, if one was made.
     pub async fn db_credential(&mut self, grant_id: &str) -> Result<Option<DbCredentialRow>> {
         let row = sqlx::query(

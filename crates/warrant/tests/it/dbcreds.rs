@@ -61,3 +61,38 @@ fn db_creds_give_a_role_that_dies_with_the_grant() {
     });
     assert!(gone.is_some(), "the role is dropped after the revocation");
 }
+
+#[test]
+fn a_key_rotation_keeps_the_target_secret_usable() {
+    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
+    let w = World::demo();
+    let admin = w.admin();
+    let org = std::fs::read_to_string(DEMO_ORG)
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
+        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
+    let file = w.root().join("org.yaml");
+    std::fs::write(&file, org).unwrap();
+    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    w.run_stdin(
+        &admin,
+        &["target", "set-secret", "pg-prod", "--password-stdin"],
+        &format!("{}\n", pg.password()),
+    )
+    .ok();
+    let r = w.run(&admin, &["vault", "rekey", "--json"]).json();
+    assert!(r["rewrapped"].as_u64().unwrap() >= 1, "{r}");
+    let alice = w.login("alice");
+    let g = w
+        .run(
+            &alice,
+            &[
+                "request", "pg-prod", "readonly", "--for", "1h", "--reason", "report", "--json",
+            ],
+        )
+        .json();
+    let c = w
+        .run(&alice, &["db-creds", s(&g["grant"], "id"), "--json"])
+        .json();
+    assert!(s(&c, "user").starts_with("w_alice_"), "{c}");
+}
