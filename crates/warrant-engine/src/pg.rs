@@ -317,3 +317,94 @@ impl Engine {
         Ok(())
     }
 }
+
+/// What a reconciliation did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// PostgreSQL targets looked at.
+    pub targets: u64,
+    /// Targets that could not be reached (retried at the next pass).
+    pub unreachable: u64,
+    /// Temporary roles that no active grant backs any more, dropped.
+    pub dropped: u64,
+}
+
+impl Engine {
+    /// Drops every temporary role Warrant made that no active grant backs any more (a
+    /// clean-up that was lost, a crash between creating a role and recording it). Run at start
+    /// and periodically by `warrant serve`. A role whose grant is active stays, recorded or not
+    /// (its `db-creds` may be in flight).
+    pub async fn reconcile_pg(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let targets = {
+            let mut r = self.store().read().await?;
+            let mut with_secret = Vec::new();
+            for t in r.q().targets().await? {
+                if t.kind == TargetKind::Postgres
+                    && r.q().target_secret(t.name.as_str()).await?.is_some()
+                {
+                    with_secret.push(t);
+                }
+            }
+            with_secret
+        };
+        for target in targets {
+            report.targets += 1;
+            let conn = self.target_conn(&target).await?;
+            let roles = match warrant_pgroles::managed_roles(&conn).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(target = %target.name, error = %e, "reconciliation: target unreachable");
+                    report.unreachable += 1;
+                    continue;
+                }
+            };
+            for role in roles {
+                let now = self.now();
+                let backed = {
+                    let mut r = self.store().read().await?;
+                    r.q()
+                        .grant(&role.grant_id)
+                        .await?
+                        .is_some_and(|g| g.status_at(now) == GrantStatus::Active)
+                };
+                if backed {
+                    continue;
+                }
+                let dropped = match warrant_pgroles::drop_temp_role(
+                    &conn,
+                    &role.name,
+                    &OnDrop::Reassign(conn.admin_user.clone()),
+                )
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(role = %role.name, error = %e, "reconciliation: drop failed; retried at the next pass");
+                        continue;
+                    }
+                };
+                let mut tx = self.store().begin().await?;
+                if tx.q().db_credential(&role.grant_id).await?.is_some() {
+                    tx.w()
+                        .mark_db_credential_dropped(&role.grant_id, now)
+                        .await?;
+                }
+                tx.audit(
+                    now,
+                    None,
+                    &Event::CredentialDropped {
+                        target: target.name.to_string(),
+                        grant_id: role.grant_id.clone(),
+                        role_name: role.name.clone(),
+                        backends_terminated: dropped.backends_terminated,
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                report.dropped += 1;
+            }
+        }
+        Ok(report)
+    }
+}

@@ -196,6 +196,31 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             });
         }
     }
+    // Temporary database roles that no active grant backs are dropped at start and every
+    // five minutes (a lost clean-up, a crash between creating a role and recording it).
+    {
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                match engine.reconcile_pg().await {
+                    Ok(r) if r.dropped > 0 || r.unreachable > 0 => tracing::info!(
+                        dropped = r.dropped,
+                        unreachable = r.unreachable,
+                        "temporary database roles reconciled"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reconciling temporary database roles failed")
+                    }
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+                    _ = rx.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
     let mut rx2 = rx.clone();
     warrant_api::serve(listener, state, async move {
         let _ = rx2.wait_for(|v| *v).await;
