@@ -214,6 +214,18 @@ pub enum Command {
         /// The grant's id.
         grant: String,
     },
+    /// Run psql on a PostgreSQL target as the temporary role of your active grant there
+    /// (created now; the password goes to psql only).
+    Psql {
+        /// Target.
+        target: String,
+        /// The role, when you hold several grants on the target.
+        #[arg(long)]
+        role: Option<String>,
+        /// Arguments for psql, after `--` (e.g. `-- -c 'SELECT 1'`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Warrant's SSH user CA.
     #[command(subcommand)]
     Ssh(SshCmd),

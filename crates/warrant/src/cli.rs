@@ -664,6 +664,49 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 ),
             )?;
         }
+        Command::Psql { target, role, args } => {
+            let me: Value = ctx.get("/api/v1/me").await?;
+            let who = me["name"].as_str().unwrap_or_default().to_owned();
+            let gs: Vec<GrantOut> = ctx.get("/api/v1/grants?all=false&active=true").await?;
+            let mine: Vec<&GrantOut> = gs
+                .iter()
+                .filter(|g| g.identity == who && g.target == target && g.status == "active")
+                .filter(|g| role.as_ref().is_none_or(|r| *r == g.role))
+                .collect();
+            let grant = match mine.as_slice() {
+                [one] => *one,
+                [] => bail!(
+                    "you hold no active grant on {target}: request one first (warrant request {target} ROLE --for 1h --reason …)"
+                ),
+                _ => bail!("you hold several grants on {target}: choose one with --role"),
+            };
+            let c: warrant_api::pg::DbCredsOut = ctx
+                .post(
+                    &format!("/api/v1/grants/{}/db-creds", enc(&grant.id)),
+                    &json!({}),
+                )
+                .await?;
+            let status = std::process::Command::new("psql")
+                .args([
+                    "-h",
+                    &c.host,
+                    "-p",
+                    &c.port.to_string(),
+                    "-U",
+                    &c.user,
+                    "-d",
+                    &c.dbname,
+                ])
+                .args(&args)
+                .env("PGPASSWORD", &c.password)
+                .status()
+                .context("cannot run psql (install postgresql-client)")?;
+            return Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1))
+            });
+        }
         Command::Ssh(SshCmd::Ca) => {
             let line = ctx
                 .client

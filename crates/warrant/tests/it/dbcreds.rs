@@ -96,3 +96,40 @@ fn a_key_rotation_keeps_the_target_secret_usable() {
         .json();
     assert!(s(&c, "user").starts_with("w_alice_"), "{c}");
 }
+
+#[test]
+fn warrant_psql_runs_psql_as_the_grants_temporary_role() {
+    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
+    let w = World::demo();
+    let admin = w.admin();
+    let org = std::fs::read_to_string(DEMO_ORG)
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
+        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
+    let file = w.root().join("org.yaml");
+    std::fs::write(&file, org).unwrap();
+    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    w.run_stdin(
+        &admin,
+        &["target", "set-secret", "pg-prod", "--password-stdin"],
+        &format!("{}\n", pg.password()),
+    )
+    .ok();
+    let alice = w.login("alice");
+    let none = w
+        .run(&alice, &["psql", "pg-prod", "--", "-c", "SELECT 1"])
+        .fails();
+    assert!(none.contains("no active grant"), "{none}");
+    w.run(
+        &alice,
+        &[
+            "request", "pg-prod", "readonly", "--for", "1h", "--reason", "report",
+        ],
+    )
+    .ok();
+    let out = w.run(
+        &alice,
+        &["psql", "pg-prod", "--", "-tA", "-c", "SELECT current_user"],
+    );
+    assert!(out.ok().trim().starts_with("w_alice_"), "{out}");
+}
