@@ -78,11 +78,7 @@ pub async fn run_ldap_sync(
 ) -> Result<SyncReport, ApiError> {
     let sources: Arc<Sources> = state.sources();
     let Some(setup) = sources.ldap.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ldap_not_configured",
-            "this server has no LDAP sync: add an `ldap:` section to its --config file",
-        ));
+        return Err(ldap_not_configured());
     };
     {
         let mut st = lock(&sources.sync);
@@ -157,11 +153,7 @@ pub async fn sync_ldap(
 pub async fn sync_status(State(s): State<AppState>) -> Result<Json<SyncState>, ApiError> {
     let sources = s.sources();
     if sources.ldap.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "ldap_not_configured",
-            "this server has no LDAP sync: add an `ldap:` section to its --config file",
-        ));
+        return Err(ldap_not_configured());
     }
     Ok(Json(lock(&sources.sync).clone()))
 }
@@ -206,16 +198,20 @@ impl std::fmt::Debug for OidcCompleteIn {
     }
 }
 
-fn oidc_of(s: &AppState) -> Result<Arc<Sources>, ApiError> {
-    let sources = s.sources();
-    if sources.oidc.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "oidc_not_configured",
-            "this server has no OIDC sign-in: add an `oidc:` section to its --config file",
-        ));
-    }
-    Ok(sources)
+fn ldap_not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ldap_not_configured",
+        "this server has no LDAP sync: add an `ldap:` section to its --config file",
+    )
+}
+
+fn oidc_not_configured() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "oidc_not_configured",
+        "this server has no OIDC sign-in: add an `oidc:` section to its --config file",
+    )
 }
 
 /// `POST /api/v1/auth/oidc/start`.
@@ -224,10 +220,8 @@ pub async fn oidc_start(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(b): JsonBody<OidcStartIn>,
 ) -> Result<Json<OidcStartOut>, ApiError> {
-    let sources = oidc_of(&s)?;
-    let Some(svc) = sources.oidc.as_ref() else {
-        return Err(ApiError::invalid("oidc_not_configured", "no OIDC"));
-    };
+    let sources = s.sources();
+    let svc = sources.oidc.as_ref().ok_or_else(oidc_not_configured)?;
     // Each start holds a pending login for 10 minutes: one source address cannot fill them.
     s.check_ip_rate(peer.ip())?;
     let (login_id, url) = s.engine().oidc_begin(svc, &b.redirect_uri).await?;
@@ -243,10 +237,8 @@ pub async fn oidc_complete(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(b): JsonBody<OidcCompleteIn>,
 ) -> Result<Json<TokenOut>, ApiError> {
-    let sources = oidc_of(&s)?;
-    let Some(svc) = sources.oidc.as_ref() else {
-        return Err(ApiError::invalid("oidc_not_configured", "no OIDC"));
-    };
+    let sources = s.sources();
+    let svc = sources.oidc.as_ref().ok_or_else(oidc_not_configured)?;
     s.check_ip_rate(peer.ip())?;
     let t = s
         .engine()

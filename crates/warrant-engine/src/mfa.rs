@@ -129,7 +129,8 @@ impl MfaStatus {
     }
 }
 
-fn aad(f: &FactorRow) -> String {
+/// The associated data a factor's secret is sealed with (TOTP seeds and WebAuthn credentials).
+pub(crate) fn aad(f: &FactorRow) -> String {
     format!("mfa:{}:{}", f.id, f.identity)
 }
 

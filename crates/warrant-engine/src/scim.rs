@@ -678,15 +678,7 @@ impl Engine {
         let now = self.now();
         let policy = self.policy();
         let mut tx = self.store().begin().await.map_err(from_store)?;
-        let row = tx
-            .q()
-            .scim_by_id(kind.as_str(), id)
-            .await
-            .map_err(from_store)?
-            .ok_or_else(|| not_found(kind, id))?;
-        if !if_match_ok(if_match, row.version) {
-            return Err(precondition(row.version));
-        }
+        let row = current_row(&mut tx, kind, id, if_match).await?;
         let mut body = match change {
             Change::Put(body) => body,
             Change::Patch(ops) => {
@@ -896,15 +888,7 @@ impl Engine {
                 let _gate = self.policy_gate_write().await;
                 let now = self.now();
                 let mut tx = self.store().begin().await.map_err(from_store)?;
-                let row = tx
-                    .q()
-                    .scim_by_id(kind.as_str(), id)
-                    .await
-                    .map_err(from_store)?
-                    .ok_or_else(|| not_found(kind, id))?;
-                if !if_match_ok(if_match, row.version) {
-                    return Err(precondition(row.version));
-                }
+                let row = current_row(&mut tx, kind, id, if_match).await?;
                 let owned = tx
                     .q()
                     .identity(&row.name)
@@ -945,15 +929,7 @@ impl Engine {
                 let now = self.now();
                 let policy = self.policy();
                 let mut tx = self.store().begin().await.map_err(from_store)?;
-                let row = tx
-                    .q()
-                    .scim_by_id(kind.as_str(), id)
-                    .await
-                    .map_err(from_store)?
-                    .ok_or_else(|| not_found(kind, id))?;
-                if !if_match_ok(if_match, row.version) {
-                    return Err(precondition(row.version));
-                }
+                let row = current_row(&mut tx, kind, id, if_match).await?;
                 for m in tx.q().members(&row.name).await.map_err(from_store)? {
                     tx_remove_member(
                         &mut tx,
@@ -1041,6 +1017,25 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The resource `id` read under the writer lock, if `if_match` (when given) names its version.
+async fn current_row(
+    tx: &mut WriteTx,
+    kind: Kind,
+    id: &str,
+    if_match: Option<&str>,
+) -> ScimResult<ScimRow> {
+    let row = tx
+        .q()
+        .scim_by_id(kind.as_str(), id)
+        .await
+        .map_err(from_store)?
+        .ok_or_else(|| not_found(kind, id))?;
+    if !if_match_ok(if_match, row.version) {
+        return Err(precondition(row.version));
+    }
+    Ok(row)
 }
 
 /// A PUT document or PATCH operations.

@@ -28,6 +28,7 @@ use webauthn_rs::prelude::{
 use crate::Engine;
 use crate::auth::{Actor, IssuedToken, Scope, TokenSpec, issue_token};
 use crate::error::{EngineError, Result};
+use crate::mfa::aad;
 use crate::mfa::{is_fresh, step_up_required, tx_issue_recovery_codes};
 
 /// How long a WebAuthn ceremony may take, from its start to its answer.
@@ -123,10 +124,6 @@ struct PendingAuthentication {
 struct Credential {
     row: FactorRow,
     passkey: Passkey,
-}
-
-fn aad(f: &FactorRow) -> String {
-    format!("mfa:{}:{}", f.id, f.identity)
 }
 
 /// The user handle given to authenticators: stable per identity, not its name.

@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use crate::harness::{DEMO_ORG, World, poll, s};
+use warrant_testkit::PgFixture;
 
-#[test]
-fn db_creds_give_a_role_that_dies_with_the_grant() {
-    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
+use crate::harness::{DEMO_ORG, Who, World, poll, s};
+
+/// The demo organisation with pg-prod pointing at the shared throwaway PostgreSQL.
+fn demo_on_throwaway_postgres() -> (&'static PgFixture, World, Who) {
+    let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
     let w = World::demo();
     let admin = w.admin();
-    // Point the demo's pg-prod at the throwaway server.
     let org = std::fs::read_to_string(DEMO_ORG)
         .unwrap()
         .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
@@ -18,14 +19,25 @@ fn db_creds_give_a_role_that_dies_with_the_grant() {
     let file = w.root().join("org.yaml");
     std::fs::write(&file, org).unwrap();
     w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    let refused = w.run(&admin, &["target", "set-secret", "pg-prod"]).fails();
-    assert!(refused.contains("--password-stdin"), "{refused}");
+    (pg, w, admin)
+}
+
+/// `warrant target set-secret pg-prod` with the fixture's admin password.
+fn set_secret(w: &World, admin: &Who, pg: &PgFixture) {
     w.run_stdin(
-        &admin,
+        admin,
         &["target", "set-secret", "pg-prod", "--password-stdin"],
         &format!("{}\n", pg.password()),
     )
     .ok();
+}
+
+#[test]
+fn db_creds_give_a_role_that_dies_with_the_grant() {
+    let (pg, w, admin) = demo_on_throwaway_postgres();
+    let refused = w.run(&admin, &["target", "set-secret", "pg-prod"]).fails();
+    assert!(refused.contains("--password-stdin"), "{refused}");
+    set_secret(&w, &admin, pg);
 
     let alice = w.login("alice");
     let r = w
@@ -64,22 +76,8 @@ fn db_creds_give_a_role_that_dies_with_the_grant() {
 
 #[test]
 fn a_key_rotation_keeps_the_target_secret_usable() {
-    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    w.run_stdin(
-        &admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
+    let (pg, w, admin) = demo_on_throwaway_postgres();
+    set_secret(&w, &admin, pg);
     let r = w.run(&admin, &["vault", "rekey", "--json"]).json();
     assert!(r["rewrapped"].as_u64().unwrap() >= 1, "{r}");
     let alice = w.login("alice");
@@ -99,22 +97,8 @@ fn a_key_rotation_keeps_the_target_secret_usable() {
 
 #[test]
 fn warrant_psql_runs_psql_as_the_grants_temporary_role() {
-    let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    w.run_stdin(
-        &admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
+    let (pg, w, admin) = demo_on_throwaway_postgres();
+    set_secret(&w, &admin, pg);
     let alice = w.login("alice");
     let none = w
         .run(&alice, &["psql", "pg-prod", "--", "-c", "SELECT 1"])
