@@ -53,42 +53,52 @@ impl TargetConn {
         self.label_for(&self.dbname)
     }
 
-    fn label_for(&self, dbname: &str) -> String {
+    pub(crate) fn label_for(&self, dbname: &str) -> String {
         format!("{}:{}/{dbname}", self.host, self.port)
     }
 
     /// Connects as the admin to `dbname` and spawns the connection's driver on the current
     /// tokio runtime.
     pub(crate) async fn connect_to(&self, dbname: &str) -> Result<Client, PgRolesError> {
+        self.open(
+            dbname,
+            &self.admin_user,
+            self.admin_password.expose().as_bytes(),
+        )
+        .await
+        .map_err(|f| f.into_admin_error(self.label_for(dbname)))
+    }
+
+    /// Connects as `user` with `password` to `dbname` (same host, port and TLS as the admin),
+    /// leaving the failure unsorted so that callers can tell a refused password apart.
+    pub(crate) async fn open(
+        &self,
+        dbname: &str,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Client, ConnectFailure> {
         let target = self.label_for(dbname);
         let mut cfg = tokio_postgres::Config::new();
         cfg.host(&self.host)
             .port(self.port)
             .dbname(dbname)
-            .user(&self.admin_user)
-            .password(self.admin_password.expose().as_bytes())
+            .user(user)
+            .password(password)
             .application_name("warrant-pgroles")
             .connect_timeout(self.connect_timeout);
         let client = match &self.tls {
             TlsMode::Disable => {
                 cfg.ssl_mode(SslMode::Disable);
-                let (client, connection) = cfg
-                    .connect(NoTls)
-                    .await
-                    .map_err(|e| PgRolesError::connecting(target.clone(), &e))?;
+                let (client, connection) =
+                    cfg.connect(NoTls).await.map_err(ConnectFailure::Postgres)?;
                 spawn_driver(connection, target);
                 client
             }
             TlsMode::Require { ca_file } => {
                 cfg.ssl_mode(SslMode::Require);
-                let tls = make_tls(ca_file.as_deref()).map_err(|reason| PgRolesError::Tls {
-                    target: target.clone(),
-                    reason,
-                })?;
-                let (client, connection) = cfg
-                    .connect(tls)
-                    .await
-                    .map_err(|e| PgRolesError::connecting(target.clone(), &e))?;
+                let tls = make_tls(ca_file.as_deref()).map_err(ConnectFailure::Tls)?;
+                let (client, connection) =
+                    cfg.connect(tls).await.map_err(ConnectFailure::Postgres)?;
                 spawn_driver(connection, target);
                 client
             }
@@ -102,13 +112,32 @@ impl TargetConn {
     }
 }
 
+/// Why [`TargetConn::open`] failed.
+pub(crate) enum ConnectFailure {
+    /// The TLS client could not be built (CA file unreadable or empty, no system roots).
+    Tls(String),
+    /// The client or the server refused: network, TLS handshake, authentication, database.
+    Postgres(tokio_postgres::Error),
+}
+
+impl ConnectFailure {
+    /// Sorted into [`PgRolesError::Tls`], [`PgRolesError::Auth`] or [`PgRolesError::Connect`],
+    /// for the admin's own connections.
+    pub(crate) fn into_admin_error(self, target: String) -> PgRolesError {
+        match self {
+            Self::Tls(reason) => PgRolesError::Tls { target, reason },
+            Self::Postgres(e) => PgRolesError::connecting(target, &e),
+        }
+    }
+}
+
 fn spawn_driver<F>(connection: F, target: String)
 where
     F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
 {
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(target = %target, error = %crate::error::describe(&e), "admin connection ended");
+            tracing::debug!(target = %target, error = %crate::error::describe(&e), "connection ended");
         }
     });
 }

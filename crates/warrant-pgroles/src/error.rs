@@ -45,6 +45,40 @@ pub enum PgRolesError {
         /// The role's name.
         role: String,
     },
+    /// An [`AdminSession`](crate::AdminSession)'s connection is gone (the server ended it, the
+    /// network broke, the server restarted): open a new session and retry. The operation that
+    /// saw this may or may not have taken effect; every operation of the session is idempotent.
+    #[error("the admin session to PostgreSQL at {target} is closed ({reason}); open a new one")]
+    Disconnected {
+        /// `host:port/dbname`.
+        target: String,
+        /// What the client or the server said.
+        reason: String,
+    },
+    /// The account whose password was to be set does not exist on the target.
+    #[error("database role {role:?} does not exist on the target")]
+    AccountMissing {
+        /// The role's name.
+        role: String,
+    },
+    /// The account is one of Warrant's temporary roles: its password belongs to its grant and
+    /// is never rotated.
+    #[error("role {role:?} is a Warrant temporary role; refusing to set its password")]
+    TempRole {
+        /// The role's name.
+        role: String,
+    },
+    /// Checking an account's password failed for another reason than a refused password (for
+    /// instance the role may not connect to the database, or the database does not exist).
+    #[error("PostgreSQL at {target} could not check the login of {user:?}: {reason}")]
+    Login {
+        /// `host:port/dbname`.
+        target: String,
+        /// The account.
+        user: String,
+        /// What the client or the server said.
+        reason: String,
+    },
     /// A statement failed.
     #[error("PostgreSQL error while {doing}: {reason}")]
     Sql {
@@ -63,7 +97,8 @@ pub enum PgRolesError {
 
 impl PgRolesError {
     /// The stable code: `pg_connect`, `pg_tls`, `pg_auth`, `pg_role_missing`, `pg_not_managed`,
-    /// `pg_sql`, `pg_invalid`, `pg_random`.
+    /// `pg_disconnected`, `pg_account_missing`, `pg_temp_role`, `pg_login`, `pg_sql`,
+    /// `pg_invalid`, `pg_random`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -72,6 +107,10 @@ impl PgRolesError {
             Self::Auth { .. } => "pg_auth",
             Self::RoleMissing { .. } => "pg_role_missing",
             Self::NotManaged { .. } => "pg_not_managed",
+            Self::Disconnected { .. } => "pg_disconnected",
+            Self::AccountMissing { .. } => "pg_account_missing",
+            Self::TempRole { .. } => "pg_temp_role",
+            Self::Login { .. } => "pg_login",
             Self::Sql { .. } => "pg_sql",
             Self::Invalid(_) => "pg_invalid",
             Self::Random(_) => "pg_random",
@@ -84,6 +123,12 @@ impl PgRolesError {
             doing,
             reason: describe(e),
         }
+    }
+
+    /// True when the connection this error came from is unusable: retry on a new one.
+    #[must_use]
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Self::Disconnected { .. })
     }
 
     /// A connection error, sorted into TLS, authentication or connection.

@@ -1,26 +1,36 @@
-//! Temporary PostgreSQL login roles that live as long as a grant.
+//! Temporary PostgreSQL login roles that live as long as a grant, and the target's own
+//! privileged accounts.
 //!
 //! [`create_temp_role`] makes a login role with a readable name, a random password (sent to the
 //! server only as a SCRAM-SHA-256 verifier computed here), `VALID UNTIL` the grant's end and
 //! membership in the mapped roles, and marks it with the comment `warrant-managed grant=<id>`.
-//! [`drop_temp_role`] takes it away again — `NOLOGIN`, terminate its sessions, reassign or drop
-//! what it owns, drop it — and only ever touches roles that carry the marker. [`managed_roles`]
-//! lists the marked roles for reconciliation.
+//! [`drop_temp_role`] takes it away again — terminate its sessions, reassign or drop what it
+//! owns, drop it — and only ever touches roles that carry the marker; an [`AdminSession`]
+//! ([`TargetConn::session`]) drops many over one connection. [`managed_roles`] lists the marked
+//! roles for reconciliation.
 //!
-//! Layout: `conn` (the admin connection, TLS), `error` ([`PgRolesError`]), `sql` (names,
-//! quoting, the marker); this file holds the three operations.
+//! [`discover`] lists the target's privileged roles (attributes, membership in admin-like
+//! roles, logins that never expire); [`generate_password`], [`set_password`] and
+//! [`verify_login`] are the steps of rotating the password of a shared account Warrant vaults.
+//!
+//! Layout: `conn` (connections, TLS), `error` ([`PgRolesError`]), `sql` (names, quoting, the
+//! marker), `session` ([`AdminSession`]: dropping roles), `discover`, `account` (passwords of
+//! vaulted accounts); this file holds the types and creating a role.
 
+mod account;
 mod conn;
+mod discover;
 mod error;
+mod session;
 mod sql;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokio_postgres::Client;
 use warrant_core::Secret;
 
+pub use crate::account::{generate_password, set_password, verify_login};
 pub use crate::conn::{TargetConn, TlsMode};
+pub use crate::discover::{ADMIN_ROLES, PgAccount, discover};
 pub use crate::error::PgRolesError;
+pub use crate::session::AdminSession;
 use crate::sql::{MARKER, ident, literal};
 
 /// The longest role name PostgreSQL keeps (`NAMEDATALEN - 1` bytes).
@@ -98,7 +108,7 @@ pub async fn create_temp_role(
 ) -> Result<TempRole, PgRolesError> {
     let name = sql::role_name(spec.prefix, spec.identity, &random_hex(4)?)?;
     sql::check_grant_id(spec.grant_id)?;
-    let password = Secret::new(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?));
+    let password = account::generate_password()?;
     let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
     let until = sql::timestamp(spec.valid_until)?;
 
@@ -140,8 +150,9 @@ pub async fn create_temp_role(
     Ok(TempRole { name, password })
 }
 
-/// Takes a temporary role away: `ALTER ROLE … NOLOGIN`, terminates its sessions, reassigns or
-/// drops what it owns (in every database where it owns something), `DROP ROLE`.
+/// Takes a temporary role away over a connection of its own: see
+/// [`AdminSession::drop_temp_role`], which this opens a session for. To drop many roles, open
+/// one session ([`TargetConn::session`]) and drop them all over it.
 ///
 /// Idempotent: a role that is already gone is success (`existed: false`), so a retried clean-up
 /// converges. A role without Warrant's marker is refused ([`PgRolesError::NotManaged`]) and
@@ -151,114 +162,13 @@ pub async fn drop_temp_role(
     name: &str,
     owned: &OnDrop,
 ) -> Result<DropReport, PgRolesError> {
-    let client = conn.connect().await?;
-    let Some(comment) = role_comment(&client, name).await? else {
-        return Ok(DropReport::default());
-    };
-    if sql::parse_marker(comment.as_deref()).is_none() {
-        return Err(PgRolesError::NotManaged {
-            role: name.to_owned(),
-        });
-    }
-    if let OnDrop::Reassign(to) = owned {
-        let missing = missing_roles(&client, std::slice::from_ref(to)).await?;
-        if !missing.is_empty() {
-            return Err(PgRolesError::RoleMissing { roles: missing });
-        }
-    }
-    let role = ident(name);
-    client
-        .batch_execute(&format!("ALTER ROLE {role} NOLOGIN"))
-        .await
-        .map_err(|e| PgRolesError::sql("disabling the role's login", &e))?;
-    let row = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) \
-             FROM pg_stat_activity WHERE usename = $1",
-            &[&name],
-        )
-        .await
-        .map_err(|e| PgRolesError::sql("terminating the role's sessions", &e))?;
-    let terminated: i64 = row.get(0);
-
-    // REASSIGN/DROP OWNED act on the current database only: visit the others where the role
-    // owns objects or holds privileges first.
-    let others: Vec<String> = client
-        .query(
-            "SELECT DISTINCT d.datname FROM pg_shdepend s \
-             JOIN pg_database d ON d.oid = s.dbid \
-             JOIN pg_roles r ON r.oid = s.refobjid \
-             WHERE s.refclassid = 'pg_authid'::regclass AND r.rolname = $1 \
-               AND d.datname <> current_database() AND d.datallowconn \
-             ORDER BY 1",
-            &[&name],
-        )
-        .await
-        .map_err(|e| PgRolesError::sql("finding the role's objects in other databases", &e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for db in &others {
-        let other = conn.connect_to(db).await?;
-        other
-            .batch_execute(&owned_sql(&role, owned))
-            .await
-            .map_err(|e| PgRolesError::sql("handling the role's objects", &e))?;
-    }
-    client
-        .batch_execute(&format!(
-            "BEGIN; {} DROP ROLE IF EXISTS {role}; COMMIT;",
-            owned_sql(&role, owned)
-        ))
-        .await
-        .map_err(|e| PgRolesError::sql("dropping the role", &e))?;
-    tracing::info!(target = %conn.label(), role = %name, terminated, "dropped temporary role");
-    Ok(DropReport {
-        existed: true,
-        backends_terminated: u64::try_from(terminated).unwrap_or(0),
-        other_databases: others,
-    })
+    conn.session().await?.drop_temp_role(name, owned).await
 }
 
-/// Every role on the target that carries Warrant's marker, by name.
+/// Every role on the target that carries Warrant's marker, by name (over a connection of its
+/// own; [`AdminSession::managed_roles`] reuses a session's).
 pub async fn managed_roles(conn: &TargetConn) -> Result<Vec<ManagedRole>, PgRolesError> {
-    let client = conn.connect().await?;
-    let rows = client
-        .query(
-            "SELECT r.rolname::text, shobj_description(r.oid, 'pg_authid'), \
-               CASE WHEN r.rolvaliduntil IS NULL OR NOT isfinite(r.rolvaliduntil) THEN NULL \
-                    ELSE extract(epoch FROM r.rolvaliduntil)::bigint END \
-             FROM pg_roles r \
-             WHERE starts_with(coalesce(shobj_description(r.oid, 'pg_authid'), ''), $1) \
-             ORDER BY 1",
-            &[&MARKER],
-        )
-        .await
-        .map_err(|e| PgRolesError::sql("listing managed roles", &e))?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| {
-            let comment: Option<String> = row.get(1);
-            let grant_id = sql::parse_marker(comment.as_deref())?;
-            Some(ManagedRole {
-                name: row.get(0),
-                grant_id: grant_id.to_owned(),
-                valid_until: row.get(2),
-            })
-        })
-        .collect())
-}
-
-fn owned_sql(role: &str, owned: &OnDrop) -> String {
-    match owned {
-        OnDrop::Reassign(to) => {
-            format!(
-                "REASSIGN OWNED BY {role} TO {}; DROP OWNED BY {role};",
-                ident(to)
-            )
-        }
-        OnDrop::Drop => format!("DROP OWNED BY {role};"),
-    }
+    conn.session().await?.managed_roles().await
 }
 
 /// Which of `roles` do not exist, in the order given.
@@ -284,24 +194,6 @@ async fn missing_roles<C: tokio_postgres::GenericClient>(
         .filter(|r| !found.contains(r))
         .cloned()
         .collect())
-}
-
-/// `None` when the role does not exist, else its comment (which may be absent).
-async fn role_comment(client: &Client, name: &str) -> Result<Option<Option<String>>, PgRolesError> {
-    let row = client
-        .query_opt(
-            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(|e| PgRolesError::sql("looking up the role", &e))?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N], PgRolesError> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| PgRolesError::Random(e.to_string()))?;
-    Ok(buf)
 }
 
 fn random_hex(n: usize) -> Result<String, PgRolesError> {

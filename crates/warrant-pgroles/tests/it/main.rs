@@ -11,6 +11,10 @@ use warrant_pgroles::{
 };
 use warrant_testkit::PgFixture;
 
+mod account;
+mod discover;
+mod session;
+
 /// 2100-01-01T00:00:00Z: a grant end far enough ahead that the role can log in.
 const END: i64 = 4_102_444_800;
 
