@@ -12,7 +12,12 @@
 //!   login.
 //! * [`SshdFixture`] starts a throwaway OpenSSH server (Debian `openssh-server`, installed by
 //!   `scripts/deps/ssh.sh`) that trusts a given user CA, with principals and a KRL the test
-//!   sets, and logs in to it with the real `ssh` client.
+//!   sets, and logs in to it with the real `ssh` client. Tests can also authorize plain keys
+//!   for any account, root included ([`SshdFixture::authorize_key`]), and pin its host key
+//!   ([`SshdFixture::host_public_key`]).
+//! * [`LinuxAccountFixture`] creates a throwaway local account (`wt-…`) with a password, puts
+//!   it in groups and gives it `authorized_keys`; [`SudoersDropIn`] adds a temporary file to
+//!   `/etc/sudoers.d`. Both clean up on drop.
 //! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
 //!   starts. Never hard-code a port.
 //!
@@ -20,6 +25,7 @@
 //! [`FixtureError`] whose message names the command that failed and the package to install.
 
 mod error;
+mod linux;
 mod oidc;
 mod pg;
 mod port;
@@ -27,6 +33,7 @@ mod slapd;
 mod sshd;
 
 pub use error::FixtureError;
+pub use linux::{LinuxAccountFixture, SudoersDropIn};
 pub use oidc::{OidcProviderFixture, OidcProviderOptions};
 pub use pg::PgFixture;
 pub use port::{free_port, try_free_port};

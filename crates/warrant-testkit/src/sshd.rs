@@ -48,10 +48,13 @@ rm -rf "$2""#;
 /// (the CA given to [`start`](Self::start)), `AuthorizedPrincipalsFile principals/%u`
 /// ([`set_principals`](Self::set_principals), empty at first: no certificate is accepted
 /// until a test names its principals), `RevokedKeys revoked.krl`
-/// ([`set_krl`](Self::set_krl); sshd re-reads it on every authentication), no authorized
-/// keys, no passwords, no PAM, `LogLevel VERBOSE` into [`log`](Self::log). The login account
-/// is the local user `warrant-ssh-test`, created on first use (`useradd -m`, with a `*`
-/// password field: a locked account would be refused). Tests must run as root.
+/// ([`set_krl`](Self::set_krl); sshd re-reads it on every authentication),
+/// `AuthorizedKeysFile authorized_keys/%u` (empty at first: no plain key is accepted until a
+/// test calls [`authorize_key`](Self::authorize_key)), `PermitRootLogin prohibit-password`
+/// (root only with a key a test authorized), no passwords, no PAM, `LogLevel VERBOSE` into
+/// [`log`](Self::log). The login account for certificates is the local user
+/// `warrant-ssh-test`, created on first use (`useradd -m`, with a `*` password field: a locked
+/// account would be refused). Tests must run as root.
 ///
 /// Dropping the fixture stops sshd and removes the temp dir; a watchdog process does the same
 /// when the test process dies without dropping it.
@@ -69,6 +72,7 @@ rm -rf "$2""#;
 /// ```
 pub struct SshdFixture {
     port: u16,
+    host_public_key: String,
     guard: Guard,
 }
 
@@ -116,6 +120,11 @@ impl SshdFixture {
             .arg(dir.join("hostkey"))
             .stdin(Stdio::null());
         run(&mut keygen, "ssh-keygen (host key) failed", INSTALL_FIX)?;
+        let host_key_path = dir.join("hostkey.pub");
+        let host_public_key = fs::read_to_string(&host_key_path)
+            .map_err(|e| io_error("read", &host_key_path, &e))?
+            .trim()
+            .to_owned();
         write_file(
             &dir.join("user_ca.pub"),
             format!("{}\n", ca_public_key.trim()).as_bytes(),
@@ -129,9 +138,21 @@ impl SshdFixture {
             .create(&principals)
             .map_err(|e| io_error("create", &principals, &e))?;
         write_file(&principals.join(TEST_USER), b"", 0o644)?;
+        // Read by sshd as the logging-in user, like the principals: world-readable.
+        let authorized_keys = dir.join("authorized_keys");
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&authorized_keys)
+            .map_err(|e| io_error("create", &authorized_keys, &e))?;
+        fs::set_permissions(&authorized_keys, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_error("chmod", &authorized_keys, &e))?;
 
         let port = start_server(&mut guard)?;
-        Ok(Self { port, guard })
+        Ok(Self {
+            port,
+            host_public_key,
+            guard,
+        })
     }
 
     /// The TCP port sshd listens on (127.0.0.1 only).
@@ -146,10 +167,37 @@ impl SshdFixture {
         TEST_USER
     }
 
-    /// The temp dir: `sshd_config`, `log`, `user_ca.pub`, `revoked.krl`, `principals/`.
+    /// The temp dir: `sshd_config`, `log`, `user_ca.pub`, `revoked.krl`, `principals/`,
+    /// `authorized_keys/`, `hostkey.pub`.
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.guard.dir
+    }
+
+    /// The server's host public key, one OpenSSH line (`ssh-ed25519 AAAA…
+    /// warrant-sshd-fixture`): what a client pins.
+    #[must_use]
+    pub fn host_public_key(&self) -> String {
+        self.host_public_key.clone()
+    }
+
+    /// Adds `public_key_line` (one OpenSSH public key line) to `user`'s `AuthorizedKeysFile`
+    /// (`<dir>/authorized_keys/<user>`, world-readable): sshd accepts that key for `user` —
+    /// any local account, `root` included — from the next connection on.
+    pub fn authorize_key(&self, user: &str, public_key_line: &str) -> Result<(), FixtureError> {
+        if user.is_empty() || user.contains(['/', '\0']) || user.starts_with('.') {
+            return Err(FixtureError::new(format!(
+                "authorize_key: {user:?} is not a user name"
+            )));
+        }
+        let path = self.guard.dir.join("authorized_keys").join(user);
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{}\n", public_key_line.trim()).as_bytes()))
+            .map_err(|e| io_error("write", &path, &e))
     }
 
     /// Replaces the user's `AuthorizedPrincipalsFile`: a certificate is accepted only if it
@@ -289,12 +337,12 @@ fn sshd_config(dir: &Path, port: u16) -> String {
          TrustedUserCAKeys {d}/user_ca.pub\n\
          AuthorizedPrincipalsFile {d}/principals/%u\n\
          RevokedKeys {d}/revoked.krl\n\
-         AuthorizedKeysFile none\n\
+         AuthorizedKeysFile {d}/authorized_keys/%u\n\
          PubkeyAuthentication yes\n\
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
          UsePAM no\n\
-         PermitRootLogin no\n\
+         PermitRootLogin prohibit-password\n\
          StrictModes no\n\
          LogLevel VERBOSE\n"
     )
@@ -431,7 +479,7 @@ fn ensure_test_user() -> Result<(), FixtureError> {
 }
 
 /// The effective uid of this process: the owner of `/proc/self`, else `id -u`.
-fn effective_uid() -> Option<u32> {
+pub(crate) fn effective_uid() -> Option<u32> {
     if let Ok(meta) = fs::metadata("/proc/self") {
         return Some(meta.uid());
     }
@@ -482,7 +530,7 @@ fn spawn_watchdog(dir: &Path) -> Result<Child, FixtureError> {
 
 /// Runs `cmd` to completion and returns its stdout; on failure an error with the command, the
 /// tail of its stderr (and stdout) and `fix`.
-fn run(cmd: &mut Command, what: &str, fix: &str) -> Result<String, FixtureError> {
+pub(crate) fn run(cmd: &mut Command, what: &str, fix: &str) -> Result<String, FixtureError> {
     let out = cmd.output().map_err(|e| {
         FixtureError::new(format!("{what}: could not run it ({e})"))
             .with_command(cmd)
@@ -538,12 +586,12 @@ fn read_from(path: &Path, offset: u64) -> String {
     tail(&text, 40)
 }
 
-fn io_error(verb: &str, path: &Path, e: &std::io::Error) -> FixtureError {
+pub(crate) fn io_error(verb: &str, path: &Path, e: &std::io::Error) -> FixtureError {
     FixtureError::new(format!("could not {verb} {}", path.display())).with_detail(e.to_string())
 }
 
 /// `2 * n` hex digits from `/dev/urandom`.
-fn random_hex(n: usize) -> Result<String, FixtureError> {
+pub(crate) fn random_hex(n: usize) -> Result<String, FixtureError> {
     let mut bytes = vec![0u8; n];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
