@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OpenSSH for the SSH certificate tests (warrant-testkit's SshdFixture): Debian
-# `openssh-server openssh-client`. Idempotent: does nothing when sshd, ssh and ssh-keygen are
+# `openssh-server openssh-client`, and `sudo` (warrant-hostssh's tests log in as a non-root
+# admin that runs its commands through `sudo -n`). Idempotent: does nothing when sshd, ssh and ssh-keygen are
 # already installed. The fixture runs its own sshd on a free loopback port, so a system sshd
 # started by the install is stopped again; /run/sshd (sshd's privilege separation directory)
 # is created either way.
@@ -9,6 +10,7 @@ set -euo pipefail
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 { command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1; } || need+=(openssh-client)
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

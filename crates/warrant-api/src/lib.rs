@@ -8,6 +8,7 @@
 //! - [`extract`]: extractors whose rejections are JSON errors with stable codes.
 //! - [`webauthn`]: security-key registration, step-up and sign-in.
 
+pub mod accounts;
 pub mod client;
 pub mod directory_sources;
 pub mod error;

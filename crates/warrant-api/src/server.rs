@@ -278,6 +278,80 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
         route!(GET, "/api/v1/ssh/krl", Public, crate::ssh::krl),
         route!(POST, "/api/v1/ssh/certs", Signed, crate::ssh::issue),
+        route!(GET, "/api/v1/accounts", Auditor, crate::accounts::list),
+        route!(POST, "/api/v1/accounts", Admin, crate::accounts::create),
+        route!(
+            DELETE,
+            "/api/v1/accounts/{target}/{name}",
+            Admin,
+            crate::accounts::delete
+        ),
+        route!(
+            POST,
+            "/api/v1/accounts/{target}/{name}/secret",
+            Admin,
+            crate::accounts::set_secret
+        ),
+        route!(
+            POST,
+            "/api/v1/accounts/{target}/{name}/checkout",
+            Signed,
+            crate::accounts::checkout
+        ),
+        route!(
+            POST,
+            "/api/v1/accounts/{target}/{name}/reveal",
+            Signed,
+            crate::accounts::reveal
+        ),
+        route!(
+            POST,
+            "/api/v1/accounts/{target}/{name}/checkin",
+            Signed,
+            crate::accounts::checkin
+        ),
+        route!(
+            POST,
+            "/api/v1/accounts/{target}/{name}/rotate",
+            Signed,
+            crate::accounts::rotate
+        ),
+        route!(
+            GET,
+            "/api/v1/ssh/managed-key",
+            Admin,
+            crate::accounts::managed_key
+        ),
+        route!(
+            POST,
+            "/api/v1/discovery/{target}",
+            Admin,
+            crate::accounts::discover
+        ),
+        route!(
+            GET,
+            "/api/v1/discovery/{target}",
+            Admin,
+            crate::accounts::progress
+        ),
+        route!(
+            GET,
+            "/api/v1/inventory",
+            Auditor,
+            crate::accounts::inventory
+        ),
+        route!(
+            GET,
+            "/api/v1/exceptions",
+            Auditor,
+            crate::accounts::exceptions
+        ),
+        route!(
+            POST,
+            "/api/v1/exceptions/{id}/resolve",
+            Admin,
+            crate::accounts::resolve
+        ),
         route!(
             POST,
             "/api/v1/targets/{name}/secret",
@@ -969,6 +1043,7 @@ async fn put_target(
         risk_tier: b.risk_tier.unwrap_or(2),
         description: b.description,
         admin_user: b.admin_user,
+        host_key: b.host_key,
     };
     let changed = s.engine.save_target(&a, &t).await?;
     Ok(Json(serde_json::json!({"target": n, "changed": changed})))
@@ -995,6 +1070,7 @@ async fn put_role(
         principals: b.principals,
         login: b.login,
         db_roles: b.db_roles,
+        account: b.account,
     };
     let changed = s.engine.save_role(&a, &role).await?;
     Ok(Json(

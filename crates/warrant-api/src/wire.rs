@@ -405,6 +405,9 @@ pub struct RoleOut {
     /// PostgreSQL memberships.
     #[serde(default)]
     pub db_roles: Vec<String>,
+    /// The vaulted account a grant of this role may check out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl From<&TargetRole> for RoleOut {
@@ -414,6 +417,7 @@ impl From<&TargetRole> for RoleOut {
             principals: r.principals.clone(),
             login: r.login.clone(),
             db_roles: r.db_roles.clone(),
+            account: r.account.clone(),
         }
     }
 }
@@ -435,6 +439,9 @@ pub struct TargetOut {
     pub description: String,
     /// Connector login.
     pub admin_user: Option<String>,
+    /// SSH: the pinned host key for Warrant's own connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
     /// Roles.
     pub roles: Vec<RoleOut>,
 }
@@ -450,6 +457,7 @@ impl From<&TargetView> for TargetOut {
             risk_tier: t.risk_tier,
             description: t.description.clone(),
             admin_user: t.admin_user.clone(),
+            host_key: t.host_key.clone(),
             roles: v.roles.iter().map(RoleOut::from).collect(),
         }
     }
@@ -475,6 +483,9 @@ pub struct TargetIn {
     /// Connector login.
     #[serde(default)]
     pub admin_user: Option<String>,
+    /// SSH: the pinned host key (one OpenSSH public key line).
+    #[serde(default)]
+    pub host_key: Option<String>,
 }
 
 /// An approval stage.

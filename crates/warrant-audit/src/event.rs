@@ -583,6 +583,163 @@ pub enum Event {
         /// Its public id.
         token_id: String,
     },
+    /// A vaulted account was created (its secret is never recorded).
+    #[serde(rename = "account.created")]
+    AccountCreated {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The accountable group.
+        owner: String,
+        /// One checkout at a time.
+        exclusive: bool,
+        /// Scheduled rotation period in seconds, if any.
+        rotate_every_secs: Option<i64>,
+    },
+    /// A vaulted account's secret was replaced by an admin.
+    #[serde(rename = "account.secret_set")]
+    AccountSecretSet {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+    },
+    /// A vaulted account was deleted.
+    #[serde(rename = "account.deleted")]
+    AccountDeleted {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+    },
+    /// A vaulted account was checked out under a grant.
+    #[serde(rename = "account.checked_out")]
+    AccountCheckedOut {
+        /// Who.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The grant.
+        grant_id: String,
+        /// The checkout.
+        checkout_id: String,
+    },
+    /// A checkout ended: returned, or closed with its grant.
+    #[serde(rename = "account.checked_in")]
+    AccountCheckedIn {
+        /// Who held it.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The grant.
+        grant_id: String,
+        /// The checkout.
+        checkout_id: String,
+        /// `returned` or `grant_closed`.
+        reason: String,
+    },
+    /// A vaulted account's secret was shown to its checkout holder.
+    #[serde(rename = "account.revealed")]
+    AccountRevealed {
+        /// Who saw it.
+        identity: String,
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The grant.
+        grant_id: String,
+        /// The checkout.
+        checkout_id: String,
+    },
+    /// One journaled step of a rotation: `verified_current`, `new_kept`, `set_new`,
+    /// `verified_new`, `committed`, or `resumed`.
+    #[serde(rename = "account.rotation_step")]
+    AccountRotationStep {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The rotation.
+        rotation_id: String,
+        /// The step done.
+        step: String,
+        /// Why the rotation runs: `checkin`, `schedule`, `manual`, `recovery`.
+        trigger: String,
+    },
+    /// A rotation step failed; the working secret is kept and the rotation retried.
+    #[serde(rename = "account.rotation_failed")]
+    AccountRotationFailed {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The rotation.
+        rotation_id: String,
+        /// The step that failed.
+        step: String,
+        /// What went wrong (never a secret).
+        error: String,
+        /// Failed attempts so far.
+        attempts: i64,
+    },
+    /// Warrant's managed SSH key (for discovery and rotation on hosts) was created.
+    #[serde(rename = "ssh.managed_key_created")]
+    SshManagedKeyCreated {
+        /// Its public key line.
+        public_key: String,
+    },
+    /// A discovery scan of a target finished.
+    #[serde(rename = "discovery.scanned")]
+    DiscoveryScanned {
+        /// The target.
+        target: String,
+        /// The scan.
+        scan_id: String,
+        /// Privileged accounts found.
+        accounts: u64,
+        /// Of which managed by Warrant.
+        managed: u64,
+        /// Unmanaged (linked to an identity by name).
+        unmanaged: u64,
+        /// Orphaned (no identity).
+        orphaned: u64,
+        /// Differences from the previous scan.
+        differences: u64,
+    },
+    /// A privilege appeared since the last scan that Warrant did not grant.
+    #[serde(rename = "discovery.difference")]
+    DiscoveryDifference {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The scan.
+        scan_id: String,
+        /// The exception opened.
+        exception_id: String,
+        /// What appeared.
+        what: String,
+        /// The account's risk.
+        risk: String,
+    },
+    /// An exception was resolved (accepted or fixed).
+    #[serde(rename = "discovery.exception_resolved")]
+    DiscoveryExceptionResolved {
+        /// The target.
+        target: String,
+        /// The account.
+        account: String,
+        /// The exception.
+        exception_id: String,
+        /// Why.
+        note: String,
+    },
 }
 
 /// The references an event carries, for indexing.

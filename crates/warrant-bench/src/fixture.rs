@@ -32,6 +32,15 @@ impl Fixture {
     /// A fresh SQLite store under `common.data_dir`, bootstrapped, with the demo organisation
     /// applied when `demo`.
     pub async fn new(common: &Common, demo: bool) -> Result<Self> {
+        Self::with_cleanups(common, demo, Vec::new()).await
+    }
+
+    /// [`new`](Self::new) with clean-up work registered, as `warrant serve` does.
+    pub async fn with_cleanups(
+        common: &Common,
+        demo: bool,
+        cleanups: Vec<warrant_engine::CleanupFn>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("warrant-bench-")
             .tempdir_in(&common.data_dir)
@@ -42,7 +51,13 @@ impl Fixture {
                 )
             })?;
         let store = open(dir.path()).await?;
-        let engine = Engine::new(store, Arc::new(SystemClock), EngineConfig::default()).await?;
+        let engine = Engine::with_cleanups(
+            store,
+            Arc::new(SystemClock),
+            EngineConfig::default(),
+            cleanups,
+        )
+        .await?;
         let token = engine
             .bootstrap()
             .await?

@@ -10,11 +10,14 @@
 //! - `expiry`: 100,000 active grants closed by the real scheduler, with a burst of 10,000.
 //! - `audit`: durable audit events per second, and chain verification speed.
 //! - `leaver`: from a SCIM deactivation to every grant of the identity revoked.
+//! - `roledrop`: from grant end to the temporary PostgreSQL role gone, 1,000 ending at once.
+//! - `certs`: SSH certificates issued per second through `POST /api/v1/ssh/certs`.
 //!
 //! Layout: [`report`] (figures, verdicts, machine facts), [`stats`] (percentiles), [`fixture`]
 //! (store, engine, demo organisation), one module per scenario.
 
 mod audit;
+mod certs;
 mod check;
 mod cpu;
 mod expiry;
@@ -22,6 +25,7 @@ mod fixture;
 mod leaver;
 mod load;
 mod report;
+mod roledrop;
 mod stats;
 mod workflow;
 
@@ -65,6 +69,10 @@ enum Scenario {
     Audit(audit::Args),
     /// From a SCIM deactivation to every grant of the identity revoked.
     Leaver(leaver::Args),
+    /// From grant end to the temporary PostgreSQL role gone, many ending at once.
+    Roledrop(roledrop::Args),
+    /// SSH certificates issued per second through the HTTP API.
+    Certs(certs::Args),
 }
 
 /// Options every scenario shares.
@@ -93,6 +101,8 @@ async fn main() -> Result<()> {
         Scenario::Expiry(a) => ("expiry", format!("{a:?}")),
         Scenario::Audit(a) => ("audit", format!("{a:?}")),
         Scenario::Leaver(a) => ("leaver", format!("{a:?}")),
+        Scenario::Roledrop(a) => ("roledrop", format!("{a:?}")),
+        Scenario::Certs(a) => ("certs", format!("{a:?}")),
     };
     let mut report = Report::start(name, args, cli.json);
     let result = match cli.scenario {
@@ -101,6 +111,8 @@ async fn main() -> Result<()> {
         Scenario::Expiry(a) => expiry::run(&common, a, &mut report).await,
         Scenario::Audit(a) => audit::run(&common, a, &mut report).await,
         Scenario::Leaver(a) => leaver::run(&common, a, &mut report).await,
+        Scenario::Roledrop(a) => roledrop::run(&common, a, &mut report).await,
+        Scenario::Certs(a) => certs::run(&common, a, &mut report).await,
     };
     if let Err(e) = &result {
         report.note(format!("the scenario failed: {e:#}"));

@@ -215,8 +215,12 @@ pub struct Target {
     pub risk_tier: i64,
     /// Free text.
     pub description: String,
-    /// The connector's own login on the target (PostgreSQL).
+    /// The connector's own login on the target (PostgreSQL; SSH: the account Warrant's managed
+    /// key logs in as, for discovery and rotation).
     pub admin_user: Option<String>,
+    /// SSH: the target's host key (one OpenSSH public key line), pinned for Warrant's own
+    /// connections.
+    pub host_key: Option<String>,
 }
 
 /// A privileged role on a target: a named privilege that grants refer to.
@@ -232,6 +236,8 @@ pub struct TargetRole {
     pub login: Option<String>,
     /// PostgreSQL: memberships of the temporary role.
     pub db_roles: Vec<String>,
+    /// A vaulted account on the target that a grant of this role may check out.
+    pub account: Option<String>,
 }
 
 /// Who an eligibility rule is for.

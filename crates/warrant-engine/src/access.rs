@@ -370,6 +370,7 @@ pub(crate) async fn close_grant(
         },
     };
     tx.audit(now, by.map(Name::as_str), &event).await?;
+    crate::accounts::check_in_grant(tx, &g.id, now).await?;
     if jobs {
         tx.w()
             .insert_job(&JobRow {

@@ -16,10 +16,13 @@
 //! checks the coarse role of each route before calling in.
 
 mod access;
+pub mod accounts;
 mod auth;
 mod catalogue;
 mod directory;
+pub mod discovery;
 pub mod error;
+mod hosts;
 pub mod mfa;
 pub mod oidc;
 pub mod org;
@@ -58,6 +61,9 @@ pub struct EngineConfig {
     pub vault: Option<Arc<warrant_vault::Vault>>,
     /// The WebAuthn relying party; `None` refuses WebAuthn (`webauthn_not_configured`).
     pub webauthn: Option<webauthn::WebauthnSettings>,
+    /// Test hook: abort the process right after this rotation step commits
+    /// (`WARRANT_TEST_CRASH_AT`; see `accounts`).
+    pub crash_at: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +78,7 @@ impl Default for EngineConfig {
                 .ok()
                 .map(|k| Arc::new(warrant_vault::Vault::new(k))),
             webauthn: None,
+            crash_at: None,
         }
     }
 }
@@ -101,6 +108,14 @@ struct Inner {
     mfa_failures: mfa::FailureLimiter,
     /// The vault in force (replaced by a key rotation).
     vault: RwLock<Option<Arc<warrant_vault::Vault>>>,
+    /// Wakes the rotation loop (a check-in made a rotation due).
+    rotate_wake: Notify,
+    /// Accounts whose rotation runs in this process.
+    rotations: accounts::RotationLocks,
+    /// Discovery scans under way, with their progress.
+    scans: discovery::ScanProgressMap,
+    /// Idle admin sessions to PostgreSQL targets (clean-ups reuse them).
+    pg_sessions: pg::PgSessions,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,6 +152,10 @@ impl Engine {
                 policy_failed: std::sync::atomic::AtomicBool::new(false),
                 mfa_failures: mfa::FailureLimiter::default(),
                 vault: RwLock::new(vault),
+                rotate_wake: Notify::new(),
+                rotations: accounts::RotationLocks::default(),
+                scans: discovery::ScanProgressMap::default(),
+                pg_sessions: pg::PgSessions::default(),
             }),
         })
     }

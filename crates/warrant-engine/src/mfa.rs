@@ -624,6 +624,66 @@ impl Engine {
                 unchanged += 1;
             }
         }
+        for mut a in tx.q().vaulted_accounts().await? {
+            let aad = crate::accounts::account_aad(&a.target, &a.name);
+            let mut changed = false;
+            let rewrap = |s: &str| -> Result<Option<String>> {
+                let parsed: warrant_vault::Sealed = s.parse().map_err(|_| {
+                    EngineError::internal("a vaulted account's sealed secret does not parse")
+                })?;
+                if !vault.needs_rewrap(&parsed) {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    vault
+                        .rewrap(&aad, &parsed)
+                        .map_err(|e| {
+                            EngineError::internal(format!(
+                                "re-wrapping a vaulted account failed: {}",
+                                e.code()
+                            ))
+                        })?
+                        .to_string(),
+                ))
+            };
+            if let Some(again) = rewrap(&a.sealed)? {
+                a.sealed = again;
+                changed = true;
+            }
+            if let Some(p) = a.pending_sealed.as_deref()
+                && let Some(again) = rewrap(p)?
+            {
+                a.pending_sealed = Some(again);
+                changed = true;
+            }
+            if changed {
+                tx.w().update_vaulted_account(&a).await?;
+                rewrapped += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
+        if let Some((sealed, _)) = tx.q().managed_ssh_key().await? {
+            let sealed: warrant_vault::Sealed = sealed
+                .parse()
+                .map_err(|_| EngineError::internal("the stored managed SSH key does not parse"))?;
+            if vault.needs_rewrap(&sealed) {
+                let again = vault
+                    .rewrap(crate::hosts::MANAGED_KEY_AAD, &sealed)
+                    .map_err(|e| {
+                        EngineError::internal(format!(
+                            "re-wrapping the managed SSH key failed: {}",
+                            e.code()
+                        ))
+                    })?;
+                tx.w()
+                    .set_managed_ssh_key_sealed(&again.to_string())
+                    .await?;
+                rewrapped += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
         let report = RekeyReport {
             kek_id: vault.current_kek_id().to_owned(),
             new_kek: new,

@@ -93,9 +93,12 @@ pub struct OrgTarget {
     /// host:port.
     #[serde(default)]
     pub address: Option<String>,
-    /// The connector's own login (PostgreSQL).
+    /// The connector's own login (PostgreSQL; SSH: the account Warrant's managed key uses).
     #[serde(default)]
     pub admin_user: Option<String>,
+    /// SSH: the host key Warrant pins for its own connections.
+    #[serde(default)]
+    pub host_key: Option<String>,
     /// 1 low … 4 critical (default 2).
     #[serde(default)]
     pub risk_tier: Option<i64>,
@@ -122,6 +125,9 @@ pub struct OrgRole {
     /// PostgreSQL memberships.
     #[serde(default)]
     pub db_roles: Vec<String>,
+    /// A vaulted account on the target that a grant of this role may check out.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// An eligibility rule.
@@ -326,6 +332,7 @@ impl Engine {
                     risk_tier: t.risk_tier.unwrap_or(2),
                     description: t.description.clone(),
                     admin_user: t.admin_user.clone(),
+                    host_key: t.host_key.clone(),
                 },
                 now,
             )
@@ -354,6 +361,7 @@ impl Engine {
                         principals: r.principals.clone(),
                         login: r.login.clone(),
                         db_roles: r.db_roles.clone(),
+                        account: r.account.clone(),
                     },
                     now,
                 )

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use warrant_audit::Event;
 use warrant_core::{Grant, GrantStatus, Secret, Target, TargetKind, Timestamp};
-use warrant_pgroles::{OnDrop, TargetConn, TempRoleSpec, TlsMode};
+use warrant_pgroles::{AdminSession, OnDrop, TargetConn, TempRoleSpec, TlsMode};
 
 use crate::auth::Actor;
 use crate::error::{EngineError, Result};
@@ -105,10 +105,11 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
+        self.inner.pg_sessions.clear().await;
         Ok(())
     }
 
-    async fn target_conn(&self, target: &Target) -> Result<TargetConn> {
+    pub(crate) async fn target_conn(&self, target: &Target) -> Result<TargetConn> {
         let (host, port) = host_port(target)?;
         let admin_user = target.admin_user.clone().ok_or_else(|| {
             EngineError::invalid(
@@ -265,56 +266,104 @@ impl Engine {
     }
 
     /// The clean-up of a closed grant's temporary role (registered as a clean-up job; retried
-    /// until it succeeds). A grant without one has nothing to do.
-    pub async fn pg_cleanup(&self, grant: &Grant) -> std::result::Result<(), String> {
-        let row = {
+    /// until it succeeds). A grant without one has nothing to do. Returns the
+    /// `credential.dropped` event, which the scheduler records with the job.
+    pub async fn pg_cleanup(&self, grant: &Grant) -> std::result::Result<Vec<Event>, String> {
+        let (row, target) = {
             let mut r = self.store().read().await.map_err(|e| e.to_string())?;
-            r.q()
+            let row = r
+                .q()
                 .db_credential(&grant.id)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let Some(row) = row.filter(|r| r.dropped_at.is_none()) else {
+                return Ok(Vec::new());
+            };
+            let target = r.q().target(&row.target).await.map_err(|e| e.to_string())?;
+            (row, target)
         };
-        let Some(row) = row.filter(|r| r.dropped_at.is_none()) else {
-            return Ok(());
-        };
-        let target = {
-            let mut r = self.store().read().await.map_err(|e| e.to_string())?;
-            r.q().target(&row.target).await.map_err(|e| e.to_string())?
-        }
-        .ok_or_else(|| {
+        let target = target.ok_or_else(|| {
             format!(
                 "target {} is gone; drop role {} by hand",
                 row.target, row.role_name
             )
         })?;
         let conn = self.target_conn(&target).await.map_err(|e| e.message)?;
-        let report = warrant_pgroles::drop_temp_role(
-            &conn,
-            &row.role_name,
-            &OnDrop::Reassign(conn.admin_user.clone()),
-        )
-        .await
-        .map_err(|e| format!("{} ({})", e, e.code()))?;
-        let now = self.now();
-        let mut tx = self.store().begin().await.map_err(|e| e.to_string())?;
-        tx.w()
-            .mark_db_credential_dropped(&grant.id, now)
+        let owned = OnDrop::Reassign(conn.admin_user.clone());
+        let session = match self.inner.pg_sessions.take(&conn).await {
+            Some(s) => s,
+            None => conn
+                .session()
+                .await
+                .map_err(|e| format!("{} ({})", e, e.code()))?,
+        };
+        let report = session
+            .drop_temp_role(&row.role_name, &owned)
             .await
-            .map_err(|e| e.to_string())?;
-        tx.audit(
-            now,
-            None,
-            &Event::CredentialDropped {
-                target: row.target.clone(),
-                grant_id: grant.id.clone(),
-                role_name: row.role_name.clone(),
-                backends_terminated: report.backends_terminated,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(())
+            .map_err(|e| format!("{} ({})", e, e.code()))?;
+        self.inner.pg_sessions.give(&conn, session).await;
+        Ok(vec![Event::CredentialDropped {
+            target: row.target.clone(),
+            grant_id: grant.id.clone(),
+            role_name: row.role_name.clone(),
+            backends_terminated: report.backends_terminated,
+        }])
+    }
+}
+
+/// Idle admin sessions to PostgreSQL targets, reused by clean-ups so that many roles ending
+/// together do not each pay a login. Keyed by where and as whom they log in (the password's
+/// hash included, so a new admin secret never reuses an old session); a broken session is
+/// not given back.
+#[derive(Default)]
+pub(crate) struct PgSessions(
+    tokio::sync::Mutex<std::collections::HashMap<String, Vec<AdminSession>>>,
+);
+
+/// Idle sessions kept per target.
+const IDLE_SESSIONS: usize = 16;
+
+fn session_key(conn: &TargetConn) -> String {
+    use sha2::Digest;
+    let pw = sha2::Sha256::digest(conn.admin_password.expose().as_bytes());
+    format!(
+        "{}:{}/{} {} {}",
+        conn.host,
+        conn.port,
+        conn.dbname,
+        conn.admin_user,
+        hex::encode(pw)
+    )
+}
+
+impl PgSessions {
+    async fn take(&self, conn: &TargetConn) -> Option<AdminSession> {
+        let key = session_key(conn);
+        let mut m = self.0.lock().await;
+        let idle = m.get_mut(&key)?;
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    async fn give(&self, conn: &TargetConn, s: AdminSession) {
+        if s.is_closed() {
+            return;
+        }
+        let key = session_key(conn);
+        let mut m = self.0.lock().await;
+        let idle = m.entry(key).or_default();
+        if idle.len() < IDLE_SESSIONS {
+            idle.push(s);
+        }
+    }
+
+    /// Forgets every idle session (a target's admin secret changed).
+    pub(crate) async fn clear(&self) {
+        self.0.lock().await.clear();
     }
 }
 

@@ -19,13 +19,21 @@ use crate::auth::Actor;
 use crate::error::Result;
 use crate::{Engine, require_role};
 
-/// Clean-up work run after a grant closes (a connector dropping a temporary role, say). An
+/// Clean-up work run after a grant closes (a connector dropping a temporary role, say). It
+/// returns the audit events of what it did, which the scheduler records with the job's
+/// completion (a `credential.dropped` event also marks the grant's temporary role dropped). An
 /// error is retried with backoff; it is never dropped.
 pub type CleanupFn = Arc<
-    dyn Fn(Grant) -> Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>
+    dyn Fn(Grant) -> Pin<Box<dyn Future<Output = std::result::Result<Vec<Event>, String>> + Send>>
         + Send
         + Sync,
 >;
+
+/// Clean-up jobs taken per pass (and recorded per transaction).
+const JOB_BATCH: i64 = 500;
+/// Clean-up jobs run at the same time: 1,000 temporary roles ending together must all be gone
+/// within 2 s (docs/BENCHMARKS.md).
+const JOB_CONCURRENCY: usize = 16;
 
 /// What one scheduler pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -128,55 +136,90 @@ impl Engine {
     }
 
     async fn run_jobs(&self, report: &mut TickReport) -> Result<()> {
-        let now = self.now();
-        let due = {
-            let mut r = self.store().read().await?;
-            r.q().jobs_due(now, 200).await?
-        };
-        for mut job in due {
-            let grant = {
+        loop {
+            let now = self.now();
+            let due = {
                 let mut r = self.store().read().await?;
-                r.q().grant(&job.grant_id).await?
+                let jobs = r.q().jobs_due(now, JOB_BATCH).await?;
+                let mut with_grants = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let grant = r.q().grant(&job.grant_id).await?;
+                    with_grants.push((job, grant));
+                }
+                with_grants
             };
-            let mut outcome = Ok(());
-            if let Some(g) = grant {
-                for f in &self.inner.cleanups {
-                    if let Err(e) = f(g.clone()).await {
-                        outcome = Err(e);
-                        break;
+            if due.is_empty() {
+                break;
+            }
+            let n = due.len();
+            // Run them concurrently; record every outcome in one transaction.
+            let limit = Arc::new(tokio::sync::Semaphore::new(JOB_CONCURRENCY));
+            let mut set = tokio::task::JoinSet::new();
+            for (i, (_, grant)) in due.iter().enumerate() {
+                let Some(g) = grant.clone() else { continue };
+                let cleanups = self.inner.cleanups.clone();
+                let limit = Arc::clone(&limit);
+                set.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let mut events = Vec::new();
+                    for f in &cleanups {
+                        match f(g.clone()).await {
+                            Ok(mut e) => events.append(&mut e),
+                            Err(e) => return (i, Err(e)),
+                        }
                     }
+                    (i, Ok(events))
+                });
+            }
+            let mut outcomes: Vec<std::result::Result<Vec<Event>, String>> =
+                (0..n).map(|_| Ok(Vec::new())).collect();
+            while let Some(done) = set.join_next().await {
+                match done {
+                    Ok((i, outcome)) => outcomes[i] = outcome,
+                    Err(e) => tracing::error!(error = %e, "a clean-up task panicked"),
                 }
             }
             let now = self.now();
-            job.attempts += 1;
             let mut tx = self.store().begin().await?;
-            let event = match outcome {
-                Ok(()) => {
-                    job.done_at = Some(now);
-                    job.last_error = None;
-                    report.jobs_done += 1;
-                    Event::CleanupDone {
-                        grant_id: job.grant_id.clone(),
-                        attempts: job.attempts,
+            for ((mut job, _), outcome) in due.into_iter().zip(outcomes) {
+                job.attempts += 1;
+                let event = match outcome {
+                    Ok(events) => {
+                        for e in &events {
+                            if let Event::CredentialDropped { grant_id, .. } = e {
+                                tx.w().mark_db_credential_dropped(grant_id, now).await?;
+                            }
+                            tx.audit(now, None, e).await?;
+                        }
+                        job.done_at = Some(now);
+                        job.last_error = None;
+                        report.jobs_done += 1;
+                        Event::CleanupDone {
+                            grant_id: job.grant_id.clone(),
+                            attempts: job.attempts,
+                        }
                     }
-                }
-                Err(e) => {
-                    let e: String = e.chars().take(1000).collect();
-                    job.next_at = now.plus_secs(backoff_secs(job.attempts - 1));
-                    job.last_error = Some(e.clone());
-                    report.jobs_failed += 1;
-                    metrics::counter!("warrant_cleanup_failures_total").increment(1);
-                    tracing::warn!(grant = %job.grant_id, attempts = job.attempts, error = %e, "grant clean-up failed; will retry");
-                    Event::CleanupFailed {
-                        grant_id: job.grant_id.clone(),
-                        attempts: job.attempts,
-                        error: e,
+                    Err(e) => {
+                        let e: String = e.chars().take(1000).collect();
+                        job.next_at = now.plus_secs(backoff_secs(job.attempts - 1));
+                        job.last_error = Some(e.clone());
+                        report.jobs_failed += 1;
+                        metrics::counter!("warrant_cleanup_failures_total").increment(1);
+                        tracing::warn!(grant = %job.grant_id, attempts = job.attempts, error = %e, "grant clean-up failed; will retry");
+                        Event::CleanupFailed {
+                            grant_id: job.grant_id.clone(),
+                            attempts: job.attempts,
+                            error: e,
+                        }
                     }
-                }
-            };
-            tx.w().update_job(&job).await?;
-            tx.audit(now, None, &event).await?;
+                };
+                tx.w().update_job(&job).await?;
+                tx.audit(now, None, &event).await?;
+            }
             tx.commit().await?;
+            if (n as i64) < JOB_BATCH {
+                break;
+            }
         }
         let pending = {
             let mut r = self.store().read().await?;

@@ -16,6 +16,8 @@
 //!
 //! The conformance suite in `tests/it` runs every behaviour against both backends.
 
+mod account_queries;
+mod discovery_queries;
 mod oidc_queries;
 mod pg_queries;
 mod queries;
@@ -28,6 +30,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use account_queries::{CheckoutRow, VaultedAccountRow};
+pub use discovery_queries::{ExceptionRow, InventoryRow, ScanRow};
 pub use oidc_queries::PendingLogin;
 pub use pg_queries::DbCredentialRow;
 pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};

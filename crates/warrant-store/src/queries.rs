@@ -96,6 +96,7 @@ fn target(row: &AnyRow) -> Result<Target> {
         risk_tier: row.try_get("risk_tier")?,
         description: row.try_get("description")?,
         admin_user: row.try_get("admin_user")?,
+        host_key: row.try_get("host_key")?,
     })
 }
 
@@ -108,6 +109,8 @@ struct RoleConfig {
     login: Option<String>,
     #[serde(default)]
     db_roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
 }
 
 fn role(row: &AnyRow) -> Result<TargetRole> {
@@ -119,6 +122,7 @@ fn role(row: &AnyRow) -> Result<TargetRole> {
         principals: c.principals,
         login: c.login,
         db_roles: c.db_roles,
+        account: c.account,
     })
 }
 
@@ -470,7 +474,7 @@ impl Q<'_> {
     /// One target.
     pub async fn target(&mut self, n: &str) -> Result<Option<Target>> {
         let row = sqlx::query(
-            "SELECT name, kind, address, owner, risk_tier, description, admin_user FROM targets WHERE name = $1",
+            "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key FROM targets WHERE name = $1",
         )
         .bind(n)
         .fetch_optional(&mut *self.0)
@@ -482,7 +486,7 @@ impl Q<'_> {
     pub async fn targets(&mut self) -> Result<Vec<Target>> {
         collect(
             sqlx::query(
-                "SELECT name, kind, address, owner, risk_tier, description, admin_user FROM targets ORDER BY name",
+                "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key FROM targets ORDER BY name",
             )
             .fetch_all(&mut *self.0)
             .await?,
@@ -1029,9 +1033,9 @@ impl W<'_> {
     /// Creates or updates a target.
     pub async fn save_target(&mut self, t: &Target, now: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO targets (name, kind, address, owner, risk_tier, description, admin_user, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (name) DO UPDATE SET kind = $2, address = $3, owner = $4, risk_tier = $5, description = $6, admin_user = $7",
+            "INSERT INTO targets (name, kind, address, owner, risk_tier, description, admin_user, created_at, host_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (name) DO UPDATE SET kind = $2, address = $3, owner = $4, risk_tier = $5, description = $6, admin_user = $7, host_key = $9",
         )
         .bind(t.name.as_str())
         .bind(t.kind.as_str())
@@ -1041,6 +1045,7 @@ impl W<'_> {
         .bind(&t.description)
         .bind(t.admin_user.as_deref())
         .bind(now.millis())
+        .bind(t.host_key.as_deref())
         .execute(&mut *self.0)
         .await?;
         Ok(())
@@ -1064,6 +1069,7 @@ impl W<'_> {
             principals: r.principals.clone(),
             login: r.login.clone(),
             db_roles: r.db_roles.clone(),
+            account: r.account.clone(),
         })
         .unwrap_or_default();
         sqlx::query(

@@ -255,4 +255,77 @@ CREATE TABLE db_credentials (
     dropped_at BIGINT
 );
 "#,
+    // Issue 4: vaulted accounts (checkout, journaled rotation), Warrant's managed SSH key, and
+    // discovery (inventory, scans, exceptions). Booleans are 0/1.
+    r#"
+ALTER TABLE targets ADD COLUMN host_key TEXT;
+CREATE TABLE vaulted_accounts (
+    target TEXT NOT NULL,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    exclusive BIGINT NOT NULL,
+    rotate_every_secs BIGINT,
+    rotate_after_checkin BIGINT NOT NULL,
+    sealed TEXT NOT NULL,
+    pending_sealed TEXT,
+    rotation_id TEXT,
+    rotation_step TEXT,
+    rotation_due_at BIGINT,
+    rotation_attempts BIGINT NOT NULL,
+    last_rotated_at BIGINT,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (target, name)
+);
+CREATE TABLE account_checkouts (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    account TEXT NOT NULL,
+    grant_id TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    checked_out_at BIGINT NOT NULL,
+    checked_in_at BIGINT,
+    reveals BIGINT NOT NULL
+);
+CREATE INDEX account_checkouts_account ON account_checkouts (target, account, checked_in_at);
+CREATE INDEX account_checkouts_grant ON account_checkouts (grant_id);
+CREATE TABLE ssh_managed_key (
+    id BIGINT PRIMARY KEY,
+    sealed_key TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE discovery_inventory (
+    target TEXT NOT NULL,
+    account TEXT NOT NULL,
+    privileges TEXT NOT NULL,
+    status TEXT NOT NULL,
+    risk TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    PRIMARY KEY (target, account)
+);
+CREATE TABLE discovery_scans (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    finished_at BIGINT NOT NULL,
+    accounts BIGINT NOT NULL,
+    differences BIGINT NOT NULL
+);
+CREATE INDEX discovery_scans_target ON discovery_scans (target, finished_at);
+CREATE TABLE discovery_exceptions (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    account TEXT NOT NULL,
+    what TEXT NOT NULL,
+    risk TEXT NOT NULL,
+    scan_id TEXT NOT NULL,
+    found_at BIGINT NOT NULL,
+    resolved_at BIGINT,
+    resolved_by TEXT
+);
+CREATE INDEX discovery_exceptions_target ON discovery_exceptions (target, resolved_at);
+"#,
 ];

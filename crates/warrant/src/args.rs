@@ -226,9 +226,43 @@ pub enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Warrant's SSH user CA.
+    /// Warrant's SSH user CA and managed key.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// Vaulted accounts: shared privileged accounts whose secrets Warrant keeps.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// List vaulted accounts (auditors and admins).
+    Accounts,
+    /// Scan a target for privileged accounts: updates the inventory, opens exceptions for
+    /// what appeared since the last scan (admins).
+    Discover {
+        /// Target (kind postgres or ssh).
+        target: String,
+    },
+    /// The inventory of privileged accounts found by discovery.
+    Inventory {
+        /// One target only.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Privileges found by discovery that Warrant did not grant.
+    Exceptions {
+        /// One target only.
+        #[arg(long)]
+        target: Option<String>,
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resolve a discovery exception (accepted, or fixed on the target).
+    ResolveException {
+        /// Exception id.
+        id: String,
+        /// Why it is resolved.
+        #[arg(long)]
+        note: String,
+    },
     /// An OpenSSH user certificate for your active grant (to standard output unless -o).
     SshCert {
         /// Target.
@@ -510,6 +544,80 @@ pub enum PolicyCmd {
 pub enum SshCmd {
     /// The CA's public key, for sshd's TrustedUserCAKeys.
     Ca,
+    /// Warrant's managed public key: authorise it for the admin_user of each SSH target so
+    /// that Warrant can scan the host and rotate vaulted Linux accounts (admins).
+    ManagedKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Vault a shared account (admins); its current secret on standard input.
+    Add {
+        /// Target it lives on.
+        target: String,
+        /// Its name there (PostgreSQL role, Linux user, or a label for an API key).
+        name: String,
+        /// The accountable group.
+        #[arg(long)]
+        owner: String,
+        /// Allow several checkouts at a time (default: exclusive).
+        #[arg(long)]
+        shared: bool,
+        /// Rotate on this period too, e.g. 24h or 30d.
+        #[arg(long)]
+        rotate_every: Option<String>,
+        /// Do not rotate after each check-in.
+        #[arg(long)]
+        no_rotate_after_checkin: bool,
+        /// Read the secret from standard input (secrets are never taken as arguments).
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// Replace the stored secret (admins), e.g. after a change made outside Warrant.
+    SetSecret {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+        /// Read the secret from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// Delete a vaulted account (admins).
+    Delete {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+    },
+    /// Check the account out under your active grant of a role that names it.
+    Checkout {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+    },
+    /// Show the secret of an account you have checked out (audited).
+    Reveal {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+    },
+    /// Return an account you have checked out (a rotation follows where configured).
+    Checkin {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+    },
+    /// Rotate the secret now (admins and the owner group).
+    Rotate {
+        /// Target.
+        target: String,
+        /// Account.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,6 +17,8 @@ use warrant_api::{Client, ClientError};
 use crate::args::*;
 use crate::config;
 
+mod accounts;
+
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8200";
 
 struct Ctx {
@@ -707,6 +709,13 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1))
             });
         }
+        Command::Ssh(SshCmd::ManagedKey) => accounts::managed_key(ctx).await?,
+        Command::Account(c) => return accounts::account(ctx, c).await,
+        Command::Accounts => accounts::accounts(ctx).await?,
+        Command::Discover { target } => accounts::discover(ctx, &target).await?,
+        Command::Inventory { target } => accounts::inventory(ctx, target).await?,
+        Command::Exceptions { target, all } => accounts::exceptions(ctx, target, all).await?,
+        Command::ResolveException { id, note } => accounts::resolve(ctx, &id, note).await?,
         Command::Ssh(SshCmd::Ca) => {
             let line = ctx
                 .client
@@ -976,6 +985,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         risk_tier,
                         description,
                         admin_user: None,
+                        host_key: None,
                     },
                 )
                 .await?;
@@ -1002,6 +1012,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         principals,
                         login,
                         db_roles,
+                        account: None,
                     },
                 )
                 .await?;

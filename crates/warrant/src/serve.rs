@@ -64,6 +64,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         request_ttl_secs: request_ttl.secs(),
         vault: Some(Arc::new(vault)),
         webauthn: settings.webauthn.clone(),
+        // A test hook (see warrant_engine::accounts): abort after this rotation step commits.
+        crash_at: std::env::var("WARRANT_TEST_CRASH_AT").ok(),
         ..EngineConfig::default()
     };
     if let Some(v) = &settings.sessions.idle {
@@ -217,6 +219,37 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 tokio::select! {
                     () = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
                     _ = rx.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
+    // Rotations of vaulted accounts: interrupted ones resume at start, due ones run every few
+    // seconds and right after a check-in.
+    {
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            engine
+                .run_rotations(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await;
+        });
+    }
+    if let Some(every) = &settings.discovery.every {
+        let every = crate::settings::secs("discovery.every", every)?;
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(every.unsigned_abs());
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = rx.wait_for(|v| *v) => break,
+                }
+                match engine.discover_all().await {
+                    Ok(n) => tracing::info!(targets = n, "scheduled discovery done"),
+                    Err(e) => tracing::warn!(error = %e, "scheduled discovery failed"),
                 }
             }
         });

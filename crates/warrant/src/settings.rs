@@ -48,6 +48,19 @@ pub struct ServerConfig {
     /// WebAuthn (security keys as a second factor): the relying party.
     #[serde(default)]
     pub webauthn: Option<WebauthnSettings>,
+    /// Scheduled discovery of privileged accounts.
+    #[serde(default)]
+    pub discovery: Discovery,
+}
+
+/// `discovery:` in the server config.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discovery {
+    /// Scan every PostgreSQL and SSH target on this period (e.g. `24h`); absent: only
+    /// `warrant discover`.
+    #[serde(default)]
+    pub every: Option<String>,
 }
 
 /// Seconds of a duration setting.

@@ -96,6 +96,20 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/mfa/webauthn/verify/finish", Signed),
     ("POST", "/api/v1/auth/webauthn/start", Public),
     ("POST", "/api/v1/auth/webauthn/finish", Public),
+    ("GET", "/api/v1/accounts", Auditor),
+    ("POST", "/api/v1/accounts", Admin),
+    ("DELETE", "/api/v1/accounts/{target}/{name}", Admin),
+    ("POST", "/api/v1/accounts/{target}/{name}/secret", Admin),
+    ("POST", "/api/v1/accounts/{target}/{name}/checkout", Signed),
+    ("POST", "/api/v1/accounts/{target}/{name}/reveal", Signed),
+    ("POST", "/api/v1/accounts/{target}/{name}/checkin", Signed),
+    ("POST", "/api/v1/accounts/{target}/{name}/rotate", Signed),
+    ("GET", "/api/v1/ssh/managed-key", Admin),
+    ("POST", "/api/v1/discovery/{target}", Admin),
+    ("GET", "/api/v1/discovery/{target}", Admin),
+    ("GET", "/api/v1/inventory", Auditor),
+    ("GET", "/api/v1/exceptions", Auditor),
+    ("POST", "/api/v1/exceptions/{id}/resolve", Admin),
 ];
 
 #[test]

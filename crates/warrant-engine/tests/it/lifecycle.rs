@@ -585,7 +585,7 @@ async fn cleanup_work_is_retried_with_backoff_and_never_dropped() {
             if n < 3 {
                 Err(format!("target unreachable (attempt {})", n + 1))
             } else {
-                Ok(())
+                Ok(Vec::new())
             }
         })
     });

@@ -98,6 +98,11 @@ impl Server {
     /// Starts `warrant serve --data-dir DATA --listen 127.0.0.1:PORT EXTRA...` and waits until
     /// `/healthz` answers. Its output goes to a log file in `logs`.
     pub fn start(data_dir: &Path, logs: &Path, extra: &[&str]) -> Self {
+        Self::start_env(data_dir, logs, extra, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables for the server.
+    pub fn start_env(data_dir: &Path, logs: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -113,6 +118,7 @@ impl Server {
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(extra)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(file.try_clone().expect("clone log handle"))
                 .stderr(file);
@@ -177,6 +183,11 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// Waits for the server to exit by itself (e.g. an injected crash); its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_bounded(&mut self.child, timeout)
     }
 
     /// `kill -9`: no chance to clean up.
@@ -365,8 +376,24 @@ impl World {
     }
 
     pub fn restart(&mut self) {
+        self.restart_env(&[]);
+    }
+
+    /// Starts the server again (after it stopped or crashed) with extra environment variables.
+    pub fn restart_env(&mut self, env: &[(&str, &str)]) {
         let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
-        self.server = Server::start(&self.data_dir, &self.root.path().join("logs"), &args);
+        self.server = Server::start_env(&self.data_dir, &self.root.path().join("logs"), &args, env);
+    }
+
+    /// Every server log of this test so far (all restarts).
+    pub fn all_logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(dir) = fs::read_dir(self.root.path().join("logs")) {
+            for e in dir.flatten() {
+                out.push_str(&fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
     }
 
     /// Someone with a config dir of their own and no token yet.

@@ -3,10 +3,14 @@
 //!
 //! - `harness`: start/stop/kill the server, run the CLI as someone, bounded waits.
 //! - `walkthrough`: the README's five-minute tour with the demo organisation.
+//! - `linux`: a vaulted Linux password rotated over SSH, discovery of a Linux host (real sshd).
 //! - `listings`: every listing verb, as a table and as `--json`.
 //! - `mfa`: TOTP enrolment from the terminal and sign-in with `--otp`.
+//! - `discovery`: `warrant discover` on a real PostgreSQL, exceptions for outside grants.
 //! - `directory`: identity and group verbs, and their error messages.
 //! - `apply`: the org file, dry run, idempotence, refusal of a bad file.
+//! - `accounts`: vaulted accounts on a real PostgreSQL: checkout, reveal, rotation, a crash at
+//!   every rotation step, a canary secret.
 //! - `dbcreds`: a temporary PostgreSQL role for a grant, dropped when it is revoked.
 //! - `audit`: verification online and offline, tampering, `audit tail`.
 //! - `expiry`: grants end on time, across a restart too.
@@ -18,13 +22,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod apply;
 mod audit;
 mod crash;
 mod dbcreds;
 mod directory;
+mod discovery;
 mod expiry;
 mod harness;
+mod linux;
 mod listings;
 mod mfa;
 mod postgres;

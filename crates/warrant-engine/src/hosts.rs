@@ -1,0 +1,160 @@
+//! Warrant's own access to Linux hosts (targets of kind `ssh`): one ed25519 key, made and sealed
+//! at first use, that an admin authorises for the target's `admin_user` (root, or an account
+//! with passwordless sudo); the target's `host_key` is pinned. Discovery and the rotation of
+//! vaulted Linux accounts go through it (`warrant-hostssh`).
+
+use warrant_audit::Event;
+use warrant_core::{Secret, Target};
+use warrant_hostssh::{HostTarget, ManagedKey};
+
+use crate::auth::Actor;
+use crate::error::{EngineError, Result};
+use crate::{Engine, require_admin};
+
+/// The vault's associated data for the managed key.
+pub(crate) const MANAGED_KEY_AAD: &str = "ssh-managed-key";
+
+/// A host and the key to reach it.
+pub(crate) struct HostAccess {
+    target: HostTarget,
+    key: ManagedKey,
+}
+
+fn host_error(e: &warrant_hostssh::HostSshError) -> String {
+    format!("{e} ({})", e.code())
+}
+
+impl HostAccess {
+    pub(crate) async fn verify_password(
+        &self,
+        account: &str,
+        secret: &Secret<String>,
+    ) -> std::result::Result<bool, String> {
+        warrant_hostssh::verify_account_password(&self.target, &self.key, account, secret)
+            .await
+            .map_err(|e| host_error(&e))
+    }
+
+    pub(crate) async fn set_password(
+        &self,
+        account: &str,
+        secret: &Secret<String>,
+    ) -> std::result::Result<(), String> {
+        warrant_hostssh::set_password(&self.target, &self.key, account, secret)
+            .await
+            .map_err(|e| host_error(&e))
+    }
+
+    /// Scans the host; `progress(phase, done, total)` follows it.
+    pub(crate) async fn scan(
+        &self,
+        progress: &mut (dyn FnMut(String, u64, u64) + Send),
+    ) -> std::result::Result<warrant_hostssh::LinuxScan, String> {
+        warrant_hostssh::scan_linux(
+            &self.target,
+            &self.key,
+            &mut |s: warrant_hostssh::ScanStep| {
+                progress(s.what.clone(), u64::from(s.done), u64::from(s.total));
+            },
+        )
+        .await
+        .map_err(|e| host_error(&e))
+    }
+}
+
+fn key_error(e: &warrant_hostssh::HostSshError) -> EngineError {
+    EngineError::internal(format!("the managed SSH key: {}", e.code()))
+}
+
+impl Engine {
+    /// Warrant's managed key, created and sealed at first use.
+    async fn managed_key(&self) -> Result<ManagedKey> {
+        let stored = {
+            let mut r = self.store().read().await?;
+            r.q().managed_ssh_key().await?
+        };
+        let sealed = match stored {
+            Some((sealed, _)) => sealed,
+            None => {
+                let key = ManagedKey::generate().map_err(|e| key_error(&e))?;
+                let pem = key.to_openssh().map_err(|e| key_error(&e))?;
+                let sealed = self.seal_text(MANAGED_KEY_AAD, &pem)?;
+                let now = self.now();
+                let mut tx = self.store().begin().await?;
+                // Another caller may have made one meanwhile: the first one stays.
+                if let Some((existing, _)) = tx.q().managed_ssh_key().await? {
+                    tx.rollback().await?;
+                    existing
+                } else {
+                    tx.w()
+                        .insert_managed_ssh_key(&sealed, &key.public_openssh(), now)
+                        .await?;
+                    tx.audit(
+                        now,
+                        None,
+                        &Event::SshManagedKeyCreated {
+                            public_key: key.public_openssh(),
+                        },
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(key);
+                }
+            }
+        };
+        let pem = self.open_text(MANAGED_KEY_AAD, &sealed)?;
+        ManagedKey::from_openssh(&pem).map_err(|e| key_error(&e))
+    }
+
+    /// The managed key's public half, to put in the admin account's `authorized_keys` on each
+    /// host (admins).
+    pub async fn managed_ssh_public_key(&self, actor: &Actor) -> Result<String> {
+        require_admin(actor)?;
+        Ok(self.managed_key().await?.public_openssh())
+    }
+
+    pub(crate) async fn host_access(&self, target: &Target) -> Result<HostAccess> {
+        let name = target.name.as_str();
+        let addr = target.address.as_deref().ok_or_else(|| {
+            EngineError::invalid(
+                "target_address_missing",
+                format!("target {name} has no address: set one (host:port)"),
+            )
+        })?;
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((h, p)) => (
+                h.trim_matches(['[', ']']).to_owned(),
+                p.parse::<u16>().map_err(|_| {
+                    EngineError::invalid(
+                        "target_address_invalid",
+                        format!("target {name}: {addr:?} is not host:port"),
+                    )
+                })?,
+            ),
+            None => (addr.to_owned(), 22),
+        };
+        let user = target.admin_user.clone().ok_or_else(|| {
+            EngineError::invalid(
+                "target_admin_missing",
+                format!(
+                    "target {name} names no admin_user: set it in the org file (root, or an account with passwordless sudo that holds Warrant's key: `warrant ssh managed-key`)"
+                ),
+            )
+        })?;
+        let line = target.host_key.as_deref().ok_or_else(|| {
+            EngineError::invalid(
+                "target_host_key_missing",
+                format!(
+                    "target {name} has no host_key to pin: set it in the org file (the host's /etc/ssh/ssh_host_ed25519_key.pub)"
+                ),
+            )
+        })?;
+        let host_key = HostTarget::parse_host_key(line).map_err(|e| {
+            EngineError::invalid("target_host_key_invalid", format!("target {name}: {e}"))
+        })?;
+        Ok(HostAccess {
+            target: HostTarget::new(host, port, user, host_key),
+            key: self.managed_key().await?,
+        })
+    }
+}
