@@ -1044,6 +1044,7 @@ async fn put_target(
         description: b.description,
         admin_user: b.admin_user,
         host_key: b.host_key,
+        connector: b.connector,
     };
     let changed = s.engine.save_target(&a, &t).await?;
     Ok(Json(serde_json::json!({"target": n, "changed": changed})))

@@ -442,6 +442,9 @@ pub struct TargetOut {
     /// SSH: the pinned host key for Warrant's own connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
+    /// PostgreSQL connector settings (TLS, CA file, owned objects).
+    #[serde(default)]
+    pub connector: warrant_core::ConnectorSettings,
     /// Roles.
     pub roles: Vec<RoleOut>,
 }
@@ -458,6 +461,7 @@ impl From<&TargetView> for TargetOut {
             description: t.description.clone(),
             admin_user: t.admin_user.clone(),
             host_key: t.host_key.clone(),
+            connector: t.connector.clone(),
             roles: v.roles.iter().map(RoleOut::from).collect(),
         }
     }
@@ -486,6 +490,9 @@ pub struct TargetIn {
     /// SSH: the pinned host key (one OpenSSH public key line).
     #[serde(default)]
     pub host_key: Option<String>,
+    /// PostgreSQL connector settings.
+    #[serde(default)]
+    pub connector: warrant_core::ConnectorSettings,
 }
 
 /// An approval stage.

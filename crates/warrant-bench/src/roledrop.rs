@@ -76,6 +76,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         description: "roledrop bench".into(),
         admin_user: Some(pg.user().to_owned()),
         host_key: None,
+        connector: Default::default(),
     };
     engine.save_target(&fx.admin, &target).await?;
     engine

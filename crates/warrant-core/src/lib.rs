@@ -18,8 +18,8 @@ pub mod time;
 
 pub use grant::{Grant, GrantStatus};
 pub use model::{
-    ActivationSettings, ApprovalStage, ApproverSource, Group, Identity, IdentityStatus, Rule,
-    Source, Subject, SystemRole, Target, TargetKind, TargetRole,
+    ActivationSettings, ApprovalStage, ApproverSource, ConnectorSettings, Group, Identity,
+    IdentityStatus, Rule, Source, Subject, SystemRole, Target, TargetKind, TargetRole,
 };
 pub use name::{Name, NameError};
 pub use request::{Approval, Request, RequestError, RequestStatus, StageOutcome};

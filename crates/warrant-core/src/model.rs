@@ -221,6 +221,24 @@ pub struct Target {
     /// SSH: the target's host key (one OpenSSH public key line), pinned for Warrant's own
     /// connections.
     pub host_key: Option<String>,
+    /// How Warrant's connector talks to the target.
+    pub connector: ConnectorSettings,
+}
+
+/// Connector settings of a target (PostgreSQL).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectorSettings {
+    /// `verify-full` (TLS, the server's certificate checked) or `disable` (plain TCP). Absent:
+    /// plain TCP to a loopback address, `verify-full` to anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// PEM file of the CA certificates that `verify-full` trusts (default: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// What happens to objects a temporary role created when it is dropped: `reassign` (to
+    /// the admin_user; the default) or `drop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owned_objects: Option<String>,
 }
 
 /// A privileged role on a target: a named privilege that grants refer to.

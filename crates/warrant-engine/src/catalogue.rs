@@ -84,6 +84,51 @@ fn role_not_found(target: &str, role: &str) -> EngineError {
     )
 }
 
+/// Refuses connector settings that cannot work, naming the fix.
+fn check_connector(t: &Target) -> Result<()> {
+    let c = &t.connector;
+    if let Some(tls) = &c.tls
+        && !matches!(tls.as_str(), "verify-full" | "disable")
+    {
+        return Err(EngineError::invalid(
+            "invalid_tls",
+            format!(
+                "target {}: tls {tls:?} is not verify-full or disable",
+                t.name
+            ),
+        ));
+    }
+    if c.ca_file.is_some() && c.tls.as_deref() == Some("disable") {
+        return Err(EngineError::invalid(
+            "invalid_tls",
+            format!("target {}: ca_file needs tls: verify-full", t.name),
+        ));
+    }
+    if let Some(o) = &c.owned_objects
+        && !matches!(o.as_str(), "reassign" | "drop")
+    {
+        return Err(EngineError::invalid(
+            "invalid_owned_objects",
+            format!(
+                "target {}: owned_objects {o:?} is not reassign or drop",
+                t.name
+            ),
+        ));
+    }
+    if let Some(k) = &t.host_key {
+        warrant_hostssh::HostTarget::parse_host_key(k).map_err(|e| {
+            EngineError::invalid(
+                "invalid_host_key",
+                format!(
+                    "target {}: host_key: {e} (give the host's /etc/ssh/ssh_host_ed25519_key.pub line)",
+                    t.name
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn tx_save_target(
     tx: &mut WriteTx,
     actor: &Actor,
@@ -108,6 +153,7 @@ pub(crate) async fn tx_save_target(
             ),
         ));
     }
+    check_connector(t)?;
     let old = tx.q().target(t.name.as_str()).await?;
     if old.as_ref() == Some(t) {
         return Ok(false);

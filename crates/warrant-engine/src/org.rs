@@ -99,6 +99,15 @@ pub struct OrgTarget {
     /// SSH: the host key Warrant pins for its own connections.
     #[serde(default)]
     pub host_key: Option<String>,
+    /// PostgreSQL: `verify-full` or `disable` (default: plain TCP on loopback only).
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// PostgreSQL: the CA certificates `verify-full` trusts (PEM file).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PostgreSQL: `reassign` (default) or `drop` what a temporary role owns when it goes.
+    #[serde(default)]
+    pub owned_objects: Option<String>,
     /// 1 low … 4 critical (default 2).
     #[serde(default)]
     pub risk_tier: Option<i64>,
@@ -333,6 +342,11 @@ impl Engine {
                     description: t.description.clone(),
                     admin_user: t.admin_user.clone(),
                     host_key: t.host_key.clone(),
+                    connector: warrant_core::ConnectorSettings {
+                        tls: t.tls.clone(),
+                        ca_file: t.ca_file.clone(),
+                        owned_objects: t.owned_objects.clone(),
+                    },
                 },
                 now,
             )

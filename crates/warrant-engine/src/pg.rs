@@ -69,6 +69,40 @@ fn host_port(target: &Target) -> Result<(String, u16)> {
     Ok((host, port))
 }
 
+/// The target's TLS setting; absent, plain TCP only to a loopback address.
+fn tls_mode(target: &Target, host: &str) -> TlsMode {
+    let require = || TlsMode::Require {
+        ca_file: target
+            .connector
+            .ca_file
+            .as_ref()
+            .map(std::path::PathBuf::from),
+    };
+    match target.connector.tls.as_deref() {
+        Some("disable") => TlsMode::Disable,
+        Some(_) => require(),
+        None => {
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                TlsMode::Disable
+            } else {
+                require()
+            }
+        }
+    }
+}
+
+/// What happens to a temporary role's objects when it is dropped, as the target says.
+pub(crate) fn on_drop(target: &Target, conn: &TargetConn) -> OnDrop {
+    match target.connector.owned_objects.as_deref() {
+        Some("drop") => OnDrop::Drop,
+        _ => OnDrop::Reassign(conn.admin_user.clone()),
+    }
+}
+
 impl Engine {
     /// Stores a target's admin password, sealed (admins).
     pub async fn set_target_secret(
@@ -143,12 +177,12 @@ impl Engine {
         let password = String::from_utf8(plain.to_vec())
             .map_err(|_| EngineError::internal("a stored target secret is not text"))?;
         Ok(TargetConn {
+            tls: tls_mode(target, &host),
             host,
             port,
             dbname: "postgres".into(),
             admin_user,
             admin_password: Secret::new(password),
-            tls: TlsMode::Disable,
             connect_timeout: Duration::from_secs(10),
         })
     }
@@ -243,12 +277,8 @@ impl Engine {
             false
         };
         if !recorded {
-            let _ = warrant_pgroles::drop_temp_role(
-                &conn,
-                &made.name,
-                &OnDrop::Reassign(conn.admin_user.clone()),
-            )
-            .await;
+            let _ =
+                warrant_pgroles::drop_temp_role(&conn, &made.name, &on_drop(&target, &conn)).await;
             return Err(EngineError::conflict(
                 "grant_not_active",
                 format!("grant {grant_id} closed (or its credentials were handed out) meanwhile"),
@@ -289,7 +319,7 @@ impl Engine {
             )
         })?;
         let conn = self.target_conn(&target).await.map_err(|e| e.message)?;
-        let owned = OnDrop::Reassign(conn.admin_user.clone());
+        let owned = on_drop(&target, &conn);
         let session = match self.inner.pg_sessions.take(&conn).await {
             Some(s) => s,
             None => conn
@@ -423,7 +453,7 @@ impl Engine {
                 let dropped = match warrant_pgroles::drop_temp_role(
                     &conn,
                     &role.name,
-                    &OnDrop::Reassign(conn.admin_user.clone()),
+                    &on_drop(&target, &conn),
                 )
                 .await
                 {

@@ -6,9 +6,9 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use warrant_audit::Record;
 use warrant_core::model::rule_id;
 use warrant_core::{
-    ActivationDuration, ActivationSettings, Approval, ApprovalStage, Grant, GrantStatus, Group,
-    Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Source, Subject, SystemRole,
-    Target, TargetKind, TargetRole, Timestamp,
+    ActivationDuration, ActivationSettings, Approval, ApprovalStage, ConnectorSettings, Grant,
+    GrantStatus, Group, Identity, IdentityStatus, Name, Request, RequestStatus, Rule, Source,
+    Subject, SystemRole, Target, TargetKind, TargetRole, Timestamp,
 };
 
 use crate::{Result, StoreError};
@@ -97,6 +97,15 @@ fn target(row: &AnyRow) -> Result<Target> {
         description: row.try_get("description")?,
         admin_user: row.try_get("admin_user")?,
         host_key: row.try_get("host_key")?,
+        connector: {
+            let c: Option<String> = row.try_get("connector")?;
+            match c {
+                Some(c) => {
+                    serde_json::from_str(&c).map_err(|e| corrupt("targets", "connector", e))?
+                }
+                None => ConnectorSettings::default(),
+            }
+        },
     })
 }
 
@@ -474,7 +483,7 @@ impl Q<'_> {
     /// One target.
     pub async fn target(&mut self, n: &str) -> Result<Option<Target>> {
         let row = sqlx::query(
-            "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key FROM targets WHERE name = $1",
+            "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key, connector FROM targets WHERE name = $1",
         )
         .bind(n)
         .fetch_optional(&mut *self.0)
@@ -486,7 +495,7 @@ impl Q<'_> {
     pub async fn targets(&mut self) -> Result<Vec<Target>> {
         collect(
             sqlx::query(
-                "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key FROM targets ORDER BY name",
+                "SELECT name, kind, address, owner, risk_tier, description, admin_user, host_key, connector FROM targets ORDER BY name",
             )
             .fetch_all(&mut *self.0)
             .await?,
@@ -1033,9 +1042,9 @@ impl W<'_> {
     /// Creates or updates a target.
     pub async fn save_target(&mut self, t: &Target, now: Timestamp) -> Result<()> {
         sqlx::query(
-            "INSERT INTO targets (name, kind, address, owner, risk_tier, description, admin_user, created_at, host_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (name) DO UPDATE SET kind = $2, address = $3, owner = $4, risk_tier = $5, description = $6, admin_user = $7, host_key = $9",
+            "INSERT INTO targets (name, kind, address, owner, risk_tier, description, admin_user, created_at, host_key, connector) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (name) DO UPDATE SET kind = $2, address = $3, owner = $4, risk_tier = $5, description = $6, admin_user = $7, host_key = $9, connector = $10",
         )
         .bind(t.name.as_str())
         .bind(t.kind.as_str())
@@ -1046,6 +1055,11 @@ impl W<'_> {
         .bind(t.admin_user.as_deref())
         .bind(now.millis())
         .bind(t.host_key.as_deref())
+        .bind(if t.connector == ConnectorSettings::default() {
+            None
+        } else {
+            serde_json::to_string(&t.connector).ok()
+        })
         .execute(&mut *self.0)
         .await?;
         Ok(())

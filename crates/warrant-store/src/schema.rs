@@ -259,6 +259,7 @@ CREATE TABLE db_credentials (
     // discovery (inventory, scans, exceptions). Booleans are 0/1.
     r#"
 ALTER TABLE targets ADD COLUMN host_key TEXT;
+ALTER TABLE targets ADD COLUMN connector TEXT;
 CREATE TABLE vaulted_accounts (
     target TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -986,6 +986,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         description,
                         admin_user: None,
                         host_key: None,
+                        connector: Default::default(),
                     },
                 )
                 .await?;
