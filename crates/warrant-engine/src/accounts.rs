@@ -566,6 +566,19 @@ impl Engine {
                     ),
                 ));
             }
+            let t = r
+                .q()
+                .target(target)
+                .await?
+                .ok_or_else(|| crate::catalogue::target_not_found(target))?;
+            if !Self::rotatable(&t) {
+                return Err(EngineError::invalid(
+                    "rotation_unsupported",
+                    format!(
+                        "target {target} is generic: Warrant cannot change secrets there; rotate by hand and store the new one with `warrant account set-secret {target} {name} --secret-stdin`"
+                    ),
+                ));
+            }
             row
         };
         self.rotate(&row.target, &row.name, "manual").await

@@ -433,6 +433,9 @@ pub enum TargetCmd {
         /// PostgreSQL role membership (repeatable).
         #[arg(long = "db-role")]
         db_roles: Vec<String>,
+        /// The vaulted account a grant of this role may check out.
+        #[arg(long)]
+        account: Option<String>,
     },
     /// Delete a role.
     DeleteRole {

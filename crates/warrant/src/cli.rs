@@ -1004,6 +1004,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
             principals,
             login,
             db_roles,
+            account,
         } => {
             let v: Value = ctx
                 .put(
@@ -1013,7 +1014,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         principals,
                         login,
                         db_roles,
-                        account: None,
+                        account,
                     },
                 )
                 .await?;

@@ -380,3 +380,124 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn an_api_key_on_a_generic_target_is_vaulted_but_never_rotated_by_warrant() {
+    let w = World::demo();
+    let admin = w.admin();
+    w.run(
+        &admin,
+        &[
+            "target",
+            "add",
+            "billing-api",
+            "--kind",
+            "generic",
+            "--owner",
+            "ops",
+        ],
+    )
+    .ok();
+    w.run(
+        &admin,
+        &[
+            "target",
+            "add-role",
+            "billing-api",
+            "key-holder",
+            "--account",
+            "root-key",
+        ],
+    )
+    .ok();
+    w.run(
+        &admin,
+        &[
+            "rule",
+            "add",
+            "--group",
+            "ops",
+            "--target",
+            "billing-api",
+            "--role",
+            "key-holder",
+            "--max-duration",
+            "1h",
+        ],
+    )
+    .ok();
+    let key = "sk_live_0123456789";
+    let refused = w
+        .run_stdin(
+            &admin,
+            &[
+                "account",
+                "add",
+                "billing-api",
+                "root-key",
+                "--owner",
+                "ops",
+                "--rotate-every",
+                "24h",
+                "--secret-stdin",
+            ],
+            &format!("{key}\n"),
+        )
+        .fails();
+    assert!(refused.contains("rotation_unsupported"), "{refused}");
+    let added = w
+        .run_stdin(
+            &admin,
+            &[
+                "account",
+                "add",
+                "billing-api",
+                "root-key",
+                "--owner",
+                "ops",
+                "--secret-stdin",
+                "--json",
+            ],
+            &format!("{key}\n"),
+        )
+        .json();
+    assert_eq!(added["rotate_after_checkin"], false, "{added}");
+    let again = w
+        .run(&admin, &["account", "rotate", "billing-api", "root-key"])
+        .fails();
+    assert!(
+        again.contains("rotation_unsupported") && again.contains("set-secret"),
+        "{again}"
+    );
+
+    let carol = w.login("carol");
+    w.run(
+        &carol,
+        &[
+            "request",
+            "billing-api",
+            "key-holder",
+            "--for",
+            "30m",
+            "--reason",
+            "invoice run",
+        ],
+    )
+    .ok();
+    w.run(&carol, &["account", "checkout", "billing-api", "root-key"])
+        .ok();
+    let shown = w
+        .run(&carol, &["account", "reveal", "billing-api", "root-key"])
+        .ok()
+        .to_owned();
+    assert_eq!(shown.trim(), key);
+    w.run(&carol, &["account", "checkin", "billing-api", "root-key"])
+        .ok();
+    // A user sees no listing of the vault; an auditor does, without secrets.
+    let no = w.run(&carol, &["accounts"]).fails();
+    assert!(no.contains("role_required"), "{no}");
+    let listed = w.run(&admin, &["accounts", "--json"]).json_array();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0]["last_rotated_at"].is_null(), "{listed:?}");
+    assert!(!listed[0].to_string().contains(key));
+}
