@@ -4,6 +4,7 @@
 //!   `postgresql` package) in a temp dir under `/tmp` on a free loopback port, and stops it again.
 //!   [`PgFixture::shared`] gives one server per test binary; each test then takes its own database
 //!   with [`PgFixture::fresh_database`] or [`PgFixture::create_database`].
+//!   [`PgFixture::start_tls`] starts one that also speaks TLS, with a certificate from a test CA.
 //! * [`SlapdFixture`] starts a throwaway OpenLDAP server (Debian `slapd`) with `ldap://`
 //!   (StartTLS) and `ldaps://` listeners, a test CA, the memberof overlay and a test-only
 //!   imitation of a few Active Directory attributes.
@@ -24,6 +25,7 @@
 //! Nothing here is mocked and nothing is skipped: when PostgreSQL is missing, the fixture returns a
 //! [`FixtureError`] whose message names the command that failed and the package to install.
 
+mod certs;
 mod error;
 mod linux;
 mod oidc;

@@ -2,13 +2,14 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::certs::TestCa;
 use crate::error::tail;
 use crate::{FixtureError, try_free_port};
 
@@ -23,6 +24,9 @@ const ADMIN: &str = "admin";
 const START_ATTEMPTS: usize = 5;
 /// Seconds `pg_ctl -w` waits for start/stop.
 const PG_CTL_TIMEOUT: &str = "60";
+/// The names on the server certificate of [`PgFixture::start_tls`]: what a client may connect to
+/// and verify (the server listens on 127.0.0.1 only).
+const TLS_SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
 /// Stops the server and removes the temp dir once the test process is gone, however it ends
 /// (normal exit, panic, `kill -9`, Ctrl-C): it blocks reading a pipe whose only writer is the
@@ -45,6 +49,9 @@ const WATCHDOG_SCRIPT: &str =
 /// without dropping it (the [`shared`](Self::shared) instance lives in a static and is never
 /// dropped; a test process killed with `kill -9` never drops anything).
 ///
+/// A server from [`start_tls`](Self::start_tls) also speaks TLS, with a certificate from a test
+/// CA ([`ca_file`](Self::ca_file)); plain TCP connections are still accepted.
+///
 /// ```no_run
 /// # fn main() -> Result<(), warrant_testkit::FixtureError> {
 /// let pg = warrant_testkit::PgFixture::shared()?;
@@ -59,7 +66,14 @@ pub struct PgFixture {
     psql: PathBuf,
     bin_dir: PathBuf,
     next_db: AtomicU64,
+    tls: Option<TlsFiles>,
     guard: Guard,
+}
+
+/// The CA files of a TLS fixture (the server's certificate and key sit next to them).
+struct TlsFiles {
+    ca: PathBuf,
+    untrusted_ca: PathBuf,
 }
 
 impl PgFixture {
@@ -68,6 +82,30 @@ impl PgFixture {
     /// Takes about a second (mostly `initdb`). Tests that do not need a server of their own
     /// should use [`shared`](Self::shared) and a database of their own instead.
     pub fn start() -> Result<Self, FixtureError> {
+        Self::start_with(false)
+    }
+
+    /// Starts a new server owned by the caller, like [`start`](Self::start), that also speaks
+    /// TLS (`ssl = on`).
+    ///
+    /// The server certificate is made at start: common name `localhost`, subject alternative
+    /// names DNS `localhost` and IP `127.0.0.1`, for TLS server authentication, signed by a
+    /// fresh test CA whose certificate is [`ca_file`](Self::ca_file) (the CA's key is never
+    /// written down). A second CA that signed nothing,
+    /// [`untrusted_ca_file`](Self::untrusted_ca_file), is there for tests of a wrong CA. The
+    /// certificate and its key (mode 0600) sit in the temp dir, are owned by the user the server
+    /// runs as and are named in `postgresql.conf` (`ssl_cert_file`, `ssl_key_file`).
+    ///
+    /// TLS is offered, not forced: `pg_hba.conf` keeps initdb's `host` lines, which match
+    /// connections with and without TLS, so `sslmode=disable` still logs in, libpq's default
+    /// `prefer` (and so [`psql`](Self::psql) and [`url`](Self::url)) gets TLS, and
+    /// `sslmode=verify-full sslrootcert=<ca_file>` verifies the server as `localhost` or
+    /// `127.0.0.1`. No client certificates are asked for.
+    pub fn start_tls() -> Result<Self, FixtureError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Self, FixtureError> {
         let bin_dir = find_bin_dir()?;
         let as_postgres = effective_uid() == Some(0);
         let pg_ctl = bin_dir.join("pg_ctl");
@@ -90,6 +128,11 @@ impl PgFixture {
         initdb(&bin_dir, &guard, &pwfile)?;
         // Only initdb reads it; the hash is in the cluster now.
         let _ = fs::remove_file(&pwfile);
+        let tls = if tls {
+            Some(configure_tls(&guard)?)
+        } else {
+            None
+        };
 
         let port = start_server(&guard)?;
         let psql = find_psql(&bin_dir);
@@ -99,6 +142,7 @@ impl PgFixture {
             psql,
             bin_dir,
             next_db: AtomicU64::new(1),
+            tls,
             guard,
         })
     }
@@ -239,6 +283,21 @@ impl PgFixture {
     pub fn bin_dir(&self) -> &Path {
         &self.bin_dir
     }
+
+    /// The PEM file of the test CA that signed the server certificate, for a client's
+    /// `sslrootcert`; `None` unless the server was started with [`start_tls`](Self::start_tls).
+    #[must_use]
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca.as_path())
+    }
+
+    /// The PEM file of a second test CA that signed nothing this server presents: a client
+    /// trusting only it must refuse the server. `None` unless started with
+    /// [`start_tls`](Self::start_tls).
+    #[must_use]
+    pub fn untrusted_ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.untrusted_ca.as_path())
+    }
 }
 
 impl std::fmt::Debug for PgFixture {
@@ -247,6 +306,7 @@ impl std::fmt::Debug for PgFixture {
             .field("port", &self.port)
             .field("dir", &self.guard.dir)
             .field("bin_dir", &self.bin_dir)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -458,6 +518,71 @@ fn initdb(bin_dir: &Path, guard: &Guard, pwfile: &Path) -> Result<(), FixtureErr
         "the C.UTF-8 locale comes with libc (Debian: libc-bin); PostgreSQL refuses to run as \
          root, so as root the fixture needs `runuser` and the `postgres` user",
     )?;
+    Ok(())
+}
+
+/// Makes the test CAs and the server certificate, writes them to the temp dir and turns TLS on
+/// in `postgresql.conf`.
+fn configure_tls(guard: &Guard) -> Result<TlsFiles, FixtureError> {
+    let ca = TestCa::new("Warrant test CA (PostgreSQL)")?;
+    let untrusted = TestCa::new("Warrant untrusted test CA (PostgreSQL)")?;
+    let server = ca.server_cert(&TLS_SERVER_NAMES)?;
+
+    let files = TlsFiles {
+        ca: guard.dir.join("ca.pem"),
+        untrusted_ca: guard.dir.join("untrusted-ca.pem"),
+    };
+    let cert = guard.dir.join("server.crt");
+    // PostgreSQL refuses to start with a key file that anyone but its owner may read.
+    let key = guard.dir.join("server.key");
+    write_server_file(guard, &files.ca, ca.pem(), 0o644)?;
+    write_server_file(guard, &files.untrusted_ca, untrusted.pem(), 0o644)?;
+    write_server_file(guard, &cert, &server.cert_pem, 0o644)?;
+    write_server_file(guard, &key, &server.key_pem, 0o600)?;
+
+    // Appended, so the settings win over initdb's and survive a `pg_ctl restart` by a test.
+    let conf = guard.data.join("postgresql.conf");
+    OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .and_then(|mut f| {
+            write!(
+                f,
+                "\n# warrant-testkit PgFixture::start_tls\nssl = on\n\
+                 ssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                cert.display(),
+                key.display()
+            )
+        })
+        .map_err(|e| {
+            FixtureError::new(format!("could not append to {}", conf.display()))
+                .with_detail(e.to_string())
+        })?;
+    Ok(files)
+}
+
+/// Writes the new file `path` with `mode`, owned by the user the server runs as: the owner of
+/// the temp dir, which that user created.
+fn write_server_file(
+    guard: &Guard,
+    path: &Path,
+    contents: &str,
+    mode: u32,
+) -> Result<(), FixtureError> {
+    let error = |e: std::io::Error| {
+        FixtureError::new(format!("could not write {}", path.display())).with_detail(e.to_string())
+    };
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .map_err(error)?;
+    if guard.as_postgres {
+        let owner = fs::metadata(&guard.dir).map_err(error)?;
+        chown(path, Some(owner.uid()), Some(owner.gid())).map_err(error)?;
+    }
     Ok(())
 }
 

@@ -10,11 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-
+use crate::certs::TestCa;
 use crate::error::tail;
 use crate::{FixtureError, try_free_port};
 
@@ -518,54 +514,15 @@ memberof-refint TRUE
 /// The test CA, a server certificate it signed for 127.0.0.1, ::1 and localhost, and a second,
 /// unrelated CA.
 fn write_certificates(dir: &Path) -> Result<(), FixtureError> {
-    let cert_error = |e: rcgen::Error| {
-        FixtureError::new("could not generate the test certificates (rcgen)")
-            .with_detail(e.to_string())
-    };
-    let (ca_pem, issuer) = new_ca("Warrant test CA").map_err(cert_error)?;
-    let (untrusted_pem, _) = new_ca("Warrant untrusted test CA").map_err(cert_error)?;
+    let ca = TestCa::new("Warrant test CA")?;
+    let untrusted = TestCa::new("Warrant untrusted test CA")?;
+    let server = ca.server_cert(&["127.0.0.1", "::1", "localhost"])?;
 
-    let server_key = KeyPair::generate().map_err(cert_error)?;
-    let mut params = CertificateParams::new(vec![
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-        "localhost".to_owned(),
-    ])
-    .map_err(cert_error)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages.push(KeyUsagePurpose::DigitalSignature);
-    params
-        .extended_key_usages
-        .push(ExtendedKeyUsagePurpose::ServerAuth);
-    let server = params.signed_by(&server_key, &issuer).map_err(cert_error)?;
-
-    write_private(&dir.join("ca.pem"), ca_pem.as_bytes())?;
-    write_private(&dir.join("untrusted-ca.pem"), untrusted_pem.as_bytes())?;
-    write_private(&dir.join("server.pem"), server.pem().as_bytes())?;
-    write_private(
-        &dir.join("server.key"),
-        server_key.serialize_pem().as_bytes(),
-    )?;
+    write_private(&dir.join("ca.pem"), ca.pem().as_bytes())?;
+    write_private(&dir.join("untrusted-ca.pem"), untrusted.pem().as_bytes())?;
+    write_private(&dir.join("server.pem"), server.cert_pem.as_bytes())?;
+    write_private(&dir.join("server.key"), server.key_pem.as_bytes())?;
     Ok(())
-}
-
-/// A self-signed CA certificate (PEM) and the issuer that signs with its key.
-fn new_ca(name: &str) -> Result<(String, Issuer<'static, KeyPair>), rcgen::Error> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-    ];
-    let cert = params.self_signed(&key)?;
-    Ok((cert.pem(), Issuer::new(params, key)))
 }
 
 /// Starts slapd on two free ports; retried on new ports when someone took one meanwhile.

@@ -7,7 +7,7 @@ use tokio_postgres::NoTls;
 use warrant_core::Secret;
 use warrant_pgroles::{
     OnDrop, PgRolesError, TargetConn, TempRole, TempRoleSpec, TlsMode, create_temp_role,
-    drop_temp_role, managed_roles,
+    drop_temp_role, managed_roles, verify_login,
 };
 use warrant_testkit::PgFixture;
 
@@ -394,4 +394,110 @@ async fn connection_failures_have_their_codes() {
     nobody.admin_user = "nobody_here".to_owned();
     let err = managed_roles(&nobody).await.unwrap_err();
     assert_eq!(err.code(), "pg_auth", "{err}");
+}
+
+/// Whether the server sees the one session of `user` as encrypted (`t` or `f`; empty when
+/// `user` has no session).
+fn encrypted_sessions_of(pg: &PgFixture, user: &str) -> String {
+    pg.psql(
+        &pg.url(),
+        &format!(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.usename = '{user}'"
+        ),
+    )
+    .unwrap()
+}
+
+/// A server with TLS: `TlsMode::Require` with the fixture's CA verifies it by IP address and by
+/// host name, and the server sees Warrant's session encrypted; a CA that did not sign the
+/// server's certificate and the system's trust store are both refused.
+#[tokio::test]
+async fn tls_is_verified_against_the_given_ca_by_address_and_by_name() {
+    let pg = PgFixture::start_tls().unwrap();
+    let ca = pg.ca_file().unwrap().to_path_buf();
+    // One admin per connection kind, so that each held session is the only one of its user.
+    pg.psql(
+        &pg.url(),
+        "CREATE ROLE adm_plain SUPERUSER LOGIN PASSWORD 'adm-pw'; \
+         CREATE ROLE adm_127_0_0_1 SUPERUSER LOGIN PASSWORD 'adm-pw'; \
+         CREATE ROLE adm_localhost SUPERUSER LOGIN PASSWORD 'adm-pw'; \
+         CREATE ROLE acct_tls LOGIN PASSWORD 'acct-tls-pw'",
+    )
+    .unwrap();
+    let as_admin = |admin: &str, host: &str, tls: TlsMode| TargetConn {
+        host: host.to_owned(),
+        admin_user: admin.to_owned(),
+        admin_password: Secret::new("adm-pw".to_owned()),
+        tls,
+        ..target(&pg, "postgres")
+    };
+
+    // Plain TCP is still accepted, and the check below tells it apart.
+    let plain = as_admin("adm_plain", "127.0.0.1", TlsMode::Disable);
+    let session = plain.session().await.unwrap();
+    assert_eq!(encrypted_sessions_of(&pg, "adm_plain"), "f\n");
+    drop(session);
+
+    for host in ["127.0.0.1", "localhost"] {
+        let admin = format!("adm_{}", host.replace('.', "_"));
+        let conn = as_admin(
+            &admin,
+            host,
+            TlsMode::Require {
+                ca_file: Some(ca.clone()),
+            },
+        );
+        let session = conn.session().await.unwrap();
+        assert_eq!(encrypted_sessions_of(&pg, &admin), "t\n", "{host}");
+
+        let grant = format!("g-tls-{host}");
+        let role = create_temp_role(&conn, &spec("tina", &grant, &[]))
+            .await
+            .unwrap();
+        let listed = managed_roles(&conn).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|r| &r.grant_id).collect::<Vec<_>>(),
+            vec![&grant],
+            "{host}"
+        );
+        assert!(
+            verify_login(&conn, &role.name, &role.password)
+                .await
+                .unwrap()
+        );
+        let acct_pw = Secret::new("acct-tls-pw".to_owned());
+        assert!(verify_login(&conn, "acct_tls", &acct_pw).await.unwrap());
+        let wrong = Secret::new("not-the-password".to_owned());
+        assert!(!verify_login(&conn, "acct_tls", &wrong).await.unwrap());
+
+        let report = session
+            .drop_temp_role(&role.name, &OnDrop::Drop)
+            .await
+            .unwrap();
+        assert!(report.existed, "{host}");
+        assert!(session.managed_roles().await.unwrap().is_empty(), "{host}");
+    }
+
+    let untrusted = pg.untrusted_ca_file().unwrap().to_path_buf();
+    for tls in [
+        TlsMode::Require {
+            ca_file: Some(untrusted),
+        },
+        TlsMode::Require { ca_file: None },
+    ] {
+        for host in ["127.0.0.1", "localhost"] {
+            let conn = as_admin("adm_localhost", host, tls.clone());
+            let err = managed_roles(&conn).await.unwrap_err();
+            assert_eq!(err.code(), "pg_tls", "{host} {tls:?}: {err}");
+            assert!(
+                err.to_string().contains("invalid peer certificate"),
+                "{host} {tls:?}: {err}"
+            );
+            // Not a refused password: it says nothing about one.
+            let acct_pw = Secret::new("acct-tls-pw".to_owned());
+            let err = verify_login(&conn, "acct_tls", &acct_pw).await.unwrap_err();
+            assert_eq!(err.code(), "pg_tls", "{host} {tls:?}: {err}");
+        }
+    }
 }

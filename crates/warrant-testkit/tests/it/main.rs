@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,88 @@ fn owned_fixture_serves_separate_databases_and_stops_on_drop() -> TestResult {
     Ok(())
 }
 
+/// libpq's key=value connection string for the fixture's superuser, with `extra` settings
+/// (`sslmode`, `sslrootcert`, `host`, …) appended.
+fn conninfo(pg: &PgFixture, extra: &str) -> String {
+    format!(
+        "port={} dbname=postgres user={} password={} connect_timeout=10 {extra}",
+        pg.port(),
+        pg.user(),
+        pg.password()
+    )
+}
+
+#[test]
+fn tls_fixture_is_verified_as_localhost_and_127_0_0_1_and_still_serves_plain_tcp() -> TestResult {
+    const ENCRYPTED: &str = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let pg = PgFixture::start_tls()?;
+    eprintln!("{pg:?}");
+    let ca = pg.ca_file().ok_or("a TLS fixture without a CA file")?;
+    let untrusted = pg
+        .untrusted_ca_file()
+        .ok_or("a TLS fixture without an untrusted CA file")?;
+    assert!(std::fs::read_to_string(ca)?.starts_with("-----BEGIN CERTIFICATE-----"));
+
+    // verify-full: the chain up to the CA and the host name (DNS or IP SAN).
+    for host in ["localhost", "127.0.0.1"] {
+        let verified = conninfo(
+            &pg,
+            &format!(
+                "host={host} sslmode=verify-full sslrootcert={}",
+                ca.display()
+            ),
+        );
+        assert_eq!(psql(&verified, ENCRYPTED)?, "t\n", "{host}");
+    }
+    // The fixture's own client and URL get TLS too (libpq's default sslmode is `prefer`).
+    assert_eq!(pg.psql(&pg.url(), ENCRYPTED)?, "t\n");
+    // TLS is offered, not forced.
+    let plain = conninfo(&pg, "host=127.0.0.1 sslmode=disable");
+    assert_eq!(psql(&plain, ENCRYPTED)?, "f\n");
+
+    let wrong_ca = conninfo(
+        &pg,
+        &format!(
+            "host=127.0.0.1 sslmode=verify-full sslrootcert={}",
+            untrusted.display()
+        ),
+    );
+    let err = psql(&wrong_ca, "select 1")
+        .err()
+        .ok_or("a server certificate from another CA was accepted")?;
+    assert!(
+        err.to_string().contains("certificate verify failed"),
+        "{err}"
+    );
+    // A name that is not on the certificate, at the right address.
+    let wrong_name = conninfo(
+        &pg,
+        &format!(
+            "host=db.example.invalid hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={}",
+            ca.display()
+        ),
+    );
+    let err = psql(&wrong_name, "select 1")
+        .err()
+        .ok_or("a server certificate for another name was accepted")?;
+    assert!(
+        err.to_string().contains("does not match host name"),
+        "{err}"
+    );
+
+    // PostgreSQL checks this too, but only when it starts: the key is the server user's alone.
+    let key = std::fs::metadata(pg.dir().join("server.key"))?;
+    assert_eq!(key.mode() & 0o777, 0o600);
+    assert_eq!(key.uid(), std::fs::metadata(pg.dir())?.uid());
+
+    let port = pg.port();
+    let dir = pg.dir().to_path_buf();
+    drop(pg);
+    assert!(!accepts_connections(port));
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    Ok(())
+}
+
 #[test]
 fn shared_fixture_is_started_once_and_hands_out_fresh_databases() -> TestResult {
     let pg = PgFixture::shared()?;
@@ -113,6 +196,7 @@ fn shared_fixture_is_started_once_and_hands_out_fresh_databases() -> TestResult 
     let first = pg.fresh_database()?;
     let second = pg.fresh_database()?;
     assert_ne!(first, second);
+    assert!(pg.ca_file().is_none() && pg.untrusted_ca_file().is_none());
     assert_eq!(pg.psql(&first, "select 1")?, "1\n");
     assert_eq!(psql(&second, "select 1")?, "1\n");
     Ok(())
