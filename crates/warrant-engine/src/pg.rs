@@ -342,9 +342,9 @@ impl Engine {
 }
 
 /// Idle admin sessions to PostgreSQL targets, reused by clean-ups so that many roles ending
-/// together do not each pay a login. Keyed by where and as whom they log in (the password's
-/// hash included, so a new admin secret never reuses an old session); a broken session is
-/// not given back.
+/// together do not each pay a login. Keyed by where, how (TLS) and as whom they log in (the
+/// password's hash included, so a new admin secret never reuses an old session); a broken
+/// session is not given back.
 #[derive(Default)]
 pub(crate) struct PgSessions(
     tokio::sync::Mutex<std::collections::HashMap<String, Vec<AdminSession>>>,
@@ -357,12 +357,13 @@ fn session_key(conn: &TargetConn) -> String {
     use sha2::Digest;
     let pw = sha2::Sha256::digest(conn.admin_password.expose().as_bytes());
     format!(
-        "{}:{}/{} {} {}",
+        "{}:{}/{} {} {} {:?}",
         conn.host,
         conn.port,
         conn.dbname,
         conn.admin_user,
-        hex::encode(pw)
+        hex::encode(pw),
+        conn.tls
     )
 }
 

@@ -94,5 +94,8 @@ pub fn load(path: &Path) -> Result<ServerConfig> {
         l.validate()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
+    if let Some(v) = &cfg.discovery.every {
+        secs("discovery.every", v)?;
+    }
     Ok(cfg)
 }

@@ -117,3 +117,65 @@ fn warrant_psql_runs_psql_as_the_grants_temporary_role() {
     );
     assert!(out.ok().trim().starts_with("w_alice_"), "{out}");
 }
+
+#[test]
+fn a_target_with_tls_is_reached_only_through_a_verified_certificate() {
+    let pg = PgFixture::start_tls().unwrap_or_else(|e| panic!("{e}"));
+    let ca = pg.ca_file().unwrap().to_str().unwrap().to_owned();
+    let w = World::demo();
+    let admin = w.admin();
+    let apply = |tls: &str| {
+        let org = std::fs::read_to_string(DEMO_ORG)
+            .unwrap()
+            .replace("127.0.0.1:5432", &format!("localhost:{}", pg.port()))
+            .replace(
+                "admin_user: warrant",
+                &format!("admin_user: {}\n    {tls}", pg.user()),
+            );
+        let file = w.root().join("org.yaml");
+        std::fs::write(&file, org).unwrap();
+        w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    };
+    let bad = w.root().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(DEMO_ORG)
+            .unwrap()
+            .replace("admin_user: warrant", "admin_user: warrant\n    tls: maybe"),
+    )
+    .unwrap();
+    let refused = w
+        .run(&admin, &["apply", "-f", bad.to_str().unwrap()])
+        .fails();
+    assert!(refused.contains("verify-full or disable"), "{refused}");
+
+    // verify-full against the system's roots: the test CA is not one of them.
+    apply("tls: verify-full");
+    set_secret(&w, &admin, &pg);
+    let alice = w.login("alice");
+    let request = |who: &Who| {
+        let g = w
+            .run(
+                who,
+                &[
+                    "request", "pg-prod", "readonly", "--for", "1h", "--reason", "report", "--json",
+                ],
+            )
+            .json();
+        s(&g["grant"], "id").to_owned()
+    };
+    let grant = request(&alice);
+    let untrusted = w.run(&alice, &["db-creds", &grant]).fails();
+    assert!(untrusted.contains("pg_tls"), "{untrusted}");
+
+    // With the target's CA file the certificate verifies and the credentials work.
+    apply(&format!("tls: verify-full\n    ca_file: {ca}"));
+    let c = w.run(&alice, &["db-creds", &grant, "--json"]).json();
+    let url = format!(
+        "postgres://{}:{}@localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca}",
+        s(&c, "user"),
+        s(&c, "password"),
+        pg.port()
+    );
+    assert!(pg.psql(&url, "SELECT 1").is_ok());
+}

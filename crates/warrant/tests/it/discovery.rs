@@ -153,3 +153,55 @@ fn a_privilege_granted_outside_warrant_becomes_an_exception() {
     )
     .unwrap();
 }
+
+#[test]
+fn discovery_runs_on_the_configured_schedule() {
+    let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
+    let mut w = World::demo();
+    let admin = w.admin();
+    let org = std::fs::read_to_string(DEMO_ORG)
+        .unwrap()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
+        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
+    let file = w.root().join("org.yaml");
+    std::fs::write(&file, org).unwrap();
+    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    w.run_stdin(
+        &admin,
+        &["target", "set-secret", "pg-prod", "--password-stdin"],
+        &format!("{}\n", pg.password()),
+    )
+    .ok();
+    let bad = w.root().join("bad.yaml");
+    std::fs::write(&bad, "discovery:\n  every: soon\n").unwrap();
+    let out = crate::harness::warrant_command()
+        .args(["serve", "--config", bad.to_str().unwrap(), "--data-dir"])
+        .arg(w.root().join("unused"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("discovery.every"),
+        "{out:?}"
+    );
+
+    let config = w.root().join("server.yaml");
+    std::fs::write(&config, "discovery:\n  every: 1s\n").unwrap();
+    w.restart_with(&["--demo", "--config", config.to_str().unwrap()]);
+    let scanned = crate::harness::poll(std::time::Duration::from_secs(30), || {
+        let inv = w
+            .run(&admin, &["inventory", "--target", "pg-prod", "--json"])
+            .json_array();
+        (!inv.is_empty()).then_some(inv)
+    })
+    .expect("no scheduled scan of pg-prod within 30 s");
+    assert!(
+        scanned.iter().any(|r| r["account"] == pg.user()),
+        "{scanned:?}"
+    );
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "100", "--json"])
+        .ok()
+        .to_owned();
+    assert!(audit.contains("discovery.scanned"), "{audit}");
+}
