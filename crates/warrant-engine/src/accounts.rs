@@ -301,6 +301,13 @@ impl Engine {
             ));
         }
         let sealed = self.seal_text(&account_aad(target, name), &secret)?;
+        // Not while a rotation of it runs here: it would race the admin's value.
+        let Some(_guard) = self.inner.rotations.try_lock(target, name) else {
+            return Err(EngineError::conflict(
+                "rotation_running",
+                format!("{name} on {target} is being rotated right now: try again in a moment"),
+            ));
+        };
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let mut row = tx

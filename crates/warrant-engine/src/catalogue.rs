@@ -369,6 +369,20 @@ impl Engine {
                 format!("target {name} has open grants: revoke them first (warrant grants --all)"),
             ));
         }
+        if tx
+            .q()
+            .vaulted_accounts()
+            .await?
+            .iter()
+            .any(|a| a.target == name)
+        {
+            return Err(EngineError::conflict(
+                "target_has_accounts",
+                format!(
+                    "target {name} has vaulted accounts: delete them first (warrant accounts; warrant account delete {name} NAME)"
+                ),
+            ));
+        }
         tx.w().delete_target(name).await?;
         tx.audit(
             now,

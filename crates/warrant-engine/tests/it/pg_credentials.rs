@@ -286,6 +286,13 @@ async fn a_vaulted_account_is_rotated_on_its_schedule() {
         ],
         "{steps:?}"
     );
+    // A target with vaulted accounts is not deleted from under them.
+    let e = env
+        .engine
+        .delete_target(&env.admin, "pg-prod")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "target_has_accounts", "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
