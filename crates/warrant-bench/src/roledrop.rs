@@ -14,12 +14,11 @@
 //! 2 s).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use warrant_core::{Clock, Grant, GrantStatus, Name, Secret, SystemClock, Target, TargetKind};
-use warrant_engine::{CleanupFn, Engine};
 use warrant_pgroles::{TargetConn, TlsMode};
 
 use crate::Common;
@@ -52,17 +51,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     progress("starting a throwaway PostgreSQL");
     let pg = warrant_testkit::PgFixture::start().map_err(|e| anyhow::anyhow!("{e}"))?;
 
-    let cell: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
-    let for_cleanup = Arc::clone(&cell);
-    let cleanup: CleanupFn = Arc::new(move |g| {
-        let cell = Arc::clone(&for_cleanup);
-        Box::pin(async move {
-            match cell.get() {
-                Some(e) => e.pg_cleanup(&g).await,
-                None => Err("the engine is starting".into()),
-            }
-        })
-    });
+    let (cleanup, cell) = warrant_engine::pg::pg_cleanup_fn();
     let fx = Fixture::with_cleanups(common, true, vec![cleanup]).await?;
     let engine = fx.engine.clone();
     let _ = cell.set(engine.clone());

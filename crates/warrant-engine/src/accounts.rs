@@ -111,6 +111,10 @@ impl Drop for RotationGuard<'_> {
     }
 }
 
+const CURRENT_FAILS: &str = "the working secret no longer works on the target: it was changed outside Warrant; an admin sets the real one with `warrant account set-secret`";
+const NEITHER_WORKS: &str = "neither the working nor the pending secret works on the target: it was changed outside Warrant; an admin sets the real one with `warrant account set-secret`";
+const NEW_REFUSED: &str = "the target does not accept the new secret; the working one is kept";
+
 fn not_found(target: &str, name: &str) -> EngineError {
     EngineError::not_found(
         "account_not_found",
@@ -805,46 +809,36 @@ impl Engine {
                         .await;
                 }
             }
-            match conn.verify(name, &current).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return self
-                        .rotation_failed(
-                            &row,
-                            &rotation_id,
-                            "verify_current",
-                            "neither the working nor the pending secret works on the target: it was changed outside Warrant; an admin sets the real one with `warrant account set-secret`".into(),
-                        )
-                        .await;
-                }
-                Err(e) => {
-                    return self
-                        .rotation_failed(&row, &rotation_id, "verify_current", e)
-                        .await;
-                }
+            if let Some(failed) = self
+                .check_works(
+                    &conn,
+                    &row,
+                    &rotation_id,
+                    "verify_current",
+                    &current,
+                    NEITHER_WORKS,
+                )
+                .await?
+            {
+                return Ok(failed);
             }
             return self
                 .set_and_commit(&conn, &row, &pending, &rotation_id, trigger)
                 .await;
         }
 
-        match conn.verify(name, &current).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .rotation_failed(
-                        &row,
-                        &rotation_id,
-                        "verify_current",
-                        "the working secret no longer works on the target: it was changed outside Warrant; an admin sets the real one with `warrant account set-secret`".into(),
-                    )
-                    .await;
-            }
-            Err(e) => {
-                return self
-                    .rotation_failed(&row, &rotation_id, "verify_current", e)
-                    .await;
-            }
+        if let Some(failed) = self
+            .check_works(
+                &conn,
+                &row,
+                &rotation_id,
+                "verify_current",
+                &current,
+                CURRENT_FAILS,
+            )
+            .await?
+        {
+            return Ok(failed);
         }
         let new = conn.generate()?;
         let mut kept = row.clone();
@@ -867,6 +861,27 @@ impl Engine {
             .await
     }
 
+    /// Verifies `secret` on the target: `None` when it works, otherwise the recorded failure of
+    /// `step` (`refused` when the target says no, the connector's error otherwise).
+    async fn check_works(
+        &self,
+        conn: &Connector,
+        row: &VaultedAccountRow,
+        rotation_id: &str,
+        step: &str,
+        secret: &Secret<String>,
+        refused: &str,
+    ) -> Result<Option<RotationOutcome>> {
+        let error = match conn.verify(&row.name, secret).await {
+            Ok(true) => return Ok(None),
+            Ok(false) => refused.to_owned(),
+            Err(e) => e,
+        };
+        Ok(Some(
+            self.rotation_failed(row, rotation_id, step, error).await?,
+        ))
+    }
+
     async fn set_and_commit(
         &self,
         conn: &Connector,
@@ -886,23 +901,11 @@ impl Engine {
                 "the account changed meanwhile".into(),
             ));
         }
-        match conn.verify(name, new).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return self
-                    .rotation_failed(
-                        &set,
-                        rotation_id,
-                        "verify_new",
-                        "the target does not accept the new secret; the working one is kept".into(),
-                    )
-                    .await;
-            }
-            Err(e) => {
-                return self
-                    .rotation_failed(&set, rotation_id, "verify_new", e)
-                    .await;
-            }
+        if let Some(failed) = self
+            .check_works(conn, &set, rotation_id, "verify_new", new, NEW_REFUSED)
+            .await?
+        {
+            return Ok(failed);
         }
         let mut verified = set.clone();
         verified.rotation_step = Some("verified_new".into());

@@ -115,24 +115,7 @@ impl Engine {
 
     pub(crate) async fn host_access(&self, target: &Target) -> Result<HostAccess> {
         let name = target.name.as_str();
-        let addr = target.address.as_deref().ok_or_else(|| {
-            EngineError::invalid(
-                "target_address_missing",
-                format!("target {name} has no address: set one (host:port)"),
-            )
-        })?;
-        let (host, port) = match addr.rsplit_once(':') {
-            Some((h, p)) => (
-                h.trim_matches(['[', ']']).to_owned(),
-                p.parse::<u16>().map_err(|_| {
-                    EngineError::invalid(
-                        "target_address_invalid",
-                        format!("target {name}: {addr:?} is not host:port"),
-                    )
-                })?,
-            ),
-            None => (addr.to_owned(), 22),
-        };
+        let (host, port) = crate::pg::host_port(target, 22)?;
         let user = target.admin_user.clone().ok_or_else(|| {
             EngineError::invalid(
                 "target_admin_missing",

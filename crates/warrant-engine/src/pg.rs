@@ -47,7 +47,8 @@ fn pg_error(e: warrant_pgroles::PgRolesError) -> EngineError {
     EngineError::unavailable(e.code(), format!("the target database: {e}"))
 }
 
-fn host_port(target: &Target) -> Result<(String, u16)> {
+/// The target's `host:port` (`[v6]:port` too), `default_port` when no port is given.
+pub(crate) fn host_port(target: &Target, default_port: u16) -> Result<(String, u16)> {
     let addr = target.address.as_deref().ok_or_else(|| {
         EngineError::invalid(
             "target_address_missing",
@@ -64,7 +65,7 @@ fn host_port(target: &Target) -> Result<(String, u16)> {
                 )
             })?,
         ),
-        None => (addr.to_owned(), 5432),
+        None => (addr.to_owned(), default_port),
     };
     Ok((host, port))
 }
@@ -144,7 +145,7 @@ impl Engine {
     }
 
     pub(crate) async fn target_conn(&self, target: &Target) -> Result<TargetConn> {
-        let (host, port) = host_port(target)?;
+        let (host, port) = host_port(target, 5432)?;
         let admin_user = target.admin_user.clone().ok_or_else(|| {
             EngineError::invalid(
                 "target_admin_missing",
@@ -396,6 +397,27 @@ impl PgSessions {
     pub(crate) async fn clear(&self) {
         self.0.lock().await.clear();
     }
+}
+
+/// The database clean-up as a [`crate::CleanupFn`], for an engine that is still to be built
+/// (an engine takes its clean-ups when it is made): put the engine in the returned cell once it
+/// exists; until then the clean-up fails and is retried.
+pub fn pg_cleanup_fn() -> (
+    crate::CleanupFn,
+    std::sync::Arc<std::sync::OnceLock<Engine>>,
+) {
+    let cell: std::sync::Arc<std::sync::OnceLock<Engine>> = std::sync::Arc::default();
+    let for_cleanup = std::sync::Arc::clone(&cell);
+    let f: crate::CleanupFn = std::sync::Arc::new(move |g| {
+        let cell = std::sync::Arc::clone(&for_cleanup);
+        Box::pin(async move {
+            match cell.get() {
+                Some(e) => e.pg_cleanup(&g).await,
+                None => Err("the engine is starting".into()),
+            }
+        })
+    });
+    (f, cell)
 }
 
 /// What a reconciliation did.

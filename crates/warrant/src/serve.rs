@@ -88,17 +88,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ..Default::default()
     };
     // The clean-up of closed grants: their temporary database roles go (retried until done).
-    let cell: Arc<std::sync::OnceLock<Engine>> = Arc::new(std::sync::OnceLock::new());
-    let for_cleanup = Arc::clone(&cell);
-    let pg_cleanup: warrant_engine::CleanupFn = Arc::new(move |g| {
-        let cell = Arc::clone(&for_cleanup);
-        Box::pin(async move {
-            match cell.get() {
-                Some(e) => e.pg_cleanup(&g).await,
-                None => Err("the engine is starting".into()),
-            }
-        })
-    });
+    let (pg_cleanup, cell) = warrant_engine::pg::pg_cleanup_fn();
     let engine =
         Engine::with_cleanups(store, Arc::new(SystemClock), config, vec![pg_cleanup]).await?;
     let _ = cell.set(engine.clone());

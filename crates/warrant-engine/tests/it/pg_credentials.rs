@@ -1,44 +1,20 @@
 //! Temporary PostgreSQL roles for grants, against a real PostgreSQL as the target: credentials
 //! once, under an active grant; the role dropped by the clean-up job when the grant is revoked.
 
-use std::sync::{Arc, OnceLock};
-
 use warrant_core::{Clock, Secret, SystemClock};
-use warrant_engine::{CleanupFn, Engine};
 
 use crate::harness::{Backend, Env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_gets_a_temporary_role_once_and_loses_it_when_revoked() {
-    let cell: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
-    let for_cleanup = Arc::clone(&cell);
-    let cleanup: CleanupFn = Arc::new(move |g| {
-        let cell = Arc::clone(&for_cleanup);
-        Box::pin(async move {
-            match cell.get() {
-                Some(e) => e.pg_cleanup(&g).await,
-                None => Err("engine not ready".into()),
-            }
-        })
-    });
+    let (cleanup, cell) = warrant_engine::pg::pg_cleanup_fn();
     let env = Env::with_cleanups(Backend::Sqlite, vec![cleanup]).await;
     assert!(cell.set(env.engine.clone()).is_ok());
     // The role's VALID UNTIL is checked by PostgreSQL's own clock.
     env.clock.set(SystemClock.now());
 
     let pg = warrant_testkit::PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let mut target = env
-        .engine
-        .targets()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.target.name.as_str() == "pg-prod")
-        .unwrap()
-        .target;
-    target.address = Some(format!("127.0.0.1:{}", pg.port()));
-    target.admin_user = Some(pg.user().to_owned());
-    env.engine.save_target(&env.admin, &target).await.unwrap();
+    point_pg_prod(&env, pg).await;
 
     let r = env
         .request("alice", "pg-prod", "readonly", "1h", None)
@@ -121,23 +97,7 @@ async fn a_grant_gets_a_temporary_role_once_and_loses_it_when_revoked() {
 async fn reconciliation_drops_roles_no_active_grant_backs() {
     let env = Env::new(Backend::Sqlite).await;
     env.clock.set(SystemClock.now());
-    let pg = warrant_testkit::PgFixture::start().unwrap_or_else(|e| panic!("{e}"));
-    let mut target = env
-        .engine
-        .targets()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.target.name.as_str() == "pg-prod")
-        .unwrap()
-        .target;
-    target.address = Some(format!("127.0.0.1:{}", pg.port()));
-    target.admin_user = Some(pg.user().to_owned());
-    env.engine.save_target(&env.admin, &target).await.unwrap();
-    env.engine
-        .set_target_secret(&env.admin, "pg-prod", Secret::new(pg.password().to_owned()))
-        .await
-        .unwrap();
+    let pg = pg_target(&env).await;
     // A role of an active grant, and one left behind by a grant Warrant no longer has.
     let r = env
         .request("alice", "pg-prod", "readonly", "1h", None)
@@ -189,9 +149,8 @@ async fn reconciliation_drops_roles_no_active_grant_backs() {
     assert_eq!(env.engine.reconcile_pg().await.unwrap().dropped, 0);
 }
 
-/// pg-prod on a throwaway PostgreSQL of its own, its admin secret set.
-async fn pg_target(env: &Env) -> warrant_testkit::PgFixture {
-    let pg = warrant_testkit::PgFixture::start().unwrap_or_else(|e| panic!("{e}"));
+/// The demo's pg-prod pointed at `pg`, with `pg`'s superuser as its admin.
+async fn point_pg_prod(env: &Env, pg: &warrant_testkit::PgFixture) {
     let mut target = env
         .engine
         .targets()
@@ -204,6 +163,12 @@ async fn pg_target(env: &Env) -> warrant_testkit::PgFixture {
     target.address = Some(format!("127.0.0.1:{}", pg.port()));
     target.admin_user = Some(pg.user().to_owned());
     env.engine.save_target(&env.admin, &target).await.unwrap();
+}
+
+/// pg-prod on a throwaway PostgreSQL of its own, its admin secret set.
+async fn pg_target(env: &Env) -> warrant_testkit::PgFixture {
+    let pg = warrant_testkit::PgFixture::start().unwrap_or_else(|e| panic!("{e}"));
+    point_pg_prod(env, &pg).await;
     env.engine
         .set_target_secret(&env.admin, "pg-prod", Secret::new(pg.password().to_owned()))
         .await
@@ -297,17 +262,7 @@ async fn a_vaulted_account_is_rotated_on_its_schedule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owned_objects_follow_the_targets_setting() {
-    let cell: Arc<OnceLock<Engine>> = Arc::new(OnceLock::new());
-    let for_cleanup = Arc::clone(&cell);
-    let cleanup: CleanupFn = Arc::new(move |g| {
-        let cell = Arc::clone(&for_cleanup);
-        Box::pin(async move {
-            match cell.get() {
-                Some(e) => e.pg_cleanup(&g).await,
-                None => Err("engine not ready".into()),
-            }
-        })
-    });
+    let (cleanup, cell) = warrant_engine::pg::pg_cleanup_fn();
     let env = Env::with_cleanups(Backend::Sqlite, vec![cleanup]).await;
     assert!(cell.set(env.engine.clone()).is_ok());
     env.clock.set(SystemClock.now());

@@ -6,20 +6,15 @@ use std::time::Duration;
 
 use warrant_testkit::PgFixture;
 
-use crate::harness::{DEMO_ORG, Who, World, poll, s};
+use crate::harness::{Who, World, demo_on_postgres, poll, s, set_pg_secret};
 
 /// The demo organisation with pg-prod on the throwaway PostgreSQL, its admin secret set, a
 /// role `break-glass` that names the vaulted account `account`, which dba members may request
 /// without approval, and `account` created on the server with `password` (LOGIN).
 fn world_with_account(account: &str, password: &str) -> (&'static PgFixture, World, Who) {
     let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()))
-        .replace(
+    let (w, admin) = demo_on_postgres(pg, |org| {
+        org.replace(
             "      - name: readonly\n        db_roles: [pg_read_all_data]\n",
             &format!(
                 "      - name: readonly\n        db_roles: [pg_read_all_data]\n      - name: break-glass\n        account: {account}\n"
@@ -28,16 +23,9 @@ fn world_with_account(account: &str, password: &str) -> (&'static PgFixture, Wor
         .replace(
             "policies:\n",
             "  - group: dba\n    target: pg-prod\n    role: break-glass\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
-        );
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    w.run_stdin(
-        &admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
+        )
+    });
+    set_pg_secret(&w, &admin, pg);
     pg.psql(
         &pg.url(),
         &format!(

@@ -5,31 +5,13 @@ use std::time::Duration;
 
 use warrant_testkit::PgFixture;
 
-use crate::harness::{DEMO_ORG, Who, World, poll, s};
+use crate::harness::{DEMO_ORG, Who, World, demo_on_postgres, poll, s, set_pg_secret};
 
 /// The demo organisation with pg-prod pointing at the shared throwaway PostgreSQL.
 fn demo_on_throwaway_postgres() -> (&'static PgFixture, World, Who) {
     let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    let (w, admin) = demo_on_postgres(pg, |org| org);
     (pg, w, admin)
-}
-
-/// `warrant target set-secret pg-prod` with the fixture's admin password.
-fn set_secret(w: &World, admin: &Who, pg: &PgFixture) {
-    w.run_stdin(
-        admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
 }
 
 #[test]
@@ -37,7 +19,7 @@ fn db_creds_give_a_role_that_dies_with_the_grant() {
     let (pg, w, admin) = demo_on_throwaway_postgres();
     let refused = w.run(&admin, &["target", "set-secret", "pg-prod"]).fails();
     assert!(refused.contains("--password-stdin"), "{refused}");
-    set_secret(&w, &admin, pg);
+    set_pg_secret(&w, &admin, pg);
 
     let alice = w.login("alice");
     let r = w
@@ -77,7 +59,7 @@ fn db_creds_give_a_role_that_dies_with_the_grant() {
 #[test]
 fn a_key_rotation_keeps_the_target_secret_usable() {
     let (pg, w, admin) = demo_on_throwaway_postgres();
-    set_secret(&w, &admin, pg);
+    set_pg_secret(&w, &admin, pg);
     let r = w.run(&admin, &["vault", "rekey", "--json"]).json();
     assert!(r["rewrapped"].as_u64().unwrap() >= 1, "{r}");
     let alice = w.login("alice");
@@ -98,7 +80,7 @@ fn a_key_rotation_keeps_the_target_secret_usable() {
 #[test]
 fn warrant_psql_runs_psql_as_the_grants_temporary_role() {
     let (pg, w, admin) = demo_on_throwaway_postgres();
-    set_secret(&w, &admin, pg);
+    set_pg_secret(&w, &admin, pg);
     let alice = w.login("alice");
     let none = w
         .run(&alice, &["psql", "pg-prod", "--", "-c", "SELECT 1"])
@@ -151,7 +133,7 @@ fn a_target_with_tls_is_reached_only_through_a_verified_certificate() {
 
     // verify-full against the system's roots: the test CA is not one of them.
     apply("tls: verify-full");
-    set_secret(&w, &admin, &pg);
+    set_pg_secret(&w, &admin, &pg);
     let alice = w.login("alice");
     let request = |who: &Who| {
         let g = w

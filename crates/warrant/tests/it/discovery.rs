@@ -3,26 +3,13 @@
 
 use warrant_testkit::PgFixture;
 
-use crate::harness::{DEMO_ORG, World, s};
+use crate::harness::{demo_on_postgres, s, set_pg_secret};
 
 #[test]
 fn a_privilege_granted_outside_warrant_becomes_an_exception() {
     let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    w.run_stdin(
-        &admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
+    let (w, admin) = demo_on_postgres(pg, |org| org);
+    set_pg_secret(&w, &admin, pg);
     let id = warrant_iam::new_id().unwrap();
     // `alice` is a known identity: her personal role is unmanaged; `svc_…` has no identity.
     let personal = "alice";
@@ -157,21 +144,8 @@ fn a_privilege_granted_outside_warrant_becomes_an_exception() {
 #[test]
 fn discovery_runs_on_the_configured_schedule() {
     let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
-    let mut w = World::demo();
-    let admin = w.admin();
-    let org = std::fs::read_to_string(DEMO_ORG)
-        .unwrap()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
-        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
-    let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
-    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
-    w.run_stdin(
-        &admin,
-        &["target", "set-secret", "pg-prod", "--password-stdin"],
-        &format!("{}\n", pg.password()),
-    )
-    .ok();
+    let (mut w, admin) = demo_on_postgres(pg, |org| org);
+    set_pg_secret(&w, &admin, pg);
     let bad = w.root().join("bad.yaml");
     std::fs::write(&bad, "discovery:\n  every: soon\n").unwrap();
     let out = crate::harness::warrant_command()

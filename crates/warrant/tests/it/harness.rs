@@ -460,3 +460,32 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
         sleep(Duration::from_millis(100));
     }
 }
+
+/// A server with the demo organisation whose pg-prod points at `pg` (its superuser as the
+/// connector's admin_user), after `edit` of the org file's text; applied, admin secret not set.
+pub fn demo_on_postgres(
+    pg: &warrant_testkit::PgFixture,
+    edit: impl FnOnce(String) -> String,
+) -> (World, Who) {
+    let w = World::demo();
+    let admin = w.admin();
+    let org = fs::read_to_string(DEMO_ORG)
+        .expect("read the demo org")
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
+        .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
+    let file = w.root().join("org.yaml");
+    fs::write(&file, edit(org)).expect("write the org file");
+    w.run(&admin, &["apply", "-f", file.to_str().expect("utf-8 path")])
+        .ok();
+    (w, admin)
+}
+
+/// `warrant target set-secret pg-prod --password-stdin` with `pg`'s admin password.
+pub fn set_pg_secret(w: &World, admin: &Who, pg: &warrant_testkit::PgFixture) {
+    w.run_stdin(
+        admin,
+        &["target", "set-secret", "pg-prod", "--password-stdin"],
+        &format!("{}\n", pg.password()),
+    )
+    .ok();
+}
