@@ -278,6 +278,14 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
         route!(GET, "/api/v1/ssh/krl", Public, crate::ssh::krl),
         route!(POST, "/api/v1/ssh/certs", Signed, crate::ssh::issue),
+        route!(GET, "/api/v1/ssh/keys", Signed, crate::ssh::keys),
+        route!(POST, "/api/v1/ssh/keys", Signed, crate::ssh::add_key),
+        route!(
+            DELETE,
+            "/api/v1/ssh/keys/{id}",
+            Signed,
+            crate::ssh::delete_key
+        ),
         route!(GET, "/api/v1/accounts", Auditor, crate::accounts::list),
         route!(POST, "/api/v1/accounts", Admin, crate::accounts::create),
         route!(

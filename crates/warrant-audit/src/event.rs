@@ -728,6 +728,22 @@ pub enum Event {
         /// The account's risk.
         risk: String,
     },
+    /// A person registered an SSH public key (for the gateway).
+    #[serde(rename = "ssh.key_added")]
+    SshKeyAdded {
+        /// Whose.
+        identity: String,
+        /// Its SHA-256 fingerprint.
+        fingerprint: String,
+    },
+    /// An SSH public key was removed.
+    #[serde(rename = "ssh.key_removed")]
+    SshKeyRemoved {
+        /// Whose.
+        identity: String,
+        /// Its SHA-256 fingerprint.
+        fingerprint: String,
+    },
     /// An exception was resolved (accepted or fixed).
     #[serde(rename = "discovery.exception_resolved")]
     DiscoveryExceptionResolved {

@@ -31,6 +31,7 @@ pub mod policy;
 mod scheduler;
 pub mod scim;
 pub mod ssh;
+pub mod sshkeys;
 pub mod sync;
 pub mod webauthn;
 

@@ -41,6 +41,9 @@ pub struct AdminSession {
     client: Client,
     conn: TargetConn,
     role_state: Statement,
+    /// Set when a call found the connection unusable: the driver task may not have noticed yet,
+    /// and callers (a pool) must not hand the session out again.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AdminSession {
@@ -65,6 +68,7 @@ impl TargetConn {
             client,
             conn: self.clone(),
             role_state,
+            broken: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -105,7 +109,7 @@ impl AdminSession {
     /// [`PgRolesError::Disconnected`].
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.broken.load(std::sync::atomic::Ordering::SeqCst) || self.client.is_closed()
     }
 
     /// The target this session is connected to.
@@ -327,6 +331,7 @@ impl AdminSession {
     /// [`PgRolesError::Sql`].
     fn error(&self, doing: &'static str, e: &tokio_postgres::Error) -> PgRolesError {
         if self.is_broken(e) {
+            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
             PgRolesError::Disconnected {
                 target: self.conn.label(),
                 reason: crate::error::describe(e),

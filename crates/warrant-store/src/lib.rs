@@ -39,6 +39,7 @@ pub use scim_queries::ScimRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
+pub use ssh_queries::SshKeyRow;
 use warrant_audit::{Event, record_hash};
 use warrant_core::Timestamp;
 

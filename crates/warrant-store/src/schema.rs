@@ -329,4 +329,18 @@ CREATE TABLE discovery_exceptions (
 );
 CREATE INDEX discovery_exceptions_target ON discovery_exceptions (target, resolved_at);
 "#,
+    // Issue 5: people's SSH public keys, for the gateway.
+    r#"
+CREATE TABLE ssh_keys (
+    id TEXT PRIMARY KEY,
+    identity TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE UNIQUE INDEX ssh_keys_fingerprint ON ssh_keys (fingerprint);
+CREATE INDEX ssh_keys_identity ON ssh_keys (identity);
+"#,
 ];

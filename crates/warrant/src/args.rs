@@ -229,6 +229,15 @@ pub enum Command {
     /// Warrant's SSH user CA and managed key.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// Your SSH public keys, for signing in to the SSH gateway.
+    #[command(subcommand)]
+    SshKey(SshKeyCmd),
+    /// List your SSH public keys (admins: --identity).
+    SshKeys {
+        /// Whose (admins).
+        #[arg(long)]
+        identity: Option<String>,
+    },
     /// Vaulted accounts: shared privileged accounts whose secrets Warrant keeps.
     #[command(subcommand)]
     Account(AccountCmd),
@@ -550,6 +559,29 @@ pub enum SshCmd {
     /// Warrant's managed public key: authorise it for the admin_user of each SSH target so
     /// that Warrant can scan the host and rotate vaulted Linux accounts (admins).
     ManagedKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SshKeyCmd {
+    /// Register a public key (the .pub file; ed25519 or ECDSA).
+    Add {
+        /// The public key file, e.g. ~/.ssh/id_ed25519.pub.
+        file: std::path::PathBuf,
+        /// A label (default: the key's comment).
+        #[arg(long)]
+        label: Option<String>,
+        /// Whose (admins).
+        #[arg(long)]
+        identity: Option<String>,
+    },
+    /// Remove a key by id (see `warrant ssh-keys`).
+    Delete {
+        /// Key id.
+        id: String,
+        /// Whose (admins).
+        #[arg(long)]
+        identity: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -710,6 +710,56 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             });
         }
         Command::Ssh(SshCmd::ManagedKey) => accounts::managed_key(ctx).await?,
+        Command::SshKey(SshKeyCmd::Add {
+            file,
+            label,
+            identity,
+        }) => {
+            let line = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let k: warrant_api::ssh::SshKeyOut = ctx
+                .post(
+                    "/api/v1/ssh/keys",
+                    &warrant_api::ssh::SshKeyIn {
+                        public_key: line.trim().to_owned(),
+                        label,
+                        identity,
+                    },
+                )
+                .await?;
+            ctx.done(
+                &k,
+                &format!(
+                    "registered {} ({}) for {}",
+                    k.fingerprint, k.label, k.identity
+                ),
+            )?;
+        }
+        Command::SshKey(SshKeyCmd::Delete { id, identity }) => {
+            let q = identity.map_or_else(String::new, |i| format!("?identity={}", enc(&i)));
+            let v: Value = ctx
+                .delete(&format!("/api/v1/ssh/keys/{}{q}", enc(&id)))
+                .await?;
+            ctx.done(&v, &format!("SSH key {id} removed"))?;
+        }
+        Command::SshKeys { identity } => {
+            let q = identity.map_or_else(String::new, |i| format!("?identity={}", enc(&i)));
+            let ks: Vec<warrant_api::ssh::SshKeyOut> =
+                ctx.get(&format!("/api/v1/ssh/keys{q}")).await?;
+            ctx.out(&ks, |ks| {
+                let mut t = table(&["ID", "FINGERPRINT", "LABEL", "ADDED", "LAST USED"]);
+                for k in ks {
+                    t.add_row(vec![
+                        k.id.clone(),
+                        k.fingerprint.clone(),
+                        k.label.clone(),
+                        k.created_at.clone(),
+                        opt(&k.last_used_at),
+                    ]);
+                }
+                t
+            })?;
+        }
         Command::Account(c) => return accounts::account(ctx, c).await,
         Command::Accounts => accounts::accounts(ctx).await?,
         Command::Discover { target } => accounts::discover(ctx, &target).await?,

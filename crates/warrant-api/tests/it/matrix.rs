@@ -110,6 +110,9 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/inventory", Auditor),
     ("GET", "/api/v1/exceptions", Auditor),
     ("POST", "/api/v1/exceptions/{id}/resolve", Admin),
+    ("GET", "/api/v1/ssh/keys", Signed),
+    ("POST", "/api/v1/ssh/keys", Signed),
+    ("DELETE", "/api/v1/ssh/keys/{id}", Signed),
 ];
 
 #[test]
