@@ -22,6 +22,7 @@ mod catalogue;
 mod directory;
 pub mod discovery;
 pub mod error;
+pub mod gateway;
 mod hosts;
 pub mod mfa;
 pub mod oidc;

@@ -39,7 +39,7 @@ fn ca_error(e: warrant_sshca::SshCaError) -> EngineError {
 
 impl Engine {
     /// The CA, created (and audited) at first use.
-    async fn ssh_ca(&self) -> Result<CaKey> {
+    pub(crate) async fn ssh_ca(&self) -> Result<CaKey> {
         let vault = self.vault()?;
         let stored = {
             let mut r = self.store().read().await?;
@@ -133,47 +133,8 @@ impl Engine {
                     format!("you hold no active grant of {role} on {target}: request it first (warrant request {target} {role} --for 1h --reason …)"),
                 )
             })?;
-        let serial = tx.q().next_ssh_serial().await?;
-        let key_id = format!(
-            "{} grant={} target={} role={}",
-            actor.name, grant.id, target, role
-        );
-        let secs = |t: Timestamp| u64::try_from(t.unix_seconds()).unwrap_or(0);
-        let certificate = ca
-            .issue(&CertRequest {
-                public_key,
-                principals: r.principals.clone(),
-                key_id: key_id.clone(),
-                serial: u64::try_from(serial).unwrap_or(u64::MAX),
-                valid_after: secs(now).saturating_sub(CLOCK_SKEW_SECS.unsigned_abs()),
-                valid_before: secs(grant.ends_at),
-                extensions: Extensions::default(),
-            })
-            .map_err(ca_error)?;
-        tx.w()
-            .insert_ssh_cert(
-                serial,
-                &grant.id,
-                actor.name.as_str(),
-                &key_id,
-                grant.ends_at,
-                now,
-            )
-            .await?;
-        tx.audit(
-            now,
-            Some(actor.name.as_str()),
-            &Event::SshCertIssued {
-                identity: actor.name.to_string(),
-                target: target.to_owned(),
-                role: role.to_owned(),
-                grant_id: grant.id.clone(),
-                serial,
-                principals: r.principals.clone(),
-                valid_before: grant.ends_at.rfc3339(),
-            },
-        )
-        .await?;
+        let (certificate, serial) =
+            sign_for_grant(&mut tx, &ca, &grant, &r.principals, public_key, "", now).await?;
         tx.commit().await?;
         Ok(IssuedCert {
             certificate,
@@ -201,4 +162,60 @@ impl Engine {
         let at = u64::try_from(now.unix_seconds()).unwrap_or(0);
         Ok(ca.krl(&serials, at))
     }
+}
+
+/// Signs `public_key` for `grant` (valid from a minute ago until the grant ends, key id naming
+/// the identity and the grant, plus `note`), records the certificate for the KRL and audits it,
+/// in the caller's transaction. Returns the certificate line and its serial.
+pub(crate) async fn sign_for_grant(
+    tx: &mut warrant_store::WriteTx,
+    ca: &CaKey,
+    grant: &warrant_core::Grant,
+    principals: &[String],
+    public_key: &str,
+    note: &str,
+    now: Timestamp,
+) -> Result<(String, i64)> {
+    let serial = tx.q().next_ssh_serial().await?;
+    let key_id = format!(
+        "{} grant={} target={} role={}{note}",
+        grant.identity, grant.id, grant.target, grant.role
+    );
+    let secs = |t: Timestamp| u64::try_from(t.unix_seconds()).unwrap_or(0);
+    let certificate = ca
+        .issue(&CertRequest {
+            public_key,
+            principals: principals.to_vec(),
+            key_id: key_id.clone(),
+            serial: u64::try_from(serial).unwrap_or(u64::MAX),
+            valid_after: secs(now).saturating_sub(CLOCK_SKEW_SECS.unsigned_abs()),
+            valid_before: secs(grant.ends_at),
+            extensions: Extensions::default(),
+        })
+        .map_err(ca_error)?;
+    tx.w()
+        .insert_ssh_cert(
+            serial,
+            &grant.id,
+            grant.identity.as_str(),
+            &key_id,
+            grant.ends_at,
+            now,
+        )
+        .await?;
+    tx.audit(
+        now,
+        Some(grant.identity.as_str()),
+        &Event::SshCertIssued {
+            identity: grant.identity.to_string(),
+            target: grant.target.to_string(),
+            role: grant.role.to_string(),
+            grant_id: grant.id.clone(),
+            serial,
+            principals: principals.to_vec(),
+            valid_before: grant.ends_at.rfc3339(),
+        },
+    )
+    .await?;
+    Ok((certificate, serial))
 }

@@ -1,6 +1,7 @@
 //! The engine's conformance suite: every behaviour runs against SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gateway;
 mod harness;
 mod ldap_sync;
 mod lifecycle;

@@ -1,0 +1,156 @@
+//! What the SSH gateway asks the engine: who a key belongs to, and — for a person, a target and
+//! maybe a role — whether they hold an active grant there now and with which upstream
+//! credential to connect: a fresh ed25519 key and a certificate from Warrant's CA for the
+//! role's `login`, valid until the grant ends (recorded for the KRL and audited like every
+//! certificate).
+
+use warrant_core::{GrantStatus, IdentityStatus, Name, Secret, TargetKind, Timestamp};
+use warrant_sshca::CaKey;
+
+use crate::Engine;
+use crate::error::{EngineError, Result};
+
+/// Where and how the gateway connects upstream for one session.
+#[derive(Debug)]
+pub struct GatewayUpstream {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The target's pinned host key (one OpenSSH public key line).
+    pub host_key: String,
+    /// The account to log in as (the role's `login`).
+    pub account: String,
+    /// The session's own private key (OpenSSH PEM), made for this session only.
+    pub private_key: Secret<String>,
+    /// Its certificate (principal: `account`), valid until the grant ends.
+    pub certificate: String,
+    /// The certificate's serial.
+    pub serial: i64,
+    /// The grant.
+    pub grant_id: String,
+    /// The role it is under.
+    pub role: String,
+    /// When the grant ends (the gateway ends the session then).
+    pub ends_at: Timestamp,
+}
+
+fn denied(message: impl Into<String>) -> EngineError {
+    EngineError::forbidden("gateway_denied", message)
+}
+
+impl Engine {
+    /// The active identity a registered public key (SHA-256 fingerprint) belongs to, if it is
+    /// `claimed` — the name the person typed. `None` for an unknown key, a key of someone
+    /// else, or a disabled identity.
+    pub async fn gateway_identity(&self, claimed: &str, fingerprint: &str) -> Result<Option<Name>> {
+        let mut r = self.store().read().await?;
+        let Some(key) = r.q().ssh_key_by_fingerprint(fingerprint).await? else {
+            return Ok(None);
+        };
+        if !key.identity.eq_ignore_ascii_case(claimed) {
+            return Ok(None);
+        }
+        Ok(r.q()
+            .identity(&key.identity)
+            .await?
+            .filter(|i| i.status == IdentityStatus::Active)
+            .map(|i| i.name))
+    }
+
+    /// The upstream of a gateway session for `identity` on `target` (and `role`, needed when
+    /// several of the person's active grants there have a `login`). Refusals say what to do.
+    pub async fn gateway_upstream(
+        &self,
+        identity: &str,
+        target: &str,
+        role: Option<&str>,
+    ) -> Result<GatewayUpstream> {
+        let ca = self.ssh_ca().await?;
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let t = tx
+            .q()
+            .target(target)
+            .await?
+            .filter(|t| t.kind == TargetKind::Ssh)
+            .ok_or_else(|| denied(format!("no SSH target {target} (warrant targets)")))?;
+        let who = tx
+            .q()
+            .identity(identity)
+            .await?
+            .filter(|i| i.status == IdentityStatus::Active)
+            .ok_or_else(|| denied("your identity is not active"))?;
+        let mut candidates = Vec::new();
+        for g in tx.q().grants(Some(who.name.as_str()), true, 1000).await? {
+            if g.target.as_str() != target || g.status_at(now) != GrantStatus::Active {
+                continue;
+            }
+            if role.is_some_and(|r| r != g.role.as_str()) {
+                continue;
+            }
+            let Some(r) = tx.q().role(target, g.role.as_str()).await? else {
+                continue;
+            };
+            if let Some(login) = r.login.clone() {
+                candidates.push((g, login));
+            }
+        }
+        candidates.sort_by(|a, b| a.0.role.cmp(&b.0.role).then(b.0.ends_at.cmp(&a.0.ends_at)));
+        candidates.dedup_by(|a, b| a.0.role == b.0.role);
+        let (grant, account) = match candidates.len() {
+            1 => candidates.remove(0),
+            0 => {
+                return Err(denied(match role {
+                    Some(r) => format!(
+                        "you hold no active grant of {r} on {target}: warrant request {target} {r} --for 1h --reason …"
+                    ),
+                    None => format!(
+                        "you hold no active grant on {target} with an SSH login: warrant request {target} ROLE --for 1h --reason …"
+                    ),
+                }));
+            }
+            _ => {
+                let roles: Vec<&str> = candidates.iter().map(|c| c.0.role.as_str()).collect();
+                return Err(denied(format!(
+                    "you hold several roles on {target} ({}): choose one with {identity}+{target}+ROLE",
+                    roles.join(", ")
+                )));
+            }
+        };
+        let (host, port) = crate::pg::host_port(&t, 22)?;
+        let host_key = t.host_key.clone().ok_or_else(|| {
+            denied(format!(
+                "target {target} has no pinned host_key: an admin sets it in the org file"
+            ))
+        })?;
+        let session_key = CaKey::generate()
+            .map_err(|e| EngineError::internal(format!("a session key: {}", e.code())))?;
+        let private_key = session_key
+            .to_openssh()
+            .map_err(|e| EngineError::internal(format!("a session key: {}", e.code())))?;
+        let (certificate, serial) = crate::ssh::sign_for_grant(
+            &mut tx,
+            &ca,
+            &grant,
+            std::slice::from_ref(&account),
+            &session_key.public_openssh(),
+            " via=gateway",
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(GatewayUpstream {
+            host,
+            port,
+            host_key,
+            account,
+            private_key,
+            certificate,
+            serial,
+            grant_id: grant.id.clone(),
+            role: grant.role.to_string(),
+            ends_at: grant.ends_at,
+        })
+    }
+}
