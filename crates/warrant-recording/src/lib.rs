@@ -1,0 +1,517 @@
+//! Session recordings: what the SSH gateway writes as a session runs, and how anyone checks it
+//! later.
+//!
+//! - [`Recorder`] writes an [asciicast v2] file as the session goes: a header line, then one JSON
+//!   array per event `[seconds, code, data]` — `o` terminal output, `i` input (when the role
+//!   records it), `r` a window resize (`"COLSxROWS"`), `m` a marker (exec commands and file
+//!   transfers, as text). Terminal bytes are decoded as UTF-8 across chunk boundaries (a
+//!   character split between two reads is kept whole); invalid bytes become U+FFFD, as players
+//!   expect. Every write error is returned, so a strict caller ends the session and a
+//!   best-effort caller notes the failure and carries on.
+//! - [`Recorder::finish`] syncs the file and writes its [`Manifest`] beside it
+//!   (`<recording>.manifest.json`): the recording's SHA-256 and size, the session's facts, and an
+//!   ed25519 signature over all of it by Warrant's recording key ([`RecordingKey`]).
+//! - [`verify`] recomputes the hash and checks the signature against a trusted public key: any
+//!   change to the recording or to its manifest is found.
+//! - [`play`] replays the output events with their timing (speed and idle limits) into any
+//!   writer, e.g. a terminal.
+//!
+//! The asciicast writer is written here: the `asciicast` crate dates from 2018 (DEPENDENCIES.md)
+//! and the format is a few lines of JSON; signatures and hashes come from RustCrypto/dalek.
+//!
+//! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use warrant_core::Secret;
+
+/// What went wrong with a recording.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// Reading or writing the recording or its manifest failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is not what it should be (not asciicast v2, not a manifest).
+    #[error("{path}: {detail}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The recording does not match its manifest, or the signature does not verify.
+    #[error("{0}")]
+    Tampered(String),
+    /// No randomness for a key.
+    #[error("no randomness for a key: {0}")]
+    Random(String),
+}
+
+impl RecordingError {
+    /// A stable code for API errors.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "recording_io",
+            Self::Malformed { .. } => "recording_malformed",
+            Self::Tampered(_) => "recording_tampered",
+            Self::Random(_) => "recording_random",
+        }
+    }
+
+    fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            what,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+type Result<T, E = RecordingError> = std::result::Result<T, E>;
+
+/// The ed25519 key that signs manifests. Its `Debug` shows only the public half.
+pub struct RecordingKey(SigningKey);
+
+impl RecordingKey {
+    /// A fresh key.
+    pub fn generate() -> Result<Self> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| RecordingError::Random(e.to_string()))?;
+        let key = Self(SigningKey::from_bytes(&seed));
+        seed.fill(0);
+        Ok(key)
+    }
+
+    /// The key from its 32-byte seed, as [`to_seed`](Self::to_seed) gave it (hex).
+    pub fn from_seed(seed_hex: &Secret<String>) -> Result<Self> {
+        let bytes =
+            hex::decode(seed_hex.expose().trim()).map_err(|_| RecordingError::Malformed {
+                path: "recording key".into(),
+                detail: "not hex".into(),
+            })?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| RecordingError::Malformed {
+            path: "recording key".into(),
+            detail: "not 32 bytes".into(),
+        })?;
+        Ok(Self(SigningKey::from_bytes(&seed)))
+    }
+
+    /// The seed (hex), for sealing in the vault.
+    #[must_use]
+    pub fn to_seed(&self) -> Secret<String> {
+        Secret::new(hex::encode(self.0.to_bytes()))
+    }
+
+    /// The public key, base64 (what [`verify`] trusts).
+    #[must_use]
+    pub fn public_base64(&self) -> String {
+        B64.encode(self.0.verifying_key().to_bytes())
+    }
+}
+
+impl std::fmt::Debug for RecordingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingKey")
+            .field("public", &self.public_base64())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The asciicast v2 header.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Header {
+    /// Always 2.
+    pub version: u32,
+    /// Terminal columns.
+    pub width: u32,
+    /// Terminal rows.
+    pub height: u32,
+    /// Unix seconds at the start.
+    pub timestamp: i64,
+    /// E.g. `alice on web-1 as root (grant …)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `TERM` and `SHELL` as the client gave them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// The facts of a session, signed with its recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SessionFacts {
+    /// The gateway's session id.
+    pub session_id: String,
+    /// Who.
+    pub identity: String,
+    /// Where.
+    pub target: String,
+    /// As which account upstream.
+    pub account: String,
+    /// Under which grant.
+    pub grant_id: String,
+    /// Unix seconds at the start.
+    pub started_at: i64,
+    /// Unix seconds at the end.
+    pub ended_at: i64,
+    /// How the session ended (`closed`, `grant_ended`, `killed`, `recording_failed`, …).
+    pub end_reason: String,
+}
+
+/// What [`Recorder::finish`] writes beside the recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// The recording's file name (in the same directory).
+    pub recording: String,
+    /// SHA-256 of the recording, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Write errors met while recording (best-effort mode carries on; the count says so).
+    pub write_errors: u64,
+    /// The session.
+    pub session: SessionFacts,
+    /// The signer's public key, base64 (check it against the one you trust).
+    pub public_key: String,
+    /// ed25519 signature, base64, over the manifest serialised without this field.
+    #[serde(default)]
+    pub signature: String,
+}
+
+impl Manifest {
+    /// The bytes the signature covers: the manifest as compact JSON with an empty signature.
+    fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = String::new();
+        serde_json::to_vec(&unsigned).unwrap_or_default()
+    }
+}
+
+/// The path of a recording's manifest.
+#[must_use]
+pub fn manifest_path(recording: &Path) -> PathBuf {
+    let mut name = recording.as_os_str().to_owned();
+    name.push(".manifest.json");
+    PathBuf::from(name)
+}
+
+/// Writes one recording as the session runs.
+pub struct Recorder<W: Write = BufWriter<File>> {
+    out: W,
+    path: PathBuf,
+    start: Instant,
+    /// Bytes of an incomplete UTF-8 character at the end of the last output (or input) chunk.
+    pending_out: Vec<u8>,
+    pending_in: Vec<u8>,
+    write_errors: u64,
+}
+
+impl Recorder {
+    /// Creates `path` (which must not exist; mode 0600) and writes the header.
+    pub fn create(path: &Path, header: &Header) -> Result<Self> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts
+            .open(path)
+            .map_err(|e| RecordingError::io("creating", path, e))?;
+        Self::with_writer(BufWriter::new(file), path, header)
+    }
+
+    /// Syncs the recording to disk, then writes and syncs its signed manifest.
+    pub fn finish(mut self, facts: SessionFacts, key: &RecordingKey) -> Result<Manifest> {
+        self.flush_pending();
+        let path = self.path.clone();
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| RecordingError::io("writing", &path, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| RecordingError::io("syncing", &path, e))?;
+        drop(file);
+        let (sha256, bytes) = hash_file(&path)?;
+        let mut manifest = Manifest {
+            recording: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256,
+            bytes,
+            write_errors: self.write_errors,
+            session: facts,
+            public_key: key.public_base64(),
+            signature: String::new(),
+        };
+        manifest.signature = B64.encode(key.0.sign(&manifest.signed_bytes()).to_bytes());
+        let mpath = manifest_path(&path);
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| RecordingError::Malformed {
+            path: mpath.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let mut f = File::create(&mpath).map_err(|e| RecordingError::io("creating", &mpath, e))?;
+        f.write_all(&text)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| RecordingError::io("writing", &mpath, e))?;
+        Ok(manifest)
+    }
+}
+
+impl<W: Write> Recorder<W> {
+    /// A recorder writing to any writer (tests inject failing ones); `path` names it in errors.
+    pub fn with_writer(mut out: W, path: &Path, header: &Header) -> Result<Self> {
+        let line = serde_json::to_string(header).map_err(|e| RecordingError::Malformed {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        writeln!(out, "{line}").map_err(|e| RecordingError::io("writing", path, e))?;
+        Ok(Self {
+            out,
+            path: path.to_owned(),
+            start: Instant::now(),
+            pending_out: Vec::new(),
+            pending_in: Vec::new(),
+            write_errors: 0,
+        })
+    }
+
+    /// Terminal output.
+    pub fn output(&mut self, data: &[u8]) -> Result<()> {
+        let text = take_utf8(&mut self.pending_out, data);
+        self.event_at(self.elapsed(), "o", &text)
+    }
+
+    /// Terminal input (only when the role records input).
+    pub fn input(&mut self, data: &[u8]) -> Result<()> {
+        let text = take_utf8(&mut self.pending_in, data);
+        self.event_at(self.elapsed(), "i", &text)
+    }
+
+    /// The window changed.
+    pub fn resize(&mut self, cols: u32, rows: u32) -> Result<()> {
+        self.event_at(self.elapsed(), "r", &format!("{cols}x{rows}"))
+    }
+
+    /// A marker: an exec command, a file transfer, the reason the session ended.
+    pub fn marker(&mut self, text: &str) -> Result<()> {
+        self.event_at(self.elapsed(), "m", text)
+    }
+
+    /// Write errors so far (best-effort mode).
+    #[must_use]
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn event_at(&mut self, secs: f64, code: &str, data: &str) -> Result<()> {
+        if data.is_empty() && (code == "o" || code == "i") {
+            return Ok(());
+        }
+        let line = serde_json::to_string(&(round6(secs), code, data)).unwrap_or_default();
+        let done = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+        done.map_err(|e| {
+            self.write_errors += 1;
+            RecordingError::io("writing", &self.path, e)
+        })
+    }
+
+    /// Writes what is left of a split character (as U+FFFD) at the end.
+    fn flush_pending(&mut self) {
+        for (code, pending) in [
+            ("o", std::mem::take(&mut self.pending_out)),
+            ("i", std::mem::take(&mut self.pending_in)),
+        ] {
+            if !pending.is_empty() {
+                let text = String::from_utf8_lossy(&pending).into_owned();
+                let _ = self.event_at(self.elapsed(), code, &text);
+            }
+        }
+    }
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1_000_000.0).round() / 1_000_000.0
+}
+
+/// Decodes `pending + data` as UTF-8, keeping an incomplete character at the end for the next
+/// chunk; invalid bytes become U+FFFD.
+fn take_utf8(pending: &mut Vec<u8>, data: &[u8]) -> String {
+    pending.extend_from_slice(data);
+    let keep = incomplete_tail(pending);
+    let whole = pending.len() - keep;
+    let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
+    pending.drain(..whole);
+    text
+}
+
+/// How many bytes at the end of `b` start a UTF-8 character that is not complete yet.
+fn incomplete_tail(b: &[u8]) -> usize {
+    for back in 1..=3.min(b.len()) {
+        let byte = b[b.len() - back];
+        if byte & 0b1100_0000 == 0b1000_0000 {
+            continue; // a continuation byte: look further back
+        }
+        let need = match byte {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return 0,
+        };
+        return if back < need { back } else { 0 };
+    }
+    0
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut f = File::open(path).map_err(|e| RecordingError::io("reading", path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .map_err(|e| RecordingError::io("reading", path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Reads a manifest.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read(path).map_err(|e| RecordingError::io("reading", path, e))?;
+    serde_json::from_slice(&text).map_err(|e| RecordingError::Malformed {
+        path: path.display().to_string(),
+        detail: format!("not a recording manifest: {e}"),
+    })
+}
+
+/// Checks a recording against its manifest and the manifest's signature against
+/// `trusted_public_key` (base64). Returns the manifest when everything holds.
+pub fn verify(recording: &Path, trusted_public_key: &str) -> Result<Manifest> {
+    let manifest = read_manifest(&manifest_path(recording))?;
+    if manifest.public_key != trusted_public_key {
+        return Err(RecordingError::Tampered(
+            "the manifest is signed by another key than the one trusted".into(),
+        ));
+    }
+    let key_bytes: [u8; 32] = B64
+        .decode(trusted_public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            RecordingError::Tampered("the trusted public key is not an ed25519 key".into())
+        })?;
+    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| {
+        RecordingError::Tampered("the trusted public key is not an ed25519 key".into())
+    })?;
+    let sig_bytes: [u8; 64] = B64
+        .decode(&manifest.signature)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| RecordingError::Tampered("the manifest's signature is malformed".into()))?;
+    let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
+    key.verify_strict(&manifest.signed_bytes(), &sig)
+        .map_err(|_| {
+            RecordingError::Tampered(
+                "the manifest's signature does not verify: it was changed".into(),
+            )
+        })?;
+    let (sha256, bytes) = hash_file(recording)?;
+    if sha256 != manifest.sha256 || bytes != manifest.bytes {
+        return Err(RecordingError::Tampered(format!(
+            "the recording was changed: its SHA-256 is {sha256} ({bytes} bytes), the signed manifest says {} ({} bytes)",
+            manifest.sha256, manifest.bytes
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Replays a recording's output into `out` with its timing, `speed` times as fast, no pause
+/// longer than `max_idle`.
+pub fn play(recording: &Path, out: &mut dyn Write, speed: f64, max_idle: Duration) -> Result<()> {
+    let f = File::open(recording).map_err(|e| RecordingError::io("reading", recording, e))?;
+    let mut lines = BufReader::new(f).lines();
+    let malformed = |detail: String| RecordingError::Malformed {
+        path: recording.display().to_string(),
+        detail,
+    };
+    let header = lines
+        .next()
+        .ok_or_else(|| malformed("empty".into()))?
+        .map_err(|e| RecordingError::io("reading", recording, e))?;
+    let header: Header =
+        serde_json::from_str(&header).map_err(|e| malformed(format!("not asciicast v2: {e}")))?;
+    if header.version != 2 {
+        return Err(malformed(format!(
+            "asciicast version {}, not 2",
+            header.version
+        )));
+    }
+    let speed = if speed > 0.0 { speed } else { 1.0 };
+    let mut last = 0.0f64;
+    for line in lines {
+        let line = line.map_err(|e| RecordingError::io("reading", recording, e))?;
+        let (t, code, data): (f64, String, String) = serde_json::from_str(&line)
+            .map_err(|e| malformed(format!("bad event {line:?}: {e}")))?;
+        let wait = Duration::from_secs_f64(((t - last).max(0.0)) / speed).min(max_idle);
+        last = t;
+        if code == "o" {
+            std::thread::sleep(wait);
+            out.write_all(data.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| RecordingError::io("writing", Path::new("output"), e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_characters_are_kept_whole() {
+        let mut pending = Vec::new();
+        let euro = "€".as_bytes(); // 3 bytes
+        assert_eq!(take_utf8(&mut pending, &[b'a', euro[0]]), "a");
+        assert_eq!(take_utf8(&mut pending, &euro[1..2]), "");
+        assert_eq!(take_utf8(&mut pending, &[euro[2], b'b']), "€b");
+        assert!(pending.is_empty());
+        assert_eq!(take_utf8(&mut pending, &[0xff, b'c']), "\u{fffd}c");
+    }
+
+    #[test]
+    fn incomplete_tails_are_measured() {
+        assert_eq!(incomplete_tail(b"abc"), 0);
+        assert_eq!(incomplete_tail(&[0xE2]), 1);
+        assert_eq!(incomplete_tail(&[0xE2, 0x82]), 2);
+        assert_eq!(incomplete_tail(&[0xE2, 0x82, 0xAC]), 0);
+        assert_eq!(incomplete_tail(&[0xF0, 0x9F, 0x98]), 3);
+    }
+}
