@@ -744,6 +744,58 @@ pub enum Event {
         /// Its SHA-256 fingerprint.
         fingerprint: String,
     },
+    /// The key that signs session recordings was created.
+    #[serde(rename = "recording.key_created")]
+    RecordingKeyCreated {
+        /// Its public key, base64.
+        public_key: String,
+    },
+    /// A gateway session began (the person authenticated, the grant checked, upstream reached).
+    #[serde(rename = "gateway.session_started")]
+    GatewaySessionStarted {
+        /// The session.
+        session_id: String,
+        /// `ssh` or `postgres`.
+        kind: String,
+        /// Who.
+        identity: String,
+        /// Where.
+        target: String,
+        /// As which upstream account.
+        account: String,
+        /// Under which grant.
+        grant_id: String,
+    },
+    /// A gateway session ended.
+    #[serde(rename = "gateway.session_ended")]
+    GatewaySessionEnded {
+        /// The session.
+        session_id: String,
+        /// Who.
+        identity: String,
+        /// Where.
+        target: String,
+        /// `closed`, `grant_ended`, `killed`, `recording_failed`, `upstream_closed`, …
+        reason: String,
+        /// Bytes from the person.
+        bytes_up: u64,
+        /// Bytes to the person.
+        bytes_down: u64,
+        /// SHA-256 of the recording, when there is one.
+        recording_sha256: Option<String>,
+    },
+    /// The gateway refused something: a sign-in, a session, a forwarding, a recording failure.
+    #[serde(rename = "gateway.refused")]
+    GatewayRefused {
+        /// Who (as they claimed to be).
+        identity: String,
+        /// Where, if known.
+        target: Option<String>,
+        /// What was refused, e.g. `port forwarding`, `agent forwarding`, `session`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// An exception was resolved (accepted or fixed).
     #[serde(rename = "discovery.exception_resolved")]
     DiscoveryExceptionResolved {

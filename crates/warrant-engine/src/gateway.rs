@@ -154,3 +154,213 @@ impl Engine {
         })
     }
 }
+
+/// The vault's associated data for the recording key.
+pub(crate) const RECORDING_KEY_AAD: &str = "recording-key";
+
+/// What a gateway reports when a session starts.
+#[derive(Debug, Clone)]
+pub struct SessionStart {
+    /// The gateway's session id.
+    pub session_id: String,
+    /// `ssh` or `postgres`.
+    pub kind: String,
+    /// Who.
+    pub identity: String,
+    /// Where.
+    pub target: String,
+    /// As which upstream account.
+    pub account: String,
+    /// Under which grant.
+    pub grant_id: String,
+    /// The recording's file name, if recorded.
+    pub recording: Option<String>,
+}
+
+impl Engine {
+    /// The key that signs recordings' manifests, made and sealed at first use.
+    pub async fn recording_key(&self) -> Result<warrant_recording::RecordingKey> {
+        let stored = {
+            let mut r = self.store().read().await?;
+            r.q().recording_key().await?
+        };
+        let key_error = |e: warrant_recording::RecordingError| {
+            EngineError::internal(format!("the recording key: {}", e.code()))
+        };
+        let sealed = match stored {
+            Some((sealed, _)) => sealed,
+            None => {
+                let key = warrant_recording::RecordingKey::generate().map_err(key_error)?;
+                let sealed = self.seal_text(RECORDING_KEY_AAD, &key.to_seed())?;
+                let now = self.now();
+                let mut tx = self.store().begin().await?;
+                if let Some((existing, _)) = tx.q().recording_key().await? {
+                    tx.rollback().await?;
+                    existing
+                } else {
+                    tx.w()
+                        .insert_recording_key(&sealed, &key.public_base64(), now)
+                        .await?;
+                    tx.audit(
+                        now,
+                        None,
+                        &warrant_audit::Event::RecordingKeyCreated {
+                            public_key: key.public_base64(),
+                        },
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(key);
+                }
+            }
+        };
+        let seed = self.open_text(RECORDING_KEY_AAD, &sealed)?;
+        warrant_recording::RecordingKey::from_seed(&seed).map_err(key_error)
+    }
+
+    /// The public key recordings are signed with (base64), for `warrant recording verify`.
+    pub async fn recording_public_key(&self) -> Result<String> {
+        Ok(self.recording_key().await?.public_base64())
+    }
+
+    /// Records (and audits) a gateway session that started.
+    pub async fn gateway_session_started(&self, s: &SessionStart) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        tx.w()
+            .insert_gateway_session(&warrant_store::GatewaySessionRow {
+                id: s.session_id.clone(),
+                kind: s.kind.clone(),
+                identity: s.identity.clone(),
+                target: s.target.clone(),
+                account: s.account.clone(),
+                grant_id: s.grant_id.clone(),
+                started_at: now,
+                ended_at: None,
+                end_reason: None,
+                bytes_up: 0,
+                bytes_down: 0,
+                recording: s.recording.clone(),
+                sha256: None,
+            })
+            .await?;
+        tx.audit(
+            now,
+            Some(s.identity.as_str()),
+            &warrant_audit::Event::GatewaySessionStarted {
+                session_id: s.session_id.clone(),
+                kind: s.kind.clone(),
+                identity: s.identity.clone(),
+                target: s.target.clone(),
+                account: s.account.clone(),
+                grant_id: s.grant_id.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records (and audits) the end of a gateway session.
+    pub async fn gateway_session_ended(
+        &self,
+        session_id: &str,
+        reason: &str,
+        bytes_up: u64,
+        bytes_down: u64,
+        recording_sha256: Option<String>,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        let Some(mut s) = tx.q().gateway_session(session_id).await? else {
+            return Err(EngineError::not_found(
+                "session_not_found",
+                format!("no session {session_id}"),
+            ));
+        };
+        s.ended_at = Some(now);
+        s.end_reason = Some(reason.to_owned());
+        s.bytes_up = i64::try_from(bytes_up).unwrap_or(i64::MAX);
+        s.bytes_down = i64::try_from(bytes_down).unwrap_or(i64::MAX);
+        s.sha256.clone_from(&recording_sha256);
+        tx.w().end_gateway_session(&s).await?;
+        tx.audit(
+            now,
+            None,
+            &warrant_audit::Event::GatewaySessionEnded {
+                session_id: s.id.clone(),
+                identity: s.identity.clone(),
+                target: s.target.clone(),
+                reason: reason.to_owned(),
+                bytes_up,
+                bytes_down,
+                recording_sha256,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audits something the gateway refused.
+    pub async fn gateway_refused(
+        &self,
+        identity: &str,
+        target: Option<&str>,
+        what: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store().begin().await?;
+        tx.audit(
+            now,
+            None,
+            &warrant_audit::Event::GatewayRefused {
+                identity: identity.chars().take(200).collect(),
+                target: target.map(str::to_owned),
+                what: what.to_owned(),
+                reason: reason.chars().take(500).collect(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sessions, newest first: everyone's for auditors, one's own otherwise.
+    pub async fn gateway_sessions(
+        &self,
+        actor: &crate::Actor,
+    ) -> Result<Vec<warrant_store::GatewaySessionRow>> {
+        let mut r = self.store().read().await?;
+        let all = r.q().gateway_sessions(1000).await?;
+        Ok(if actor.role >= warrant_core::SystemRole::Auditor {
+            all
+        } else {
+            all.into_iter()
+                .filter(|s| s.identity == actor.name.as_str())
+                .collect()
+        })
+    }
+
+    /// One session (auditors, or its own person).
+    pub async fn gateway_session(
+        &self,
+        actor: &crate::Actor,
+        id: &str,
+    ) -> Result<warrant_store::GatewaySessionRow> {
+        let mut r = self.store().read().await?;
+        r.q()
+            .gateway_session(id)
+            .await?
+            .filter(|s| {
+                actor.role >= warrant_core::SystemRole::Auditor || s.identity == actor.name.as_str()
+            })
+            .ok_or_else(|| {
+                EngineError::not_found(
+                    "session_not_found",
+                    format!("no session {id} (warrant sessions)"),
+                )
+            })
+    }
+}

@@ -663,6 +663,25 @@ impl Engine {
                 unchanged += 1;
             }
         }
+        if let Some((sealed, _)) = tx.q().recording_key().await? {
+            let sealed: warrant_vault::Sealed = sealed
+                .parse()
+                .map_err(|_| EngineError::internal("the stored recording key does not parse"))?;
+            if vault.needs_rewrap(&sealed) {
+                let again = vault
+                    .rewrap(crate::gateway::RECORDING_KEY_AAD, &sealed)
+                    .map_err(|e| {
+                        EngineError::internal(format!(
+                            "re-wrapping the recording key failed: {}",
+                            e.code()
+                        ))
+                    })?;
+                tx.w().set_recording_key_sealed(&again.to_string()).await?;
+                rewrapped += 1;
+            } else {
+                unchanged += 1;
+            }
+        }
         if let Some((sealed, _)) = tx.q().managed_ssh_key().await? {
             let sealed: warrant_vault::Sealed = sealed
                 .parse()

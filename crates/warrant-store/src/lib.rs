@@ -18,6 +18,7 @@
 
 mod account_queries;
 mod discovery_queries;
+mod gateway_queries;
 mod oidc_queries;
 mod pg_queries;
 mod queries;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 pub use account_queries::{CheckoutRow, VaultedAccountRow};
 pub use discovery_queries::{ExceptionRow, InventoryRow, ScanRow};
+pub use gateway_queries::GatewaySessionRow;
 pub use oidc_queries::PendingLogin;
 pub use pg_queries::DbCredentialRow;
 pub use queries::{AuditQuery, FactorRow, JobRow, Q, TokenRow, W, settings_json};

@@ -342,5 +342,27 @@ CREATE TABLE ssh_keys (
 );
 CREATE UNIQUE INDEX ssh_keys_fingerprint ON ssh_keys (fingerprint);
 CREATE INDEX ssh_keys_identity ON ssh_keys (identity);
+CREATE TABLE gateway_sessions (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    target TEXT NOT NULL,
+    account TEXT NOT NULL,
+    grant_id TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    ended_at BIGINT,
+    end_reason TEXT,
+    bytes_up BIGINT NOT NULL,
+    bytes_down BIGINT NOT NULL,
+    recording TEXT,
+    sha256 TEXT
+);
+CREATE INDEX gateway_sessions_started ON gateway_sessions (started_at);
+CREATE TABLE recording_key (
+    id BIGINT PRIMARY KEY,
+    sealed_key TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
 "#,
 ];

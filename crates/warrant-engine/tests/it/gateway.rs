@@ -105,3 +105,66 @@ async fn a_key_finds_its_person_and_a_grant_finds_its_upstream() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_recorded_and_audited_and_listed_to_whom_they_concern() {
+    let env = Env::new(Backend::Sqlite).await;
+    let start = warrant_engine::gateway::SessionStart {
+        session_id: "s-1".into(),
+        kind: "ssh".into(),
+        identity: "carol".into(),
+        target: "web-1".into(),
+        account: "root".into(),
+        grant_id: "g-1".into(),
+        recording: Some("s-1.cast".into()),
+    };
+    env.engine.gateway_session_started(&start).await.unwrap();
+    let live = env.engine.gateway_sessions(&env.admin).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].ended_at.is_none());
+    env.engine
+        .gateway_session_ended("s-1", "grant_ended", 10, 2000, Some("ab".repeat(32)))
+        .await
+        .unwrap();
+    let s = env
+        .engine
+        .gateway_session(&env.user("carol"), "s-1")
+        .await
+        .unwrap();
+    assert_eq!(s.end_reason.as_deref(), Some("grant_ended"));
+    assert_eq!((s.bytes_up, s.bytes_down), (10, 2000));
+    // Erin sees neither the list entry nor the session.
+    assert!(
+        env.engine
+            .gateway_sessions(&env.user("erin"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let e = env
+        .engine
+        .gateway_session(&env.user("erin"), "s-1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "session_not_found");
+    env.engine
+        .gateway_refused(
+            "carol",
+            Some("web-1"),
+            "port forwarding",
+            "not allowed by the role",
+        )
+        .await
+        .unwrap();
+    let kinds = env.audit_kinds().await;
+    for k in [
+        "gateway.session_started",
+        "gateway.session_ended",
+        "gateway.refused",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k}: {kinds:?}");
+    }
+    // The recording key is made once and kept.
+    let a = env.engine.recording_public_key().await.unwrap();
+    assert_eq!(a, env.engine.recording_public_key().await.unwrap());
+}
