@@ -66,6 +66,26 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
+        let (status, bytes) = self.raw(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError {
+            status: Some(status),
+            code: "bad_answer".into(),
+            message: format!("the server's answer did not parse: {e}"),
+        })
+    }
+
+    /// GET of a binary answer (a recording), with the token; errors decoded as JSON.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        Ok(self.raw::<()>(Method::GET, path, None).await?.1)
+    }
+
+    /// Sends a request; the status and body of a successful answer, a decoded error otherwise.
+    async fn raw<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -102,11 +122,7 @@ impl Client {
                 },
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError {
-            status: Some(status.as_u16()),
-            code: "bad_answer".into(),
-            message: format!("the server's answer did not parse: {e}"),
-        })
+        Ok((status.as_u16(), bytes.to_vec()))
     }
 
     /// GET of a plain-text answer (the SSH CA's public key).

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod pg;
 pub mod scim;
 pub mod server;
+pub mod sessions;
 pub mod ssh;
 pub mod vault;
 pub mod webauthn;

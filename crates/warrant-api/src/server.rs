@@ -69,6 +69,8 @@ pub struct AppState {
     by_user: Arc<DefaultKeyedRateLimiter<String>>,
     sources: Arc<crate::directory_sources::Sources>,
     kek_file: Option<Arc<std::path::PathBuf>>,
+    recordings: Option<Arc<std::path::PathBuf>>,
+    live: Option<Arc<dyn crate::sessions::LiveSessions>>,
 }
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
@@ -93,6 +95,28 @@ impl AppState {
     pub fn with_kek_file(mut self, path: std::path::PathBuf) -> Self {
         self.kek_file = Some(Arc::new(path));
         self
+    }
+
+    /// The same state with the directory where gateways write recordings.
+    pub fn with_recordings(mut self, dir: std::path::PathBuf) -> Self {
+        self.recordings = Some(Arc::new(dir));
+        self
+    }
+
+    /// The recordings directory, when the server has one.
+    pub fn recordings(&self) -> Option<std::path::PathBuf> {
+        self.recordings.as_deref().cloned()
+    }
+
+    /// The same state with live gateway sessions to list and end.
+    pub fn with_live_sessions(mut self, live: Arc<dyn crate::sessions::LiveSessions>) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// The live gateway sessions, when a gateway runs.
+    pub fn live_sessions(&self) -> Option<Arc<dyn crate::sessions::LiveSessions>> {
+        self.live.clone()
     }
 
     /// The vault's key file, when the key lives in the data directory.
@@ -142,6 +166,8 @@ impl AppState {
             by_ip: Arc::new(RateLimiter::keyed(quota(20, 20))),
             sources: Arc::default(),
             kek_file: None,
+            recordings: None,
+            live: None,
         }
     }
 }
@@ -278,6 +304,27 @@ fn entries() -> Vec<Entry> {
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
         route!(GET, "/api/v1/ssh/krl", Public, crate::ssh::krl),
         route!(POST, "/api/v1/ssh/certs", Signed, crate::ssh::issue),
+        route!(GET, "/api/v1/sessions", Signed, crate::sessions::list),
+        route!(GET, "/api/v1/sessions/{id}", Signed, crate::sessions::get),
+        route!(
+            POST,
+            "/api/v1/sessions/{id}/kill",
+            Admin,
+            crate::sessions::kill
+        ),
+        route!(
+            GET,
+            "/api/v1/sessions/{id}/recording",
+            Signed,
+            crate::sessions::recording
+        ),
+        route!(
+            GET,
+            "/api/v1/sessions/{id}/manifest",
+            Signed,
+            crate::sessions::manifest
+        ),
+        route!(GET, "/api/v1/recordings/key", Signed, crate::sessions::key),
         route!(GET, "/api/v1/ssh/keys", Signed, crate::ssh::keys),
         route!(POST, "/api/v1/ssh/keys", Signed, crate::ssh::add_key),
         route!(

@@ -229,6 +229,15 @@ pub enum Command {
     /// Warrant's SSH user CA and managed key.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// Gateway sessions: the list (yours; auditors: all), replay, end a live one.
+    Sessions {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        cmd: Option<SessionsCmd>,
+    },
+    /// Session recordings: the asciicast file, and its verification.
+    #[command(subcommand)]
+    Recording(RecordingCmd),
     /// Your SSH public keys, for signing in to the SSH gateway.
     #[command(subcommand)]
     SshKey(SshKeyCmd),
@@ -559,6 +568,44 @@ pub enum SshCmd {
     /// Warrant's managed public key: authorise it for the admin_user of each SSH target so
     /// that Warrant can scan the host and rotate vaulted Linux accounts (admins).
     ManagedKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// Replay a recorded session in this terminal, with its timing.
+    Play {
+        /// Session id.
+        id: String,
+        /// Play this many times as fast.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Never pause longer than this many seconds.
+        #[arg(long, default_value_t = 2.0)]
+        max_idle: f64,
+    },
+    /// End a live session now (admins); its person sees why.
+    Kill {
+        /// Session id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingCmd {
+    /// Write a session's recording (asciicast v2) to standard output.
+    Get {
+        /// Session id.
+        id: String,
+    },
+    /// Check a recording against its signed manifest: any change is reported (exit 1).
+    Verify {
+        /// Session id.
+        id: String,
+        /// The recording public key to trust (base64; default: the server's, which you should
+        /// compare with the one you keep).
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

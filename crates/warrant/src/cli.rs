@@ -18,6 +18,7 @@ use crate::args::*;
 use crate::config;
 
 mod accounts;
+mod sessions;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8200";
 
@@ -710,6 +711,8 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             });
         }
         Command::Ssh(SshCmd::ManagedKey) => accounts::managed_key(ctx).await?,
+        Command::Sessions { cmd } => return sessions::sessions(ctx, cmd).await,
+        Command::Recording(c) => return sessions::recording(ctx, c).await,
         Command::SshKey(SshKeyCmd::Add {
             file,
             label,

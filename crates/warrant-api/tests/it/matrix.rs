@@ -113,6 +113,12 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/ssh/keys", Signed),
     ("POST", "/api/v1/ssh/keys", Signed),
     ("DELETE", "/api/v1/ssh/keys/{id}", Signed),
+    ("GET", "/api/v1/sessions", Signed),
+    ("GET", "/api/v1/sessions/{id}", Signed),
+    ("POST", "/api/v1/sessions/{id}/kill", Admin),
+    ("GET", "/api/v1/sessions/{id}/recording", Signed),
+    ("GET", "/api/v1/sessions/{id}/manifest", Signed),
+    ("GET", "/api/v1/recordings/key", Signed),
 ];
 
 #[test]
