@@ -1,0 +1,952 @@
+//! The gateway's SSH server side: one [`Conn`] per person's connection, a russh server
+//! handler. It authenticates the person, asks for authorization at the first session channel,
+//! mirrors each session channel onto a channel of the upstream connection, and refuses
+//! everything else (forwarding of ports, sockets, agent and X11).
+//!
+//! Data from the person goes upstream inside the `data` callback, which waits for the
+//! target's window: while it waits, russh reads nothing more from the person's socket, so a
+//! fast sender is held back by TCP instead of being buffered (russh grants the person more
+//! window as soon as data arrives, so TCP is the only brake it leaves us). Data from the
+//! target is written by one pump task per channel, which waits for the person's window;
+//! russh's client side holds the target back by TCP the same way. Nothing is buffered beyond
+//! russh's bounded per-channel queues.
+//!
+//! The known limit of this: while the `data` callback waits, the connection's loop cannot
+//! read the person's window adjustments either. A person whose client stops reading output
+//! while pushing more input than the windows hold, to a command that stops reading input
+//! while its output is blocked, stalls that connection until the session ends (its grant's
+//! end or a kill, which both still work). Per-channel windows granted as data is consumed,
+//! as OpenSSH's sshd does, would need russh to let the handler grant the window.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
+use ssh_key::Certificate;
+use tokio::sync::oneshot;
+
+use crate::authority::{Command, GatewayEvent, OfferedKey, Person, Refusal};
+use crate::error::GwError;
+use crate::gateway::Shared;
+use crate::login::{Login, parse_login};
+use crate::session::{Live, SessionId, SessionInfo, lock, supervise, unless_ending};
+use crate::upstream;
+
+/// How long the gateway waits for the target to answer a channel request (pty, shell, exec,
+/// subsystem) before answering the person with a failure.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Environment variable values longer than this are not forwarded.
+const MAX_ENV_VALUE: usize = 256;
+
+/// What the connection task and the handler share.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    /// Set once the first session channel was answered (a live session or a refusal): the
+    /// connection has done what it came for within `auth_timeout`.
+    pub(crate) settled: AtomicBool,
+    /// The live session, once authorized (for shutdown).
+    pub(crate) live: Mutex<Option<Arc<Live>>>,
+}
+
+/// Where a connection stands.
+enum Phase {
+    /// Not asked yet (no session channel so far).
+    Unauthorized,
+    /// Refused (by the authority, or the target could not be reached): every session channel
+    /// shows this message and fails.
+    Refused(String),
+    /// Logged in to the target.
+    Live(Arc<Live>),
+}
+
+/// One downstream session channel.
+struct Chan {
+    /// The upstream channel's write side; `None` on a refused connection.
+    up: Option<ChannelWriteHalf<client::Msg>>,
+    /// Waiting for the target's answers to our requests, in order (SSH answers channel
+    /// requests in the order they were made).
+    replies: Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>,
+    /// Whether a pty was granted (messages then end lines with CR LF).
+    pty: bool,
+    /// The task copying the target's output to the person.
+    pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The russh server handler of one person's connection.
+pub(crate) struct Conn {
+    shared: Arc<Shared>,
+    id: SessionId,
+    peer: Option<SocketAddr>,
+    state: Arc<ConnState>,
+    login: Option<Login>,
+    person: Option<Person>,
+    key_fingerprint: String,
+    phase: Phase,
+    channels: HashMap<ChannelId, Chan>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: SessionId,
+        peer: Option<SocketAddr>,
+        state: Arc<ConnState>,
+    ) -> Self {
+        Self {
+            shared,
+            id,
+            peer,
+            state,
+            login: None,
+            person: None,
+            key_fingerprint: String::new(),
+            phase: Phase::Unauthorized,
+            channels: HashMap::new(),
+        }
+    }
+
+    async fn authenticate(&mut self, user: &str, key: OfferedKey) -> Auth {
+        let login = match parse_login(user) {
+            Ok(login) => login,
+            Err(e) => {
+                tracing::info!(session = %self.id, peer = ?self.peer, code = e.code(), "login refused: {e}");
+                return Auth::reject();
+            }
+        };
+        let fingerprint = key.fingerprint();
+        let answer = tokio::time::timeout(
+            self.shared.authority_timeout,
+            self.shared.authority.authenticate(&login, &key),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(GwError::Authority(format!(
+                "no answer within {:?}",
+                self.shared.authority_timeout
+            )))
+        });
+        match answer {
+            Ok(Some(person)) => {
+                tracing::info!(
+                    session = %self.id,
+                    peer = ?self.peer,
+                    identity = %person.identity,
+                    target = %login.target,
+                    key = %fingerprint,
+                    "authenticated"
+                );
+                self.login = Some(login);
+                self.person = Some(person);
+                self.key_fingerprint = fingerprint;
+                Auth::Accept
+            }
+            Ok(None) => {
+                tracing::info!(
+                    session = %self.id,
+                    peer = ?self.peer,
+                    identity = %login.identity,
+                    key = %fingerprint,
+                    "key not registered for this identity"
+                );
+                Auth::reject()
+            }
+            Err(e) => {
+                tracing::warn!(session = %self.id, code = e.code(), "authentication failed: {e}");
+                Auth::reject()
+            }
+        }
+    }
+
+    /// Asks the authority, then logs in to the target.
+    async fn authorize(&self, down: server::Handle) -> Phase {
+        let (Some(person), Some(login)) = (&self.person, &self.login) else {
+            return Phase::Refused("warrant: not logged in\n".to_owned());
+        };
+        let answer = tokio::time::timeout(
+            self.shared.authority_timeout,
+            self.shared.authority.authorize(person, login),
+        )
+        .await;
+        let upstream = match answer {
+            Ok(Ok(upstream)) => upstream,
+            Err(_) => {
+                tracing::warn!(
+                    session = %self.id,
+                    identity = %person.identity,
+                    target = %login.target,
+                    "the authority did not answer within {:?}",
+                    self.shared.authority_timeout
+                );
+                return Phase::Refused(
+                    "warrant: Warrant did not answer in time; try again in a moment.\n".to_owned(),
+                );
+            }
+            Ok(Err(denied)) => {
+                tracing::info!(
+                    session = %self.id,
+                    identity = %person.identity,
+                    target = %login.target,
+                    "denied: {denied}"
+                );
+                return Phase::Refused(format!("warrant: {}\n", denied.message));
+            }
+        };
+        let label = upstream::label(&upstream);
+        let up = match upstream::connect(&upstream, self.shared.upstream_timeout).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::warn!(
+                    session = %self.id,
+                    identity = %person.identity,
+                    target = %login.target,
+                    code = e.code(),
+                    "upstream failed: {e}"
+                );
+                self.shared.authority.event(&GatewayEvent::UpstreamFailed {
+                    session: self.id,
+                    identity: person.identity.clone(),
+                    target: login.target.clone(),
+                    grant_id: upstream.grant_id.clone(),
+                    error: format!("{}: {e}", e.code()),
+                });
+                return Phase::Refused(upstream_message(&login.target, &e));
+            }
+        };
+        let info = SessionInfo {
+            id: self.id,
+            identity: person.identity.clone(),
+            label: person.label.clone(),
+            key_fingerprint: self.key_fingerprint.clone(),
+            peer: self.peer,
+            target: login.target.clone(),
+            role: login.role.clone(),
+            account: upstream.account.clone(),
+            upstream: format!("{}:{}", upstream.host, upstream.port),
+            grant_id: upstream.grant_id.clone(),
+            grant_end: upstream.grant_end,
+            started: self.shared.clock.now(),
+            bytes_up: 0,
+            bytes_down: 0,
+            channels: 0,
+        };
+        tracing::info!(
+            session = %self.id,
+            identity = %info.identity,
+            target = %info.target,
+            upstream = %label,
+            grant = %info.grant_id,
+            grant_end = %info.grant_end,
+            "session started"
+        );
+        let live = Arc::new(Live::new(info, down, up));
+        self.shared.registry.insert(live.clone());
+        *lock(&self.state.live) = Some(live.clone());
+        self.shared
+            .authority
+            .event(&GatewayEvent::SessionStarted(live.snapshot()));
+        tokio::spawn(supervise(self.shared.clone(), live.clone()));
+        Phase::Live(live)
+    }
+
+    fn refused(&self, refusal: Refusal) {
+        let identity = self
+            .person
+            .as_ref()
+            .map_or_else(String::new, |p| p.identity.clone());
+        let target = self
+            .login
+            .as_ref()
+            .map_or_else(String::new, |l| l.target.clone());
+        tracing::warn!(session = %self.id, %identity, %target, "refused {refusal}");
+        self.shared.authority.event(&GatewayEvent::Refused {
+            session: self.id,
+            identity,
+            target,
+            peer: self.peer,
+            refusal,
+        });
+    }
+
+    fn live(&self) -> Option<&Arc<Live>> {
+        match &self.phase {
+            Phase::Live(live) => Some(live),
+            _ => None,
+        }
+    }
+
+    /// Sends `request` upstream on `channel` and waits for the target's answer (or the
+    /// session's end, or [`REPLY_TIMEOUT`]); then gives the same answer to the person.
+    async fn forward_request(
+        &self,
+        channel: ChannelId,
+        session: &mut Session,
+        request: UpRequest,
+    ) -> Result<bool, russh::Error> {
+        let ok = match (self.channels.get(&channel), self.live()) {
+            (
+                Some(Chan {
+                    up: Some(up),
+                    replies,
+                    ..
+                }),
+                Some(live),
+            ) => {
+                let (tx, rx) = oneshot::channel();
+                // Queued before sending, so the pump cannot see the answer first. On a
+                // timeout the sender stays queued and takes the late answer.
+                lock(replies).push_back(tx);
+                if request.send(up).await.is_err() {
+                    false
+                } else {
+                    let mut ending = live.ending();
+                    matches!(
+                        unless_ending(&mut ending, tokio::time::timeout(REPLY_TIMEOUT, rx)).await,
+                        Some(Ok(Ok(true)))
+                    )
+                }
+            }
+            _ => false,
+        };
+        if ok {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(ok)
+    }
+
+    /// Starts a shell, command or subsystem: upstream on a live session; on a refused one,
+    /// the refusal message, exit status 1, and the channel closed.
+    async fn start(
+        &mut self,
+        channel: ChannelId,
+        command: Command,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        if let Phase::Refused(message) = &self.phase {
+            let pty = self.channels.get(&channel).is_some_and(|c| c.pty);
+            let text = if pty {
+                message.replace('\n', "\r\n")
+            } else {
+                message.clone()
+            };
+            session.channel_success(channel)?;
+            session.extended_data(channel, 1, text.into_bytes())?;
+            session.exit_status_request(channel, 1)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+            return Ok(());
+        }
+        let ok = self
+            .forward_request(channel, session, UpRequest::Start(command.clone()))
+            .await?;
+        if let (true, Some(person)) = (ok, &self.person) {
+            tracing::info!(session = %self.id, channel = %channel, ?command, "started");
+            self.shared.authority.event(&GatewayEvent::Command {
+                session: self.id,
+                identity: person.identity.clone(),
+                command,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Phase::Live(live) = &self.phase {
+            live.connection_gone();
+        }
+    }
+}
+
+impl server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        _offer: server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // A malformed login fails before the client is asked to sign anything; whether the
+        // key is registered is asked once, after the signature was checked.
+        Ok(match parse_login(user) {
+            Ok(_) => Auth::Accept,
+            Err(e) => {
+                tracing::info!(session = %self.id, peer = ?self.peer, code = e.code(), "login refused: {e}");
+                Auth::reject()
+            }
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self
+            .authenticate(user, OfferedKey::Key(key.public_key.clone()))
+            .await)
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &Certificate,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self
+            .authenticate(user, OfferedKey::Certificate(Box::new(certificate.clone())))
+            .await)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.person.is_none() {
+            return Ok(());
+        }
+        if matches!(self.phase, Phase::Unauthorized) {
+            self.phase = self.authorize(session.handle()).await;
+            self.state.settled.store(true, Ordering::SeqCst);
+        }
+        let id = channel.id();
+        let (up, pump) = match &self.phase {
+            Phase::Unauthorized | Phase::Refused(_) => (None, None),
+            Phase::Live(live) => {
+                if live.is_ending() {
+                    // Dropping the reply refuses the channel.
+                    return Ok(());
+                }
+                match live.up.channel_open_session().await {
+                    Ok(up_channel) => {
+                        let (up_read, up_write) = up_channel.split();
+                        let (down_read, down_write) = channel.split();
+                        // Everything the person sends arrives through the handler's
+                        // callbacks; russh also queues a copy for this reader, and an
+                        // unread queue would block its loop once full.
+                        drop(down_read);
+                        let replies = Arc::new(Mutex::new(VecDeque::new()));
+                        let pump = Pump {
+                            up: up_read,
+                            down: down_write,
+                            down_handle: session.handle(),
+                            id,
+                            replies: replies.clone(),
+                            live: live.clone(),
+                        };
+                        live.add_channel(id, false);
+                        (Some((up_write, replies)), Some(pump))
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %self.id, "target refused a session channel: {e}");
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        reply.accept().await;
+        let (up, replies) = match up {
+            Some((up, replies)) => (Some(up), replies),
+            None => (None, Arc::new(Mutex::new(VecDeque::new()))),
+        };
+        self.channels.insert(
+            id,
+            Chan {
+                up,
+                replies,
+                pty: false,
+                pump: pump.map(|p| tokio::spawn(p.run())),
+            },
+        );
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        drop(reply);
+        self.refused(Refusal::LocalForward {
+            host: host_to_connect.to_owned(),
+            port: port_to_connect,
+        });
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        drop(reply);
+        self.refused(Refusal::SocketForward {
+            path: socket_path.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        drop(reply);
+        self.refused(Refusal::Channel {
+            kind: "x11".to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn channel_open_forwarded_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        drop(reply);
+        self.refused(Refusal::Channel {
+            kind: "forwarded-tcpip".to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refused(Refusal::RemoteForward {
+            address: address.to_owned(),
+            port: *port,
+        });
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refused(Refusal::SocketForward {
+            path: socket_path.to_owned(),
+        });
+        Ok(false)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.refused(Refusal::AgentForward);
+        Ok(false)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refused(Refusal::X11Forward);
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if matches!(self.phase, Phase::Refused(_)) {
+            // Answered yes so the refusal message is shown like any output.
+            if let Some(chan) = self.channels.get_mut(&channel) {
+                chan.pty = true;
+            }
+            session.channel_success(channel)?;
+            return Ok(());
+        }
+        let request = UpRequest::Pty {
+            term: term.to_owned(),
+            size: [col_width, row_height, pix_width, pix_height],
+            modes: modes.to_vec(),
+        };
+        let ok = self.forward_request(channel, session, request).await?;
+        if ok {
+            if let Some(chan) = self.channels.get_mut(&channel) {
+                chan.pty = true;
+            }
+            if let Some(live) = self.live() {
+                live.set_pty(channel);
+            }
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        pix_width: u32,
+        pix_height: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // OpenSSH asks for no answer; the target's is not waited for.
+        let sent = match self.channels.get(&channel) {
+            Some(Chan { up: Some(up), .. }) => up
+                .window_change(col_width, row_height, pix_width, pix_height)
+                .await
+                .is_ok(),
+            _ => false,
+        };
+        if sent {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Only the locale, which OpenSSH sends by default (SendEnv LANG LC_*) and Debian's
+        // sshd accepts (AcceptEnv LANG LC_*); anything else could change how the target's
+        // shell or loader behaves. The target's answer is not waited for.
+        let sent = match self.channels.get(&channel) {
+            Some(Chan { up: Some(up), .. }) if forwardable_env(variable_name, variable_value) => up
+                .set_env(false, variable_name, variable_value)
+                .await
+                .is_ok(),
+            _ => false,
+        };
+        if sent {
+            session.channel_success(channel)?;
+        } else {
+            tracing::debug!(session = %self.id, variable_name, "environment variable not forwarded");
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, Command::Shell, session).await
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.start(channel, Command::Exec(command), session).await
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, Command::Subsystem(name.to_owned()), session)
+            .await
+    }
+
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(Chan { up: Some(up), .. }) = self.channels.get(&channel) {
+            let _ = up.signal(signal).await;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(Chan { up: Some(up), .. }), Some(live)) =
+            (self.channels.get(&channel), self.live())
+        else {
+            return Ok(());
+        };
+        live.bytes_up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        // Waits for the target's window: this is the backpressure on the person's side (see
+        // the module docs). A session that is ending stops waiting.
+        let mut ending = live.ending();
+        let _ = unless_ending(&mut ending, up.data_bytes(data.to_vec())).await;
+        Ok(())
+    }
+
+    async fn extended_data(
+        &mut self,
+        channel: ChannelId,
+        code: u32,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(Chan { up: Some(up), .. }), Some(live)) =
+            (self.channels.get(&channel), self.live())
+        else {
+            return Ok(());
+        };
+        live.bytes_up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut ending = live.ending();
+        let _ = unless_ending(&mut ending, up.extended_data_bytes(code, data.to_vec())).await;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(Chan { up: Some(up), .. }) = self.channels.get(&channel) {
+            let _ = up.eof().await;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(chan) = self.channels.remove(&channel) {
+            if let Some(up) = &chan.up {
+                let _ = up.close().await;
+            }
+            // The person is gone from this channel: nothing more to copy to it.
+            if let Some(pump) = &chan.pump {
+                pump.abort();
+            }
+        }
+        if let Some(live) = self.live() {
+            live.remove_channel(channel);
+        }
+        Ok(())
+    }
+}
+
+/// A channel request forwarded to the target, whose answer the person waits for.
+enum UpRequest {
+    /// `pty-req`: terminal type, size (columns, rows, pixel width, pixel height), modes.
+    Pty {
+        term: String,
+        size: [u32; 4],
+        modes: Vec<(Pty, u32)>,
+    },
+    /// `shell`, `exec` or `subsystem`.
+    Start(Command),
+}
+
+impl UpRequest {
+    async fn send(self, up: &ChannelWriteHalf<client::Msg>) -> Result<(), russh::Error> {
+        match self {
+            Self::Pty { term, size, modes } => {
+                let [cols, rows, width, height] = size;
+                up.request_pty(true, &term, cols, rows, width, height, &modes)
+                    .await
+            }
+            Self::Start(Command::Shell) => up.request_shell(true).await,
+            Self::Start(Command::Exec(command)) => up.exec(true, command.into_bytes()).await,
+            Self::Start(Command::Subsystem(name)) => up.request_subsystem(true, name).await,
+        }
+    }
+}
+
+/// Copies one upstream channel's output, end of file, exit status and request answers to
+/// the person's channel.
+struct Pump {
+    up: ChannelReadHalf,
+    down: ChannelWriteHalf<Msg>,
+    down_handle: server::Handle,
+    id: ChannelId,
+    replies: Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>,
+    live: Arc<Live>,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        let mut ending = self.live.ending();
+        loop {
+            let Some(msg) = unless_ending(&mut ending, self.up.wait()).await else {
+                // The supervisor tells the person and closes the channel.
+                return;
+            };
+            let delivered = match msg {
+                None | Some(ChannelMsg::Close) => break,
+                Some(ChannelMsg::Data { data }) => {
+                    self.live
+                        .bytes_down
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    unless_ending(&mut ending, self.down.data_bytes(data))
+                        .await
+                        .map(|r| r.is_ok())
+                }
+                Some(ChannelMsg::ExtendedData { data, ext }) => {
+                    self.live
+                        .bytes_down
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    unless_ending(&mut ending, self.down.extended_data_bytes(ext, data))
+                        .await
+                        .map(|r| r.is_ok())
+                }
+                Some(ChannelMsg::Eof) => unless_ending(&mut ending, self.down.eof())
+                    .await
+                    .map(|r| r.is_ok()),
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    unless_ending(&mut ending, self.down.exit_status(exit_status))
+                        .await
+                        .map(|r| r.is_ok())
+                }
+                Some(ChannelMsg::ExitSignal {
+                    signal_name,
+                    core_dumped,
+                    error_message,
+                    lang_tag,
+                }) => unless_ending(
+                    &mut ending,
+                    self.down_handle.exit_signal_request(
+                        self.id,
+                        signal_name,
+                        core_dumped,
+                        error_message,
+                        lang_tag,
+                    ),
+                )
+                .await
+                .map(|r| r.is_ok()),
+                Some(ChannelMsg::XonXoff { client_can_do }) => unless_ending(
+                    &mut ending,
+                    self.down_handle.xon_xoff_request(self.id, client_can_do),
+                )
+                .await
+                .map(|r| r.is_ok()),
+                Some(ChannelMsg::Success) => {
+                    self.answer(true);
+                    Some(true)
+                }
+                Some(ChannelMsg::Failure) => {
+                    self.answer(false);
+                    Some(true)
+                }
+                Some(_) => Some(true),
+            };
+            match delivered {
+                // The session is ending: the supervisor takes over.
+                None => return,
+                // The person's side of the channel is gone.
+                Some(false) => break,
+                Some(true) => {}
+            }
+        }
+        if self.live.up.is_closed() {
+            self.live.end(crate::authority::EndReason::UpstreamClosed);
+        }
+        if !self.live.is_ending() {
+            let _ = self.down.close().await;
+        }
+        self.live.remove_channel(self.id);
+    }
+
+    fn answer(&self, ok: bool) {
+        if let Some(waiting) = lock(&self.replies).pop_front() {
+            let _ = waiting.send(ok);
+        }
+    }
+}
+
+/// `LANG` and `LC_*` with a short printable value.
+fn forwardable_env(name: &str, value: &str) -> bool {
+    (name == "LANG" || name.starts_with("LC_"))
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && value.len() <= MAX_ENV_VALUE
+        && !value.chars().any(char::is_control)
+}
+
+/// What the person is told when the target cannot be used.
+fn upstream_message(target: &str, e: &GwError) -> String {
+    match e {
+        GwError::UpstreamHostKey {
+            expected,
+            presented,
+            ..
+        } => format!(
+            "warrant: {target} presented a host key other than the one Warrant has pinned; \
+             not connecting (presented {presented}, pinned {expected}). Tell your Warrant \
+             administrator.\n"
+        ),
+        GwError::UpstreamAuth { account, .. } => format!(
+            "warrant: {target} refused Warrant's certificate for {account}. Tell your Warrant \
+             administrator.\n"
+        ),
+        other => format!("warrant: cannot open a session on {target}: {other}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_locale_is_forwarded() {
+        assert!(forwardable_env("LANG", "en_GB.UTF-8"));
+        assert!(forwardable_env("LC_ALL", "C"));
+        assert!(!forwardable_env("LD_PRELOAD", "/tmp/x.so"));
+        assert!(!forwardable_env("PATH", "/tmp"));
+        assert!(!forwardable_env("LC_ALL", "C\nevil"));
+        assert!(!forwardable_env("LC_X", &"a".repeat(300)));
+        assert!(!forwardable_env("LC_$(id)", "C"));
+    }
+}
