@@ -364,3 +364,22 @@ impl Engine {
             })
     }
 }
+
+impl Engine {
+    /// Whether `grant_id` is still active now and its holder `identity` still active (the
+    /// gateway ends sessions whose answer turns false).
+    pub async fn grant_still_active(&self, grant_id: &str, identity: &str) -> Result<bool> {
+        let now = self.now();
+        let mut r = self.store().read().await?;
+        let grant_ok = r.q().grant(grant_id).await?.is_some_and(|g| {
+            g.identity.as_str() == identity && g.status_at(now) == GrantStatus::Active
+        });
+        if !grant_ok {
+            return Ok(false);
+        }
+        Ok(r.q()
+            .identity(identity)
+            .await?
+            .is_some_and(|i| i.status == IdentityStatus::Active))
+    }
+}

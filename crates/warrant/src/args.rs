@@ -34,7 +34,8 @@ pub struct ServeArgs {
     /// PostgreSQL store instead of SQLite, e.g. postgres://user:pw@host/db.
     #[arg(long, env = "WARRANT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Address of the SSH gateway (not available yet).
+    /// Address of the SSH gateway: people run `ssh -p PORT IDENTITY+TARGET[+ROLE]@HOST` with a
+    /// key they registered (`warrant ssh-key add`) and an active grant.
     #[arg(long, env = "WARRANT_SSH_LISTEN")]
     pub ssh_listen: Option<SocketAddr>,
     /// Address of the PostgreSQL gateway (not available yet).

@@ -9,6 +9,7 @@
 mod args;
 mod cli;
 mod config;
+mod gateway;
 mod serve;
 mod settings;
 

@@ -25,9 +25,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    if args.ssh_listen.is_some() {
-        bail!("--ssh-listen: the SSH gateway is not part of this version of Warrant yet");
-    }
     if args.pg_listen.is_some() {
         bail!("--pg-listen: the PostgreSQL gateway is not part of this version of Warrant yet");
     }
@@ -154,6 +151,47 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut state = warrant_api::AppState::new(engine.clone()).with_sources(sources);
     if let Some(path) = kek_file {
         state = state.with_kek_file(path);
+    }
+    if let Some(listen) = args.ssh_listen {
+        let host_key = crate::gateway::host_key(&args.data_dir)?;
+        let fingerprint = host_key
+            .public_key()
+            .fingerprint(warrant_sshgw::ssh_key::HashAlg::Sha256);
+        let (authority, recorder) = crate::gateway::EngineAuthority::new(engine.clone());
+        tokio::spawn(recorder);
+        let gw = warrant_sshgw::Gateway::bind(
+            warrant_sshgw::GatewayConfig::new(listen, host_key),
+            Arc::new(authority),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("--ssh-listen {listen}: {e}"))?;
+        eprintln!(
+            "SSH gateway listening on {} (host key {fingerprint}): ssh -p {} IDENTITY+TARGET@HOST",
+            gw.local_addr(),
+            gw.local_addr().port()
+        );
+        let handle = gw.handle();
+        state = state.with_live_sessions(Arc::new(crate::gateway::Live(handle.clone())));
+        {
+            let mut rx = rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = gw
+                    .run(async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    })
+                    .await
+                {
+                    tracing::error!(error = %e, "the SSH gateway stopped");
+                }
+            });
+        }
+        {
+            let mut rx = rx.clone();
+            let engine = engine.clone();
+            tokio::spawn(crate::gateway::watch_grants(engine, handle, async move {
+                let _ = rx.wait_for(|v| *v).await;
+            }));
+        }
     }
     if let Some(setup) = state.sources().ldap.clone() {
         let interval = setup.interval_secs().map_err(|e| anyhow::anyhow!("{e}"))?;

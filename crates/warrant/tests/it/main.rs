@@ -4,6 +4,7 @@
 //! - `harness`: start/stop/kill the server, run the CLI as someone, bounded waits.
 //! - `walkthrough`: the README's five-minute tour with the demo organisation.
 //! - `linux`: a vaulted Linux password rotated over SSH, discovery of a Linux host (real sshd).
+//! - `gateway`: the SSH gateway with the real ssh client and a real sshd, under a grant.
 //! - `listings`: every listing verb, as a table and as `--json`.
 //! - `mfa`: TOTP enrolment from the terminal and sign-in with `--otp`.
 //! - `discovery`: `warrant discover` on a real PostgreSQL, exceptions for outside grants.
@@ -30,6 +31,7 @@ mod dbcreds;
 mod directory;
 mod discovery;
 mod expiry;
+mod gateway;
 mod harness;
 mod linux;
 mod listings;

@@ -1,0 +1,253 @@
+//! The SSH gateway in `warrant serve --ssh-listen`: `warrant-sshgw` asks, the engine answers.
+//!
+//! - [`EngineAuthority`]: a key is a person's when it is one of their registered keys
+//!   (`warrant ssh-key add`) and they are active; a session may go when they hold an active
+//!   grant of a role with a `login` on an SSH target, and then goes with a session key and a
+//!   certificate from Warrant's CA valid until the grant's end (`Engine::gateway_upstream`).
+//!   Denials are audited and shown to the person.
+//! - Events (sessions started and ended, refusals, upstream failures) are handed to a task that
+//!   records and audits them in order, so the gateway never waits for the store.
+//! - [`watch_grants`]: twice a second, every live session whose grant is no longer active (ended,
+//!   revoked, its person disabled) is ended with a message.
+//! - [`Live`]: the API's live-session hook over the gateway's handle.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use warrant_engine::Engine;
+use warrant_sshgw::ssh_key::{Certificate, PrivateKey, PublicKey};
+use warrant_sshgw::{
+    Authority, BoxFuture, Denied, EndReason, GatewayEvent, GatewayHandle, GwError, Login,
+    OfferedKey, Person, SessionId, Upstream,
+};
+
+/// The engine as the gateway's authority.
+pub struct EngineAuthority {
+    engine: Engine,
+    events: mpsc::UnboundedSender<GatewayEvent>,
+}
+
+impl EngineAuthority {
+    /// The authority, and the task that records its events (run it).
+    pub fn new(engine: Engine) -> (Self, impl std::future::Future<Output = ()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<GatewayEvent>();
+        let recorder = {
+            let engine = engine.clone();
+            async move {
+                while let Some(ev) = rx.recv().await {
+                    if let Err(e) = record(&engine, &ev).await {
+                        tracing::error!(error = %e, ?ev, "recording a gateway event failed");
+                    }
+                }
+            }
+        };
+        (Self { engine, events: tx }, recorder)
+    }
+}
+
+async fn record(engine: &Engine, ev: &GatewayEvent) -> warrant_engine::Result<()> {
+    match ev {
+        GatewayEvent::SessionStarted(info) => {
+            engine
+                .gateway_session_started(&warrant_engine::gateway::SessionStart {
+                    session_id: info.id.to_string(),
+                    kind: "ssh".into(),
+                    identity: info.identity.clone(),
+                    target: info.target.clone(),
+                    account: info.account.clone(),
+                    grant_id: info.grant_id.clone(),
+                    recording: None,
+                })
+                .await
+        }
+        GatewayEvent::SessionEnded { info, reason } => {
+            let reason = match reason {
+                EndReason::ClientClosed => "closed".to_owned(),
+                EndReason::UpstreamClosed => "upstream_closed".to_owned(),
+                EndReason::GrantEnded => "grant_ended".to_owned(),
+                EndReason::Killed { reason } => format!("killed: {reason}"),
+                EndReason::Shutdown => "shutdown".to_owned(),
+                other => other.to_string(),
+            };
+            engine
+                .gateway_session_ended(
+                    &info.id.to_string(),
+                    &reason,
+                    info.bytes_up,
+                    info.bytes_down,
+                    None,
+                )
+                .await
+        }
+        GatewayEvent::Refused {
+            identity,
+            target,
+            refusal,
+            ..
+        } => {
+            engine
+                .gateway_refused(
+                    identity,
+                    Some(target),
+                    &refusal.to_string(),
+                    "not allowed through the gateway",
+                )
+                .await
+        }
+        GatewayEvent::UpstreamFailed {
+            identity,
+            target,
+            error,
+            ..
+        } => {
+            engine
+                .gateway_refused(identity, Some(target), "session", error)
+                .await
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Authority for EngineAuthority {
+    fn authenticate<'a>(
+        &'a self,
+        login: &'a Login,
+        key: &'a OfferedKey,
+    ) -> BoxFuture<'a, Result<Option<Person>, GwError>> {
+        Box::pin(async move {
+            // Only registered plain keys for now; certificates are refused (the client may
+            // offer its plain key next).
+            let OfferedKey::Key(_) = key else {
+                return Ok(None);
+            };
+            let who = self
+                .engine
+                .gateway_identity(&login.identity, &key.fingerprint())
+                .await
+                .map_err(|e| GwError::Authority(e.to_string()))?;
+            Ok(who.map(|name| Person {
+                identity: name.to_string(),
+                label: name.to_string(),
+            }))
+        })
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        person: &'a Person,
+        login: &'a Login,
+    ) -> BoxFuture<'a, Result<Upstream, Denied>> {
+        Box::pin(async move {
+            let up = match self
+                .engine
+                .gateway_upstream(&person.identity, &login.target, login.role.as_deref())
+                .await
+            {
+                Ok(up) => up,
+                Err(e) => {
+                    let _ = self
+                        .engine
+                        .gateway_refused(
+                            &person.identity,
+                            Some(&login.target),
+                            "session",
+                            &e.message,
+                        )
+                        .await;
+                    return Err(Denied::new(e.message));
+                }
+            };
+            let broken = |what: &str| {
+                Denied::new(format!("the gateway could not use {what}; tell an admin"))
+            };
+            Ok(Upstream {
+                host_key: PublicKey::from_openssh(&up.host_key)
+                    .map_err(|_| broken("the target's pinned host key"))?,
+                key: PrivateKey::from_openssh(up.private_key.expose())
+                    .map_err(|_| broken("the session key"))?,
+                certificate: Certificate::from_openssh(&up.certificate)
+                    .map_err(|_| broken("the session certificate"))?,
+                host: up.host,
+                port: up.port,
+                account: up.account,
+                grant_id: up.grant_id,
+                grant_end: up.ends_at,
+            })
+        })
+    }
+
+    fn event(&self, event: &GatewayEvent) {
+        let _ = self.events.send(event.clone());
+    }
+}
+
+/// Ends, within half a second, every live session whose grant is no longer active: revoked,
+/// ended early, or its person disabled (the gateway's own timer covers the planned end).
+pub async fn watch_grants(
+    engine: Engine,
+    handle: GatewayHandle,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        for s in handle.sessions() {
+            match engine.grant_still_active(&s.grant_id, &s.identity).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    handle.kill(s.id, "your grant is no longer active (revoked or ended)");
+                }
+                Err(e) => tracing::warn!(error = %e, "checking a session's grant failed"),
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = &mut shutdown => return,
+        }
+    }
+}
+
+/// The API's view of the gateway's live sessions.
+pub struct Live(pub GatewayHandle);
+
+impl warrant_api::sessions::LiveSessions for Live {
+    fn live(&self) -> Vec<warrant_api::sessions::LiveSession> {
+        self.0
+            .sessions()
+            .into_iter()
+            .map(|s| warrant_api::sessions::LiveSession {
+                id: s.id.to_string(),
+                bytes_up: s.bytes_up,
+                bytes_down: s.bytes_down,
+            })
+            .collect()
+    }
+
+    fn kill(&self, id: &str, message: &str) -> bool {
+        SessionId::parse(id).is_some_and(|id| self.0.kill(id, message))
+    }
+}
+
+/// The gateway's own host key in the data directory (`ssh_gateway_host_key`, mode 0600), made
+/// at first start.
+pub fn host_key(data_dir: &std::path::Path) -> anyhow::Result<PrivateKey> {
+    use anyhow::Context;
+    let path = data_dir.join("ssh_gateway_host_key");
+    if !path.exists() {
+        let key = warrant_sshca::CaKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let pem = key.to_openssh().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::io::Write::write_all(&mut f, pem.expose().as_bytes())?;
+        f.sync_all()?;
+    }
+    let pem = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    PrivateKey::from_openssh(pem.trim()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}

@@ -1,0 +1,192 @@
+//! `warrant serve --ssh-listen`: the real OpenSSH client through Warrant's gateway to a real
+//! sshd, under a grant; refused without one; cut when the grant is revoked; audited.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use warrant_testkit::SshdFixture;
+
+use crate::harness::{DEMO_ORG, World, poll, s};
+
+struct Setup {
+    w: World,
+    _sshd: SshdFixture,
+    gw_port: u16,
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let gw_port = warrant_testkit::free_port();
+    let w = World::start(&["--demo", "--ssh-listen", &format!("127.0.0.1:{gw_port}")]);
+    let admin = w.admin();
+    let ca = w.run(&admin, &["ssh", "ca"]).ok().trim().to_owned();
+    let sshd = SshdFixture::start(&ca).unwrap_or_else(|e| panic!("{e}"));
+    let user = sshd.user().to_owned();
+    sshd.set_principals(&[&user]).unwrap();
+    let org = std::fs::read_to_string(DEMO_ORG)
+        .unwrap()
+        .replace(
+            "    address: 127.0.0.1:2222\n",
+            &format!(
+                "    address: 127.0.0.1:{}\n    host_key: \"{}\"\n",
+                sshd.port(),
+                sshd.host_public_key().trim()
+            ),
+        )
+        .replace(
+            "        principals: [root]\n        login: root\n",
+            &format!(
+                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n"
+            ),
+        )
+        .replace(
+            "policies:\n",
+            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
+        );
+    let file = w.root().join("org.yaml");
+    std::fs::write(&file, org).unwrap();
+    w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("carol");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ed25519", "-C", "carol", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let carol = w.login("carol");
+    w.run(
+        &carol,
+        &[
+            "ssh-key",
+            "add",
+            key.with_extension("pub").to_str().unwrap(),
+        ],
+    )
+    .ok();
+    Setup {
+        w,
+        _sshd: sshd,
+        gw_port,
+        key,
+        _dir: dir,
+    }
+}
+
+fn ssh(st: &Setup, login: &str, command: &str) -> Command {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-F", "/dev/null", "-p", &st.gw_port.to_string()])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-i")
+        .arg(&st.key)
+        .arg(format!("{login}@127.0.0.1"))
+        .arg(command)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn through_the_gateway_under_a_grant_and_cut_when_it_is_revoked() {
+    let st = setup();
+    let w = &st.w;
+    let admin = w.admin();
+    let carol = w.login("carol");
+
+    let no_grant = ssh(&st, "carol+web-1", "true").output().unwrap();
+    assert!(!no_grant.status.success(), "{}", text(&no_grant));
+    assert!(
+        String::from_utf8_lossy(&no_grant.stderr).contains("warrant request web-1"),
+        "{}",
+        text(&no_grant)
+    );
+
+    let g = w
+        .run(
+            &carol,
+            &[
+                "request", "web-1", "shell", "--for", "30m", "--reason", "deploy", "--json",
+            ],
+        )
+        .json();
+    let grant = s(&g["grant"], "id").to_owned();
+    let out = ssh(&st, "carol+web-1", "echo hi; id -un; exit 3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("hi") && stdout.contains("warrant-ssh-test"),
+        "{}",
+        text(&out)
+    );
+
+    // Someone else's login with carol's key is refused.
+    let other = ssh(&st, "erin+web-1", "true").output().unwrap();
+    assert!(!other.status.success(), "{}", text(&other));
+
+    // A long session is cut soon after the grant is revoked.
+    let mut long = ssh(&st, "carol+web-1", "sleep 60").spawn().unwrap();
+    let live = poll(Duration::from_secs(20), || {
+        let v = w.run(&admin, &["sessions", "--json"]).json_array();
+        v.into_iter().find(|x| x["live"] == true)
+    })
+    .expect("the session never showed as live");
+    assert_eq!(s(&live, "identity"), "carol");
+    let revoked_at = Instant::now();
+    w.run(&admin, &["revoke", &grant, "--reason", "done"]).ok();
+    let status = poll(Duration::from_secs(10), || long.try_wait().unwrap())
+        .expect("the session outlived its grant");
+    assert!(!status.success());
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        revoked_at.elapsed()
+    );
+
+    let ended = poll(Duration::from_secs(10), || {
+        let v = w.run(&admin, &["sessions", "--json"]).json_array();
+        v.into_iter()
+            .find(|x| x["id"] == live["id"] && x["live"] == false && !x["ended_at"].is_null())
+    })
+    .expect("the session's end was not recorded");
+    assert!(s(&ended, "end_reason").contains("killed"), "{ended}");
+    // Carol sees her own sessions, not others'.
+    let mine = w.run(&carol, &["sessions", "--json"]).json_array();
+    assert!(mine.iter().all(|x| x["identity"] == "carol"), "{mine:?}");
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "200", "--json"])
+        .ok()
+        .to_owned();
+    for kind in [
+        "gateway.session_started",
+        "gateway.session_ended",
+        "gateway.refused",
+    ] {
+        assert!(audit.contains(kind), "no {kind} in the audit trail");
+    }
+}
