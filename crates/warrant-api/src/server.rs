@@ -1127,6 +1127,8 @@ async fn put_role(
         login: b.login,
         db_roles: b.db_roles,
         account: b.account,
+        record: b.record,
+        record_input: b.record_input,
     };
     let changed = s.engine.save_role(&a, &role).await?;
     Ok(Json(

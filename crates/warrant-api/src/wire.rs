@@ -408,6 +408,12 @@ pub struct RoleOut {
     /// The vaulted account a grant of this role may check out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// SSH gateway recording: `strict` (default), `best-effort` or `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// SSH gateway: record input too.
+    #[serde(default)]
+    pub record_input: bool,
 }
 
 impl From<&TargetRole> for RoleOut {
@@ -418,6 +424,8 @@ impl From<&TargetRole> for RoleOut {
             login: r.login.clone(),
             db_roles: r.db_roles.clone(),
             account: r.account.clone(),
+            record: r.record.clone(),
+            record_input: r.record_input,
         }
     }
 }

@@ -256,6 +256,10 @@ pub struct TargetRole {
     pub db_roles: Vec<String>,
     /// A vaulted account on the target that a grant of this role may check out.
     pub account: Option<String>,
+    /// SSH gateway: `strict` (default: no recording, no session), `best-effort` or `off`.
+    pub record: Option<String>,
+    /// SSH gateway: record what the person types too.
+    pub record_input: bool,
 }
 
 /// Who an eligibility rule is for.

@@ -183,6 +183,17 @@ pub(crate) async fn tx_save_role(
     if tx.q().target(r.target.as_str()).await?.is_none() {
         return Err(target_not_found(r.target.as_str()));
     }
+    if let Some(mode) = &r.record
+        && !matches!(mode.as_str(), "strict" | "best-effort" | "off")
+    {
+        return Err(EngineError::invalid(
+            "invalid_record",
+            format!(
+                "role {} on {}: record {mode:?} is not strict, best-effort or off",
+                r.name, r.target
+            ),
+        ));
+    }
     let old = tx.q().role(r.target.as_str(), r.name.as_str()).await?;
     if old.as_ref() == Some(r) {
         return Ok(false);

@@ -33,6 +33,10 @@ pub struct GatewayUpstream {
     pub role: String,
     /// When the grant ends (the gateway ends the session then).
     pub ends_at: Timestamp,
+    /// Recording: `strict` (no recording, no session), `best-effort` or `off`.
+    pub record: String,
+    /// Record what the person types too.
+    pub record_input: bool,
 }
 
 fn denied(message: impl Into<String>) -> EngineError {
@@ -93,12 +97,12 @@ impl Engine {
                 continue;
             };
             if let Some(login) = r.login.clone() {
-                candidates.push((g, login));
+                candidates.push((g, login, r));
             }
         }
         candidates.sort_by(|a, b| a.0.role.cmp(&b.0.role).then(b.0.ends_at.cmp(&a.0.ends_at)));
         candidates.dedup_by(|a, b| a.0.role == b.0.role);
-        let (grant, account) = match candidates.len() {
+        let (grant, account, role_def) = match candidates.len() {
             1 => candidates.remove(0),
             0 => {
                 return Err(denied(match role {
@@ -151,6 +155,8 @@ impl Engine {
             grant_id: grant.id.clone(),
             role: grant.role.to_string(),
             ends_at: grant.ends_at,
+            record: role_def.record.clone().unwrap_or_else(|| "strict".into()),
+            record_input: role_def.record_input,
         })
     }
 }

@@ -137,6 +137,12 @@ pub struct OrgRole {
     /// A vaulted account on the target that a grant of this role may check out.
     #[serde(default)]
     pub account: Option<String>,
+    /// SSH gateway recording: strict (default) | best-effort | off.
+    #[serde(default)]
+    pub record: Option<String>,
+    /// SSH gateway: record input too.
+    #[serde(default)]
+    pub record_input: bool,
 }
 
 /// An eligibility rule.
@@ -376,6 +382,8 @@ impl Engine {
                         login: r.login.clone(),
                         db_roles: r.db_roles.clone(),
                         account: r.account.clone(),
+                        record: r.record.clone(),
+                        record_input: r.record_input,
                     },
                     now,
                 )

@@ -120,6 +120,10 @@ struct RoleConfig {
     db_roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    record_input: bool,
 }
 
 fn role(row: &AnyRow) -> Result<TargetRole> {
@@ -132,6 +136,8 @@ fn role(row: &AnyRow) -> Result<TargetRole> {
         login: c.login,
         db_roles: c.db_roles,
         account: c.account,
+        record: c.record,
+        record_input: c.record_input,
     })
 }
 
@@ -1084,6 +1090,8 @@ impl W<'_> {
             login: r.login.clone(),
             db_roles: r.db_roles.clone(),
             account: r.account.clone(),
+            record: r.record.clone(),
+            record_input: r.record_input,
         })
         .unwrap_or_default();
         sqlx::query(

@@ -1068,6 +1068,8 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         login,
                         db_roles,
                         account,
+                        record: None,
+                        record_input: false,
                     },
                 )
                 .await?;

@@ -76,6 +76,7 @@ async fn a_key_finds_its_person_and_a_grant_finds_its_upstream() {
         .await
         .unwrap();
     assert_eq!(up.account, "root");
+    assert_eq!((up.record.as_str(), up.record_input), ("strict", false));
     assert_eq!((up.host.as_str(), up.port), ("127.0.0.1", 2222));
     assert!(
         up.certificate
@@ -91,6 +92,21 @@ async fn a_key_finds_its_person_and_a_grant_finds_its_upstream() {
         .await
         .unwrap_err();
     assert!(e.message.contains("no active grant of admin"), "{e}");
+
+    // Recording modes are checked.
+    let mut role = env
+        .engine
+        .targets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.target.name.as_str() == "web-1")
+        .unwrap()
+        .roles
+        .remove(0);
+    role.record = Some("sometimes".into());
+    let e = env.engine.save_role(&env.admin, &role).await.unwrap_err();
+    assert_eq!(e.code, "invalid_record", "{e}");
 
     // A leaver's key opens nothing.
     env.engine
