@@ -152,6 +152,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(path) = kek_file {
         state = state.with_kek_file(path);
     }
+    match engine.close_dangling_sessions().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            sessions = n,
+            "gateway sessions cut by the last stop marked ended"
+        ),
+        Err(e) => tracing::error!(error = %e, "closing gateway sessions left open failed"),
+    }
     if let Some(listen) = args.ssh_listen {
         let host_key = crate::gateway::host_key(&args.data_dir)?;
         let fingerprint = host_key

@@ -180,6 +180,14 @@ async fn sessions_are_recorded_and_audited_and_listed_to_whom_they_concern() {
     ] {
         assert!(kinds.iter().any(|x| x == k), "{k}: {kinds:?}");
     }
+    // A session left open by a stopped server is closed at the next start.
+    let mut again = start.clone();
+    again.session_id = "s-2".into();
+    env.engine.gateway_session_started(&again).await.unwrap();
+    assert_eq!(env.engine.close_dangling_sessions().await.unwrap(), 1);
+    let s2 = env.engine.gateway_session(&env.admin, "s-2").await.unwrap();
+    assert_eq!(s2.end_reason.as_deref(), Some("server_stopped"));
+    assert_eq!(env.engine.close_dangling_sessions().await.unwrap(), 0);
     // The recording key is made once and kept.
     let a = env.engine.recording_public_key().await.unwrap();
     assert_eq!(a, env.engine.recording_public_key().await.unwrap());
