@@ -186,41 +186,24 @@ pub struct SessionStart {
 impl Engine {
     /// The key that signs recordings' manifests, made and sealed at first use.
     pub async fn recording_key(&self) -> Result<warrant_recording::RecordingKey> {
-        let stored = {
-            let mut r = self.store().read().await?;
-            r.q().recording_key().await?
-        };
         let key_error = |e: warrant_recording::RecordingError| {
             EngineError::internal(format!("the recording key: {}", e.code()))
         };
-        let sealed = match stored {
-            Some((sealed, _)) => sealed,
-            None => {
-                let key = warrant_recording::RecordingKey::generate().map_err(key_error)?;
-                let sealed = self.seal_text(RECORDING_KEY_AAD, &key.to_seed())?;
-                let now = self.now();
-                let mut tx = self.store().begin().await?;
-                if let Some((existing, _)) = tx.q().recording_key().await? {
-                    tx.rollback().await?;
-                    existing
-                } else {
-                    tx.w()
-                        .insert_recording_key(&sealed, &key.public_base64(), now)
-                        .await?;
-                    tx.audit(
-                        now,
-                        None,
-                        &warrant_audit::Event::RecordingKeyCreated {
-                            public_key: key.public_base64(),
-                        },
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(key);
-                }
-            }
-        };
-        let seed = self.open_text(RECORDING_KEY_AAD, &sealed)?;
+        let seed = self
+            .own_key(
+                RECORDING_KEY_AAD,
+                || {
+                    let key = warrant_recording::RecordingKey::generate().map_err(key_error)?;
+                    Ok(crate::ownkeys::NewKey {
+                        private: key.to_seed(),
+                        public: key.public_base64(),
+                    })
+                },
+                |public| warrant_audit::Event::RecordingKeyCreated {
+                    public_key: public.to_owned(),
+                },
+            )
+            .await?;
         warrant_recording::RecordingKey::from_seed(&seed).map_err(key_error)
     }
 

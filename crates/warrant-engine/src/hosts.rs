@@ -69,40 +69,21 @@ fn key_error(e: &warrant_hostssh::HostSshError) -> EngineError {
 impl Engine {
     /// Warrant's managed key, created and sealed at first use.
     async fn managed_key(&self) -> Result<ManagedKey> {
-        let stored = {
-            let mut r = self.store().read().await?;
-            r.q().managed_ssh_key().await?
-        };
-        let sealed = match stored {
-            Some((sealed, _)) => sealed,
-            None => {
-                let key = ManagedKey::generate().map_err(|e| key_error(&e))?;
-                let pem = key.to_openssh().map_err(|e| key_error(&e))?;
-                let sealed = self.seal_text(MANAGED_KEY_AAD, &pem)?;
-                let now = self.now();
-                let mut tx = self.store().begin().await?;
-                // Another caller may have made one meanwhile: the first one stays.
-                if let Some((existing, _)) = tx.q().managed_ssh_key().await? {
-                    tx.rollback().await?;
-                    existing
-                } else {
-                    tx.w()
-                        .insert_managed_ssh_key(&sealed, &key.public_openssh(), now)
-                        .await?;
-                    tx.audit(
-                        now,
-                        None,
-                        &Event::SshManagedKeyCreated {
-                            public_key: key.public_openssh(),
-                        },
-                    )
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(key);
-                }
-            }
-        };
-        let pem = self.open_text(MANAGED_KEY_AAD, &sealed)?;
+        let pem = self
+            .own_key(
+                MANAGED_KEY_AAD,
+                || {
+                    let key = ManagedKey::generate().map_err(|e| key_error(&e))?;
+                    Ok(crate::ownkeys::NewKey {
+                        private: key.to_openssh().map_err(|e| key_error(&e))?,
+                        public: key.public_openssh(),
+                    })
+                },
+                |public| Event::SshManagedKeyCreated {
+                    public_key: public.to_owned(),
+                },
+            )
+            .await?;
         ManagedKey::from_openssh(&pem).map_err(|e| key_error(&e))
     }
 

@@ -27,6 +27,7 @@ mod hosts;
 pub mod mfa;
 pub mod oidc;
 pub mod org;
+mod ownkeys;
 pub mod pg;
 pub mod policy;
 mod scheduler;

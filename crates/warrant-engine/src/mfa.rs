@@ -663,41 +663,19 @@ impl Engine {
                 unchanged += 1;
             }
         }
-        if let Some((sealed, _)) = tx.q().recording_key().await? {
-            let sealed: warrant_vault::Sealed = sealed
-                .parse()
-                .map_err(|_| EngineError::internal("the stored recording key does not parse"))?;
-            if vault.needs_rewrap(&sealed) {
-                let again = vault
-                    .rewrap(crate::gateway::RECORDING_KEY_AAD, &sealed)
-                    .map_err(|e| {
-                        EngineError::internal(format!(
-                            "re-wrapping the recording key failed: {}",
-                            e.code()
-                        ))
-                    })?;
-                tx.w().set_recording_key_sealed(&again.to_string()).await?;
-                rewrapped += 1;
-            } else {
-                unchanged += 1;
-            }
-        }
-        if let Some((sealed, _)) = tx.q().managed_ssh_key().await? {
-            let sealed: warrant_vault::Sealed = sealed
-                .parse()
-                .map_err(|_| EngineError::internal("the stored managed SSH key does not parse"))?;
-            if vault.needs_rewrap(&sealed) {
-                let again = vault
-                    .rewrap(crate::hosts::MANAGED_KEY_AAD, &sealed)
-                    .map_err(|e| {
-                        EngineError::internal(format!(
-                            "re-wrapping the managed SSH key failed: {}",
-                            e.code()
-                        ))
-                    })?;
-                tx.w()
-                    .set_managed_ssh_key_sealed(&again.to_string())
-                    .await?;
+        for (name, sealed) in tx.q().sealed_keys().await? {
+            let parsed: warrant_vault::Sealed = sealed.parse().map_err(|_| {
+                EngineError::internal(format!("the stored key {name} does not parse"))
+            })?;
+            if vault.needs_rewrap(&parsed) {
+                // Each of Warrant's own keys is sealed with its name as associated data.
+                let again = vault.rewrap(&name, &parsed).map_err(|e| {
+                    EngineError::internal(format!(
+                        "re-wrapping the key {name} failed: {}",
+                        e.code()
+                    ))
+                })?;
+                tx.w().set_sealed_key(&name, &again.to_string()).await?;
                 rewrapped += 1;
             } else {
                 unchanged += 1;

@@ -1,5 +1,5 @@
-//! Vaulted accounts (sealed secrets, journaled rotation), their checkouts, and Warrant's
-//! managed SSH key.
+//! Vaulted accounts (sealed secrets, journaled rotation), their checkouts, and Warrant's own
+//! sealed keys (the managed SSH key, the recording key).
 
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
@@ -217,12 +217,24 @@ impl Q<'_> {
         .collect()
     }
 
-    /// Warrant's managed SSH key: (sealed private key, public key line), if created.
-    pub async fn managed_ssh_key(&mut self) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT sealed_key, public_key FROM ssh_managed_key WHERE id = 1")
+    /// One of Warrant's own keys (the managed SSH key, the recording key): (sealed private
+    /// key, public key), if made.
+    pub async fn sealed_key(&mut self, name: &str) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT sealed_key, public_key FROM sealed_keys WHERE name = $1")
+            .bind(name)
             .fetch_optional(&mut *self.0)
             .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Every one of Warrant's own keys, as (name, sealed private key).
+    pub async fn sealed_keys(&mut self) -> Result<Vec<(String, String)>> {
+        sqlx::query("SELECT name, sealed_key FROM sealed_keys ORDER BY name")
+            .fetch_all(&mut *self.0)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 }
 
@@ -338,16 +350,18 @@ impl W<'_> {
         Ok(())
     }
 
-    /// Stores Warrant's managed SSH key (once).
-    pub async fn insert_managed_ssh_key(
+    /// Stores one of Warrant's own keys (once).
+    pub async fn insert_sealed_key(
         &mut self,
+        name: &str,
         sealed: &str,
         public: &str,
         now: Timestamp,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO ssh_managed_key (id, sealed_key, public_key, created_at) VALUES (1, $1, $2, $3)",
+            "INSERT INTO sealed_keys (name, sealed_key, public_key, created_at) VALUES ($1, $2, $3, $4)",
         )
+        .bind(name)
         .bind(sealed)
         .bind(public)
         .bind(now.millis())
@@ -356,9 +370,10 @@ impl W<'_> {
         Ok(())
     }
 
-    /// Replaces the managed key's sealed form (key rotation of the vault).
-    pub async fn set_managed_ssh_key_sealed(&mut self, sealed: &str) -> Result<()> {
-        sqlx::query("UPDATE ssh_managed_key SET sealed_key = $1 WHERE id = 1")
+    /// Replaces a key's sealed form (key rotation of the vault).
+    pub async fn set_sealed_key(&mut self, name: &str, sealed: &str) -> Result<()> {
+        sqlx::query("UPDATE sealed_keys SET sealed_key = $2 WHERE name = $1")
+            .bind(name)
             .bind(sealed)
             .execute(&mut *self.0)
             .await?;

@@ -1,4 +1,4 @@
-//! Gateway sessions (live and ended) and the key that signs their recordings.
+//! Gateway sessions (live and ended).
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -84,14 +84,6 @@ impl Q<'_> {
         .map(session)
         .collect()
     }
-
-    /// The recording key: (sealed seed, public key), if made.
-    pub async fn recording_key(&mut self) -> Result<Option<(String, String)>> {
-        let row = sqlx::query("SELECT sealed_key, public_key FROM recording_key WHERE id = 1")
-            .fetch_optional(&mut *self.0)
-            .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
-    }
 }
 
 impl W<'_> {
@@ -133,33 +125,6 @@ impl W<'_> {
         .bind(s.sha256.as_deref())
         .execute(&mut *self.0)
         .await?;
-        Ok(())
-    }
-
-    /// Stores the recording key (once).
-    pub async fn insert_recording_key(
-        &mut self,
-        sealed: &str,
-        public: &str,
-        now: Timestamp,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO recording_key (id, sealed_key, public_key, created_at) VALUES (1, $1, $2, $3)",
-        )
-        .bind(sealed)
-        .bind(public)
-        .bind(now.millis())
-        .execute(&mut *self.0)
-        .await?;
-        Ok(())
-    }
-
-    /// Replaces the recording key's sealed form (key rotation of the vault).
-    pub async fn set_recording_key_sealed(&mut self, sealed: &str) -> Result<()> {
-        sqlx::query("UPDATE recording_key SET sealed_key = $1 WHERE id = 1")
-            .bind(sealed)
-            .execute(&mut *self.0)
-            .await?;
         Ok(())
     }
 }

@@ -291,8 +291,8 @@ CREATE TABLE account_checkouts (
 );
 CREATE INDEX account_checkouts_account ON account_checkouts (target, account, checked_in_at);
 CREATE INDEX account_checkouts_grant ON account_checkouts (grant_id);
-CREATE TABLE ssh_managed_key (
-    id BIGINT PRIMARY KEY,
+CREATE TABLE sealed_keys (
+    name TEXT PRIMARY KEY,
     sealed_key TEXT NOT NULL,
     public_key TEXT NOT NULL,
     created_at BIGINT NOT NULL
@@ -358,11 +358,5 @@ CREATE TABLE gateway_sessions (
     sha256 TEXT
 );
 CREATE INDEX gateway_sessions_started ON gateway_sessions (started_at);
-CREATE TABLE recording_key (
-    id BIGINT PRIMARY KEY,
-    sealed_key TEXT NOT NULL,
-    public_key TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
 "#,
 ];
