@@ -108,6 +108,26 @@ pub struct Upstream {
     pub grant_id: String,
     /// When the grant ends: the gateway ends the session then, with a message to the person.
     pub grant_end: Timestamp,
+    /// Whether and how the session is recorded (the role's setting).
+    pub recording: RecordingMode,
+    /// Whether what the person types is recorded too (the role's setting; passwords typed at
+    /// a prompt included). Only with a recording.
+    pub record_input: bool,
+}
+
+/// Whether a session is recorded, and what happens when its recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingMode {
+    /// Not recorded.
+    #[default]
+    Off,
+    /// Recorded when possible: if the recording cannot be created or written (disk full, an
+    /// I/O error), the session goes on, [`GatewayEvent::RecordingFailed`] is reported once,
+    /// and the manifest counts the failed writes.
+    BestEffort,
+    /// Recorded, or no session: a session whose recording cannot be created is refused, and
+    /// one whose recording fails is ended at once ([`EndReason::RecordingFailed`]).
+    Strict,
 }
 
 impl fmt::Debug for Upstream {
@@ -121,6 +141,8 @@ impl fmt::Debug for Upstream {
             .field("certificate", &self.certificate.key_id())
             .field("grant_id", &self.grant_id)
             .field("grant_end", &self.grant_end)
+            .field("recording", &self.recording)
+            .field("record_input", &self.record_input)
             .finish()
     }
 }
@@ -182,6 +204,12 @@ pub enum Refusal {
         /// The channel type.
         kind: String,
     },
+    /// A session whose role requires a recording ([`RecordingMode::Strict`]), which the
+    /// gateway cannot make: it keeps no recordings, or creating the file failed.
+    Unrecordable {
+        /// Why it cannot be recorded.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -195,6 +223,12 @@ impl fmt::Display for Refusal {
             Self::AgentForward => f.write_str("agent forwarding"),
             Self::X11Forward => f.write_str("X11 forwarding"),
             Self::Channel { kind } => write!(f, "a {kind} channel"),
+            Self::Unrecordable { reason } => {
+                write!(
+                    f,
+                    "a session that must be recorded, which cannot be: {reason}"
+                )
+            }
         }
     }
 }
@@ -227,6 +261,29 @@ pub enum EndReason {
     },
     /// The gateway shut down.
     Shutdown,
+    /// The session's recording could not be written, and its role requires one
+    /// ([`RecordingMode::Strict`]).
+    RecordingFailed {
+        /// What failed, as shown to the person (e.g. `No space left on device (os error
+        /// 28)`); [`GatewayEvent::RecordingFailed`] has the details.
+        error: String,
+    },
+}
+
+impl EndReason {
+    /// A stable code: `closed`, `upstream_closed`, `grant_ended`, `killed`, `shutdown` or
+    /// `recording_failed`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::ClientClosed => "closed",
+            Self::UpstreamClosed => "upstream_closed",
+            Self::GrantEnded => "grant_ended",
+            Self::Killed { .. } => "killed",
+            Self::Shutdown => "shutdown",
+            Self::RecordingFailed { .. } => "recording_failed",
+        }
+    }
 }
 
 impl fmt::Display for EndReason {
@@ -237,6 +294,52 @@ impl fmt::Display for EndReason {
             Self::GrantEnded => f.write_str("grant ended"),
             Self::Killed { reason } => write!(f, "killed: {reason}"),
             Self::Shutdown => f.write_str("gateway shut down"),
+            Self::RecordingFailed { error } => write!(f, "recording failed: {error}"),
+        }
+    }
+}
+
+/// A finished recording: what its signed manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSummary {
+    /// The recording's file name in the recordings directory (`<session id>.cast`); the
+    /// manifest is beside it (`<session id>.cast.manifest.json`).
+    pub file: String,
+    /// SHA-256 of the recording, hex, as signed in the manifest.
+    pub sha256: String,
+    /// Failed writes (best-effort mode; counted in the manifest too).
+    pub write_errors: u64,
+    /// Bytes of output or input left out because the disk did not keep up (best-effort
+    /// mode; a marker in the recording says so too).
+    pub dropped_bytes: u64,
+}
+
+/// What became of a session's recording, as [`GatewayEvent::SessionEnded`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordingOutcome {
+    /// Not recorded: the role does not record, the gateway keeps no recordings (best-effort
+    /// roles then go unrecorded), or creating the file failed in best-effort mode.
+    NotRecorded,
+    /// Recorded, and its signed manifest written.
+    Signed(RecordingSummary),
+    /// Recorded, but it could not be finished: no manifest (e.g. the disk is full). What was
+    /// written may remain in `file`, unsigned.
+    Unfinished {
+        /// The recording's file name in the recordings directory.
+        file: String,
+        /// What failed, with a stable code first.
+        error: String,
+    },
+}
+
+impl RecordingOutcome {
+    /// The summary of a signed recording.
+    #[must_use]
+    pub fn summary(&self) -> Option<&RecordingSummary> {
+        match self {
+            Self::Signed(summary) => Some(summary),
+            Self::NotRecorded | Self::Unfinished { .. } => None,
         }
     }
 }
@@ -283,11 +386,27 @@ pub enum GatewayEvent {
         /// What went wrong, with a stable code first (see [`GwError::code`]).
         error: String,
     },
-    /// A session ended; its final counters.
+    /// A session's recording failed (reported once per session, in both modes): it could not
+    /// be created (best-effort: the session goes on unrecorded), a write failed, or the disk did
+    /// not keep up. In strict mode the session then ends with [`EndReason::RecordingFailed`].
+    RecordingFailed {
+        /// The session.
+        session: SessionId,
+        /// The person.
+        identity: String,
+        /// Whether the session goes on ([`RecordingMode::BestEffort`]) or is ended.
+        mode: RecordingMode,
+        /// What failed, with a stable code first (`recording_io: writing …: No space left on
+        /// device`).
+        error: String,
+    },
+    /// A session ended; its final counters and its recording.
     SessionEnded {
         /// The session as it ended.
         info: crate::SessionInfo,
         /// Why.
         reason: EndReason,
+        /// Its recording's manifest (SHA-256), or why there is none.
+        recording: RecordingOutcome,
     },
 }

@@ -1,12 +1,15 @@
-//! [`GatewayConfig`]: where the gateway listens, its host key, and its time limits.
+//! [`GatewayConfig`]: where the gateway listens, its host key, its time limits, and where it
+//! keeps recordings ([`RecordingsConfig`]).
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ssh_key::{HashAlg, PrivateKey};
 use warrant_core::{Clock, SystemClock};
+use warrant_recording::RecordingKey;
 
 /// How long a client may take from TCP connect to its first session (handshake, login and the
 /// first session channel) unless configured otherwise.
@@ -39,6 +42,30 @@ pub struct GatewayConfig {
     pub keepalive: Duration,
     /// Where "now" comes from (session start times, time left until a grant's end).
     pub clock: Arc<dyn Clock>,
+    /// Where session recordings go. `None`: nothing is recorded, whatever a role says; a
+    /// session whose role requires a recording ([`RecordingMode::Strict`]) is then refused.
+    ///
+    /// [`RecordingMode::Strict`]: crate::RecordingMode::Strict
+    pub recordings: Option<RecordingsConfig>,
+}
+
+/// Where the gateway writes session recordings, and the key that signs their manifests.
+#[derive(Clone)]
+pub struct RecordingsConfig {
+    /// The directory: one `<session id>.cast` (asciicast v2) per recorded session, and its
+    /// signed `<session id>.cast.manifest.json` when it ends. Created at bind if missing.
+    pub dir: PathBuf,
+    /// Signs each recording's manifest (SHA-256 of the recording, the session's facts).
+    pub key: Arc<RecordingKey>,
+}
+
+impl fmt::Debug for RecordingsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordingsConfig")
+            .field("dir", &self.dir)
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 impl GatewayConfig {
@@ -53,6 +80,7 @@ impl GatewayConfig {
             authority_timeout: DEFAULT_AUTHORITY_TIMEOUT,
             keepalive: DEFAULT_KEEPALIVE,
             clock: Arc::new(SystemClock),
+            recordings: None,
         }
     }
 }
@@ -69,6 +97,7 @@ impl fmt::Debug for GatewayConfig {
             .field("upstream_timeout", &self.upstream_timeout)
             .field("authority_timeout", &self.authority_timeout)
             .field("keepalive", &self.keepalive)
+            .field("recordings", &self.recordings)
             .finish_non_exhaustive()
     }
 }

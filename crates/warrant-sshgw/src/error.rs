@@ -17,6 +17,14 @@ pub enum GwError {
     /// The gateway's own host key is unusable.
     #[error("the gateway host key is unusable: {0}")]
     HostKey(String),
+    /// The recordings directory cannot be created or is not a directory.
+    #[error("the recordings directory {dir} is unusable: {reason}")]
+    Recordings {
+        /// The configured directory.
+        dir: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Accepting connections failed.
     #[error("accepting connections failed: {0}")]
     Accept(String),
@@ -76,6 +84,7 @@ impl GwError {
         match self {
             Self::Bind { .. } => "sshgw_bind",
             Self::HostKey(_) => "sshgw_host_key",
+            Self::Recordings { .. } => "sshgw_recordings",
             Self::Accept(_) => "sshgw_accept",
             Self::Authority(_) => "sshgw_authority",
             Self::UpstreamConnect { .. } => "sshgw_upstream_connect",

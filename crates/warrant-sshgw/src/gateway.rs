@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use warrant_core::Clock;
 
 use crate::authority::{Authority, EndReason};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, RecordingsConfig};
 use crate::error::GwError;
 use crate::server::{Conn, ConnState};
 use crate::session::{Registry, SessionId, SessionInfo, lock};
@@ -34,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) upstream_timeout: Duration,
     pub(crate) authority_timeout: Duration,
+    pub(crate) recordings: Option<RecordingsConfig>,
 }
 
 /// A bound SSH gateway, ready to [`run`](Gateway::run).
@@ -59,6 +60,9 @@ impl Gateway {
         }
         if config.host_key.is_encrypted() {
             return Err(GwError::HostKey("it is passphrase-protected".to_owned()));
+        }
+        if let Some(recordings) = &config.recordings {
+            recordings_dir(&recordings.dir)?;
         }
         let listener = TcpListener::bind(config.listen)
             .await
@@ -98,6 +102,7 @@ impl Gateway {
                 registry: Registry::default(),
                 upstream_timeout: config.upstream_timeout,
                 authority_timeout: config.authority_timeout,
+                recordings: config.recordings,
             }),
             ssh: Arc::new(ssh),
             auth_timeout: config.auth_timeout,
@@ -183,6 +188,27 @@ impl std::fmt::Debug for Gateway {
             .field("auth_timeout", &self.auth_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// Creates the recordings directory if missing (only its owner may read it) and checks that it
+/// is one.
+fn recordings_dir(dir: &std::path::Path) -> Result<(), GwError> {
+    let unusable = |reason: String| GwError::Recordings {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| unusable(e.to_string()))?;
+    if !dir.is_dir() {
+        return Err(unusable("not a directory".to_owned()));
+    }
+    Ok(())
 }
 
 /// Binds and runs a gateway until `shutdown` resolves: [`Gateway::bind`] then

@@ -8,29 +8,35 @@
 //! shells with a pty, commands, `scp` and `sftp`, with exit statuses, window changes and
 //! signals. Port, socket, agent and X11 forwarding are refused and reported. Each session
 //! ends when its grant does, with a message to the person's terminal; [`GatewayHandle`]
-//! lists sessions and ends one.
+//! lists sessions and ends one. Sessions are recorded as the role says ([`RecordingMode`]):
+//! terminal output, and input if asked, as asciicast v2 with commands and file transfers as
+//! markers, and a signed manifest at the end; a strict role's session is refused or ended
+//! when its recording cannot be written.
 //!
 //! Layout: `login` ([`parse_login`]), `authority` (the [`Authority`] trait and what crosses
 //! it), `config` ([`GatewayConfig`]), `gateway` ([`Gateway`], [`serve`], the accept loop,
 //! [`GatewayHandle`]), `server` (the russh server handler of one connection and its channel
 //! pumps), `upstream` (the russh client to the target), `session` (live sessions, their
-//! listing and how one ends), `error` ([`GwError`]).
+//! listing and how one ends), `recording` (a session's recording and its writer thread),
+//! `error` ([`GwError`]).
 
 mod authority;
 mod config;
 mod error;
 mod gateway;
 mod login;
+mod recording;
 mod server;
 mod session;
 mod upstream;
 
 pub use authority::{
-    Authority, BoxFuture, Command, Denied, EndReason, GatewayEvent, OfferedKey, Person, Refusal,
-    Upstream,
+    Authority, BoxFuture, Command, Denied, EndReason, GatewayEvent, OfferedKey, Person,
+    RecordingMode, RecordingOutcome, RecordingSummary, Refusal, Upstream,
 };
 pub use config::{
     DEFAULT_AUTH_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_UPSTREAM_TIMEOUT, GatewayConfig,
+    RecordingsConfig,
 };
 pub use error::GwError;
 pub use gateway::{Gateway, GatewayHandle, serve};

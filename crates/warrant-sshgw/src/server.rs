@@ -17,22 +17,33 @@
 //! while its output is blocked, stalls that connection until the session ends (its grant's
 //! end or a kill, which both still work). Per-channel windows granted as data is consumed,
 //! as OpenSSH's sshd does, would need russh to let the handler grant the window.
+//!
+//! A recorded session's recording is created when it is authorized, before the target is
+//! logged in to. Each chunk of terminal output (and input, when the role records it) is handed
+//! to the recording before it is passed on (in strict mode: written; see `recording`); a strict
+//! session whose recording has failed passes nothing more on and ends. Commands are markers. File
+//! transfers (subsystems such as sftp, and `scp -t` / `scp -f`) are markers too, with their byte
+//! counts when they end, but their data is not recorded: it is a binary protocol, which
+//! asciicast would keep only mangled (as UTF-8 text) and large.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
 use ssh_key::Certificate;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use crate::authority::{Command, GatewayEvent, OfferedKey, Person, Refusal};
+use crate::authority::{
+    Command, EndReason, GatewayEvent, OfferedKey, Person, RecordingMode, Refusal, Upstream,
+};
 use crate::error::GwError;
 use crate::gateway::Shared;
 use crate::login::{Login, parse_login};
+use crate::recording::{self, Failure, Recording};
 use crate::session::{Live, SessionId, SessionInfo, lock, supervise, unless_ending};
 use crate::upstream;
 
@@ -74,6 +85,106 @@ struct Chan {
     pty: bool,
     /// The task copying the target's output to the person.
     pump: Option<tokio::task::JoinHandle<()>>,
+    /// What the channel carries, for the recording.
+    traffic: Arc<Traffic>,
+}
+
+/// What one session channel carries, for the session's recording.
+#[derive(Default)]
+struct Traffic {
+    /// Set when the channel starts a shell, a command or a subsystem.
+    kind: OnceLock<Kind>,
+    /// Bytes from the person, and from the target.
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+/// How a channel is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// A shell or a command: its output (and input, if the role says) is recorded.
+    Terminal,
+    /// A file transfer (`scp upload`, `subsystem sftp`, …): marked, with its byte counts when
+    /// it ends; its data is not recorded.
+    Transfer(String),
+}
+
+impl Traffic {
+    fn is_terminal(&self) -> bool {
+        self.kind.get() == Some(&Kind::Terminal)
+    }
+}
+
+/// How `command` is recorded: its marker, and what its channel carries.
+fn classify(command: &Command) -> (String, Kind) {
+    match command {
+        Command::Shell => ("shell".to_owned(), Kind::Terminal),
+        Command::Exec(line) => match scp_direction(line) {
+            Some(direction) => (
+                format!("scp {direction}: {line}"),
+                Kind::Transfer(format!("scp {direction}")),
+            ),
+            None => (format!("exec: {line}"), Kind::Terminal),
+        },
+        Command::Subsystem(name) => (
+            format!("subsystem: {name}"),
+            Kind::Transfer(format!("subsystem {name}")),
+        ),
+    }
+}
+
+/// `upload` for the server side of `scp -O` sending files to the target (`scp -t …`),
+/// `download` for the other way (`scp -f …`); `None` for any other command.
+fn scp_direction(line: &str) -> Option<&'static str> {
+    let mut words = line.split_whitespace();
+    let program = words.next()?;
+    if program != "scp" && !program.ends_with("/scp") {
+        return None;
+    }
+    for word in words {
+        if word == "--" || !word.starts_with('-') {
+            break;
+        }
+        if word.contains('t') {
+            return Some("upload");
+        }
+        if word.contains('f') {
+            return Some("download");
+        }
+    }
+    None
+}
+
+/// Whether a strict session may go on: once its recording has failed, it ends (and nothing
+/// more is passed on).
+fn recording_holds(live: &Live) -> bool {
+    match live.recording.as_ref().and_then(Recording::strict_failure) {
+        Some(failure) => {
+            live.end(EndReason::RecordingFailed {
+                error: failure.cause,
+            });
+            false
+        }
+        None => true,
+    }
+}
+
+/// Records what the person sent on a channel (only a terminal's, and only when the role
+/// records input). Returns whether to pass it on.
+async fn record_input(
+    live: &Live,
+    traffic: &Traffic,
+    data: &[u8],
+    ending: &mut watch::Receiver<Option<EndReason>>,
+) -> bool {
+    traffic.up.fetch_add(data.len() as u64, Ordering::Relaxed);
+    let Some(recording) = &live.recording else {
+        return true;
+    };
+    if traffic.is_terminal() && unless_ending(ending, recording.input(data)).await.is_none() {
+        return false;
+    }
+    recording_holds(live)
 }
 
 /// The russh server handler of one person's connection.
@@ -195,10 +306,29 @@ impl Conn {
                 return Phase::Refused(format!("warrant: {}\n", denied.message));
             }
         };
+        // Before the target is logged in to: a strict session that cannot be recorded never
+        // reaches it.
+        let (recording, unrecorded) = match self.open_recording(person, login, &upstream) {
+            Ok(recording) => (recording, None),
+            Err(failure) if upstream.recording == RecordingMode::Strict => {
+                self.refused(Refusal::Unrecordable {
+                    reason: failure.detail,
+                });
+                return Phase::Refused(format!(
+                    "warrant: sessions as {} on {} must be recorded, and this one cannot be \
+                     ({}). Tell your Warrant administrator.\n",
+                    upstream.account, login.target, failure.cause
+                ));
+            }
+            Err(failure) => (None, Some(failure)),
+        };
         let label = upstream::label(&upstream);
         let up = match upstream::connect(&upstream, self.shared.upstream_timeout).await {
             Ok(up) => up,
             Err(e) => {
+                if let Some(recording) = recording {
+                    recording.discard();
+                }
                 tracing::warn!(
                     session = %self.id,
                     identity = %person.identity,
@@ -232,6 +362,7 @@ impl Conn {
             bytes_up: 0,
             bytes_down: 0,
             channels: 0,
+            recording: recording.as_ref().map(|r| r.file().to_owned()),
         };
         tracing::info!(
             session = %self.id,
@@ -242,14 +373,60 @@ impl Conn {
             grant_end = %info.grant_end,
             "session started"
         );
-        let live = Arc::new(Live::new(info, down, up));
+        let live = Arc::new(Live::new(info, down, up, recording));
         self.shared.registry.insert(live.clone());
         *lock(&self.state.live) = Some(live.clone());
         self.shared
             .authority
             .event(&GatewayEvent::SessionStarted(live.snapshot()));
+        if let Some(failure) = unrecorded {
+            // Best-effort: the session goes on unrecorded.
+            tracing::warn!(session = %self.id, identity = %person.identity, error = %failure.detail, "the session goes on unrecorded");
+            self.shared.authority.event(&GatewayEvent::RecordingFailed {
+                session: self.id,
+                identity: person.identity.clone(),
+                mode: RecordingMode::BestEffort,
+                error: failure.detail,
+            });
+        }
         tokio::spawn(supervise(self.shared.clone(), live.clone()));
         Phase::Live(live)
+    }
+
+    /// The session's recording, as its role says: `None` when it is not recorded (the role
+    /// does not record, or the gateway keeps no recordings and the role does not insist).
+    fn open_recording(
+        &self,
+        person: &Person,
+        login: &Login,
+        upstream: &Upstream,
+    ) -> Result<Option<Recording>, Failure> {
+        if upstream.recording == RecordingMode::Off {
+            return Ok(None);
+        }
+        let Some(recordings) = &self.shared.recordings else {
+            if upstream.recording == RecordingMode::Strict {
+                return Err(Failure {
+                    cause: "this gateway keeps no recordings".to_owned(),
+                    detail: "recording_unconfigured: this gateway keeps no recordings".to_owned(),
+                });
+            }
+            tracing::info!(session = %self.id, "not recorded: this gateway keeps no recordings");
+            return Ok(None);
+        };
+        Recording::create(recording::Start {
+            dir: &recordings.dir,
+            key: recordings.key.clone(),
+            session_id: self.id.to_string(),
+            mode: upstream.recording,
+            record_input: upstream.record_input,
+            title: format!(
+                "{} on {} as {} (grant {})",
+                person.identity, login.target, upstream.account, upstream.grant_id
+            ),
+            timestamp: self.shared.clock.now().unix_seconds(),
+        })
+        .map(Some)
     }
 
     fn refused(&self, refusal: Refusal) {
@@ -341,9 +518,27 @@ impl Conn {
             session.close(channel)?;
             return Ok(());
         }
+        if let (Some(live), Some(chan)) = (self.live(), self.channels.get(&channel))
+            && let Some(recording) = &live.recording
+        {
+            let (marker, kind) = classify(&command);
+            // Before the target starts it, so its first output is classified.
+            let _ = chan.traffic.kind.set(kind);
+            let mut ending = live.ending();
+            let _ = unless_ending(&mut ending, async {
+                recording.begin().await;
+                recording.marker(marker).await;
+            })
+            .await;
+        }
         let ok = self
             .forward_request(channel, session, UpRequest::Start(command.clone()))
             .await?;
+        if !ok && let Some(recording) = self.live().and_then(|l| l.recording.as_ref()) {
+            recording
+                .marker(format!("refused by the target: {}", classify(&command).0))
+                .await;
+        }
         if let (true, Some(person)) = (ok, &self.person) {
             tracing::info!(session = %self.id, channel = %channel, ?command, "started");
             self.shared.authority.event(&GatewayEvent::Command {
@@ -433,6 +628,7 @@ impl server::Handler for Conn {
                         // unread queue would block its loop once full.
                         drop(down_read);
                         let replies = Arc::new(Mutex::new(VecDeque::new()));
+                        let traffic = Arc::new(Traffic::default());
                         let pump = Pump {
                             up: up_read,
                             down: down_write,
@@ -440,9 +636,10 @@ impl server::Handler for Conn {
                             id,
                             replies: replies.clone(),
                             live: live.clone(),
+                            traffic: traffic.clone(),
                         };
                         live.add_channel(id, false);
-                        (Some((up_write, replies)), Some(pump))
+                        (Some((up_write, replies, traffic)), Some(pump))
                     }
                     Err(e) => {
                         tracing::warn!(session = %self.id, "target refused a session channel: {e}");
@@ -452,9 +649,9 @@ impl server::Handler for Conn {
             }
         };
         reply.accept().await;
-        let (up, replies) = match up {
-            Some((up, replies)) => (Some(up), replies),
-            None => (None, Arc::new(Mutex::new(VecDeque::new()))),
+        let (up, replies, traffic) = match up {
+            Some((up, replies, traffic)) => (Some(up), replies, traffic),
+            None => (None, Arc::default(), Arc::default()),
         };
         self.channels.insert(
             id,
@@ -463,6 +660,7 @@ impl server::Handler for Conn {
                 replies,
                 pty: false,
                 pump: pump.map(|p| tokio::spawn(p.run())),
+                traffic,
             },
         );
         Ok(())
@@ -598,6 +796,7 @@ impl server::Handler for Conn {
             session.channel_success(channel)?;
             return Ok(());
         }
+        let recorded_term = term.to_owned();
         let request = UpRequest::Pty {
             term: term.to_owned(),
             size: [col_width, row_height, pix_width, pix_height],
@@ -610,6 +809,9 @@ impl server::Handler for Conn {
             }
             if let Some(live) = self.live() {
                 live.set_pty(channel);
+                if let Some(recording) = &live.recording {
+                    recording.note_pty(&recorded_term, col_width, row_height);
+                }
             }
         }
         Ok(())
@@ -633,6 +835,9 @@ impl server::Handler for Conn {
             _ => false,
         };
         if sent {
+            if let Some(recording) = self.live().and_then(|l| l.recording.as_ref()) {
+                recording.resize(col_width, row_height).await;
+            }
             session.channel_success(channel)?;
         } else {
             session.channel_failure(channel)?;
@@ -712,16 +917,25 @@ impl server::Handler for Conn {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(Chan { up: Some(up), .. }), Some(live)) =
-            (self.channels.get(&channel), self.live())
+        let (
+            Some(Chan {
+                up: Some(up),
+                traffic,
+                ..
+            }),
+            Some(live),
+        ) = (self.channels.get(&channel), self.live())
         else {
             return Ok(());
         };
         live.bytes_up
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut ending = live.ending();
+        if !record_input(live, traffic, data, &mut ending).await {
+            return Ok(());
+        }
         // Waits for the target's window: this is the backpressure on the person's side (see
         // the module docs). A session that is ending stops waiting.
-        let mut ending = live.ending();
         let _ = unless_ending(&mut ending, up.data_bytes(data.to_vec())).await;
         Ok(())
     }
@@ -733,14 +947,23 @@ impl server::Handler for Conn {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(Chan { up: Some(up), .. }), Some(live)) =
-            (self.channels.get(&channel), self.live())
+        let (
+            Some(Chan {
+                up: Some(up),
+                traffic,
+                ..
+            }),
+            Some(live),
+        ) = (self.channels.get(&channel), self.live())
         else {
             return Ok(());
         };
         live.bytes_up
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let mut ending = live.ending();
+        if !record_input(live, traffic, data, &mut ending).await {
+            return Ok(());
+        }
         let _ = unless_ending(&mut ending, up.extended_data_bytes(code, data.to_vec())).await;
         Ok(())
     }
@@ -813,6 +1036,7 @@ struct Pump {
     id: ChannelId,
     replies: Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>,
     live: Arc<Live>,
+    traffic: Arc<Traffic>,
 }
 
 impl Pump {
@@ -826,17 +1050,17 @@ impl Pump {
             let delivered = match msg {
                 None | Some(ChannelMsg::Close) => break,
                 Some(ChannelMsg::Data { data }) => {
-                    self.live
-                        .bytes_down
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if !self.record_output(&data, &mut ending).await {
+                        return;
+                    }
                     unless_ending(&mut ending, self.down.data_bytes(data))
                         .await
                         .map(|r| r.is_ok())
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    self.live
-                        .bytes_down
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if !self.record_output(&data, &mut ending).await {
+                        return;
+                    }
                     unless_ending(&mut ending, self.down.extended_data_bytes(ext, data))
                         .await
                         .map(|r| r.is_ok())
@@ -890,13 +1114,55 @@ impl Pump {
                 Some(true) => {}
             }
         }
+        self.transfer_ended().await;
         if self.live.up.is_closed() {
-            self.live.end(crate::authority::EndReason::UpstreamClosed);
+            self.live.end(EndReason::UpstreamClosed);
         }
         if !self.live.is_ending() {
             let _ = self.down.close().await;
         }
         self.live.remove_channel(self.id);
+    }
+
+    /// Counts output from the target and records a terminal's. Returns whether to pass it on
+    /// (not when the session is ending, or its strict recording has failed).
+    async fn record_output(
+        &self,
+        data: &[u8],
+        ending: &mut watch::Receiver<Option<EndReason>>,
+    ) -> bool {
+        self.live
+            .bytes_down
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.traffic
+            .down
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let Some(recording) = &self.live.recording else {
+            return true;
+        };
+        if self.traffic.is_terminal()
+            && unless_ending(ending, recording.output(data))
+                .await
+                .is_none()
+        {
+            return false;
+        }
+        recording_holds(&self.live)
+    }
+
+    /// A file transfer's channel is done: its byte counts as a marker.
+    async fn transfer_ended(&self) {
+        if let (Some(recording), Some(Kind::Transfer(label))) =
+            (&self.live.recording, self.traffic.kind.get())
+        {
+            recording
+                .marker(format!(
+                    "{label} ended: {} bytes sent to the target, {} bytes received from it",
+                    self.traffic.up.load(Ordering::Relaxed),
+                    self.traffic.down.load(Ordering::Relaxed)
+                ))
+                .await;
+        }
     }
 
     fn answer(&self, ok: bool) {
@@ -948,5 +1214,43 @@ mod tests {
         assert!(!forwardable_env("LC_ALL", "C\nevil"));
         assert!(!forwardable_env("LC_X", &"a".repeat(300)));
         assert!(!forwardable_env("LC_$(id)", "C"));
+    }
+
+    #[test]
+    fn commands_are_classified_for_the_recording() {
+        let check = |command: Command, marker: &str, kind: Kind| {
+            assert_eq!(classify(&command), (marker.to_owned(), kind), "{command:?}");
+        };
+        let exec = |line: &str| Command::Exec(line.to_owned());
+        check(Command::Shell, "shell", Kind::Terminal);
+        check(exec("ls -l"), "exec: ls -l", Kind::Terminal);
+        check(
+            exec("scp -t /tmp/x"),
+            "scp upload: scp -t /tmp/x",
+            Kind::Transfer("scp upload".to_owned()),
+        );
+        check(
+            exec("scp -v -p -f -- /etc/hosts"),
+            "scp download: scp -v -p -f -- /etc/hosts",
+            Kind::Transfer("scp download".to_owned()),
+        );
+        check(
+            exec("/usr/bin/scp -dt /tmp"),
+            "scp upload: /usr/bin/scp -dt /tmp",
+            Kind::Transfer("scp upload".to_owned()),
+        );
+        // A file named like a flag, or scp run as a client on the target, is a command.
+        check(exec("scp -- -t"), "exec: scp -- -t", Kind::Terminal);
+        check(
+            exec("scp a.txt host:/tmp"),
+            "exec: scp a.txt host:/tmp",
+            Kind::Terminal,
+        );
+        check(exec("scpx -t /tmp"), "exec: scpx -t /tmp", Kind::Terminal);
+        check(
+            Command::Subsystem("sftp".to_owned()),
+            "subsystem: sftp",
+            Kind::Transfer("subsystem sftp".to_owned()),
+        );
     }
 }

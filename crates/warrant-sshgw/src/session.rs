@@ -1,5 +1,6 @@
 //! Live sessions: their ids and listings ([`SessionId`], [`SessionInfo`]), and how one ends
-//! (grant end, kill, shutdown, either side closing).
+//! (grant end, kill, shutdown, either side closing, a strict recording failing) and its
+//! recording is finished.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,9 +13,11 @@ use russh::{ChannelId, Disconnect};
 use tokio::sync::watch;
 use uuid::Uuid;
 use warrant_core::Timestamp;
+use warrant_recording::SessionFacts;
 
-use crate::authority::{EndReason, GatewayEvent};
+use crate::authority::{EndReason, GatewayEvent, RecordingMode, RecordingOutcome};
 use crate::gateway::Shared;
+use crate::recording::{Failure, Recording};
 use crate::upstream::UpstreamHandle;
 
 /// How long a client is given to leave by itself after its channels were closed at a grant's
@@ -97,6 +100,9 @@ pub struct SessionInfo {
     pub bytes_down: u64,
     /// Session channels open now (more than one with OpenSSH connection sharing).
     pub channels: usize,
+    /// The recording's file name in the recordings directory (`<session id>.cast`), when the
+    /// session is recorded.
+    pub recording: Option<String>,
 }
 
 /// A session logged in to its target: shared by the connection handler, its channel pumps,
@@ -116,10 +122,17 @@ pub(crate) struct Live {
     pub(crate) up: UpstreamHandle,
     /// Open session channels (downstream ids) and whether each has a pty.
     channels: Mutex<Vec<(ChannelId, bool)>>,
+    /// The session's recording, when it is recorded.
+    pub(crate) recording: Option<Recording>,
 }
 
 impl Live {
-    pub(crate) fn new(info: SessionInfo, down: russh::server::Handle, up: UpstreamHandle) -> Self {
+    pub(crate) fn new(
+        info: SessionInfo,
+        down: russh::server::Handle,
+        up: UpstreamHandle,
+        recording: Option<Recording>,
+    ) -> Self {
         Self {
             info,
             bytes_up: AtomicU64::new(0),
@@ -129,6 +142,7 @@ impl Live {
             down,
             up,
             channels: Mutex::new(Vec::new()),
+            recording,
         }
     }
 
@@ -240,18 +254,34 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Watches one session from login to end: its grant's end, a kill, shutdown, or either side
-/// leaving. Then tells the person why (when it is the gateway's doing), closes both sides,
-/// unregisters the session and reports [`GatewayEvent::SessionEnded`].
+/// Watches one session from login to end: its grant's end, a kill, shutdown, either side
+/// leaving, or its recording failing. Reports a recording failure once (and ends a strict
+/// session for it). At the end, tells the person why (when it is the gateway's doing), closes
+/// both sides, unregisters the session, finishes its recording and reports
+/// [`GatewayEvent::SessionEnded`].
 pub(crate) async fn supervise(shared: Arc<Shared>, live: Arc<Live>) {
     let left_ms = live.info.grant_end.millis() - shared.clock.now().millis();
     let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    let grant_end = tokio::time::sleep(left);
+    tokio::pin!(grant_end);
     let mut ending = live.ending();
-    tokio::select! {
-        () = tokio::time::sleep(left) => {
-            live.end(EndReason::GrantEnded);
+    let mut failures = live.recording.as_ref().map(Recording::failures);
+    loop {
+        tokio::select! {
+            () = &mut grant_end => {
+                live.end(EndReason::GrantEnded);
+                break;
+            }
+            () = wait_end(&mut ending) => break,
+            failure = next_failure(failures.as_mut()) => {
+                failures = None;
+                recording_failed(&shared, &live, &failure);
+            }
         }
-        () = wait_end(&mut ending) => {}
+    }
+    // A pump may have ended a strict session for its recording before the loop saw it.
+    if let Some(failure) = failures.and_then(|rx| rx.borrow().clone()) {
+        recording_failed(&shared, &live, &failure);
     }
     let reason = live.end.borrow().clone().unwrap_or(EndReason::ClientClosed);
     tracing::info!(
@@ -302,8 +332,13 @@ pub(crate) async fn supervise(shared: Arc<Shared>, live: Arc<Live>) {
     )
     .await;
 
-    shared.registry.remove(live.id());
     let info = live.snapshot();
+    let recording = match &live.recording {
+        Some(recording) => finish_recording(&shared, recording, &info, &reason).await,
+        None => RecordingOutcome::NotRecorded,
+    };
+    // Only now: shutdown waits for the registry to empty, and so for the manifests.
+    shared.registry.remove(live.id());
     tracing::info!(
         session = %info.id,
         identity = %info.identity,
@@ -311,11 +346,82 @@ pub(crate) async fn supervise(shared: Arc<Shared>, live: Arc<Live>) {
         bytes_up = info.bytes_up,
         bytes_down = info.bytes_down,
         %reason,
+        ?recording,
         "session ended"
     );
-    shared
-        .authority
-        .event(&GatewayEvent::SessionEnded { info, reason });
+    shared.authority.event(&GatewayEvent::SessionEnded {
+        info,
+        reason,
+        recording,
+    });
+}
+
+/// Resolves with the recording's first failure; never, for a session not recorded (or once
+/// reported).
+async fn next_failure(rx: Option<&mut watch::Receiver<Option<Failure>>>) -> Failure {
+    if let Some(rx) = rx
+        && let Ok(failure) = rx.wait_for(Option::is_some).await
+        && let Some(failure) = failure.clone()
+    {
+        return failure;
+    }
+    std::future::pending().await
+}
+
+/// Reports a recording failure, and ends the session for it in strict mode.
+fn recording_failed(shared: &Shared, live: &Live, failure: &Failure) {
+    let mode = live
+        .recording
+        .as_ref()
+        .map_or(RecordingMode::Off, Recording::mode);
+    tracing::warn!(
+        session = %live.id(),
+        identity = %live.info.identity,
+        ?mode,
+        error = %failure.detail,
+        "the session recording failed"
+    );
+    shared.authority.event(&GatewayEvent::RecordingFailed {
+        session: live.id(),
+        identity: live.info.identity.clone(),
+        mode,
+        error: failure.detail.clone(),
+    });
+    if mode == RecordingMode::Strict {
+        live.end(EndReason::RecordingFailed {
+            error: failure.cause.clone(),
+        });
+    }
+}
+
+/// Marks how the session ended, then syncs the recording and writes its signed manifest.
+async fn finish_recording(
+    shared: &Shared,
+    recording: &Recording,
+    info: &SessionInfo,
+    reason: &EndReason,
+) -> RecordingOutcome {
+    // A failed strict recording gets nothing more.
+    if recording.strict_failure().is_none() {
+        recording.marker(format!("session ended: {reason}")).await;
+    }
+    let end_reason = match reason {
+        EndReason::Killed { reason } => format!("killed: {reason}"),
+        EndReason::RecordingFailed { error } => format!("recording_failed: {error}"),
+        other => other.code().to_owned(),
+    };
+    recording
+        .finish(SessionFacts {
+            session_id: info.id.to_string(),
+            identity: info.identity.clone(),
+            target: info.target.clone(),
+            account: info.account.clone(),
+            grant_id: info.grant_id.clone(),
+            started_at: info.started.unix_seconds(),
+            ended_at: shared.clock.now().unix_seconds(),
+            end_reason,
+        })
+        .await
 }
 
 /// What the person's terminal is told when the gateway ends their session.
@@ -325,8 +431,12 @@ fn message_for(reason: &EndReason, info: &SessionInfo) -> Option<String> {
             "\nwarrant: your grant {} of {} ended at {}; this session is closed.\n",
             info.grant_id, info.target, info.grant_end
         )),
-        EndReason::Killed { reason } => Some(format!(
-            "\nwarrant: this session was ended by an administrator: {reason}\n"
+        // Killed by an administrator, or by the engine when the grant was revoked.
+        EndReason::Killed { reason } => {
+            Some(format!("\nwarrant: this session was ended: {reason}\n"))
+        }
+        EndReason::RecordingFailed { error } => Some(format!(
+            "\nwarrant: the session recording failed ({error}); this session is closed.\n"
         )),
         EndReason::Shutdown => {
             Some("\nwarrant: the gateway is shutting down; this session is closed.\n".to_owned())

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +18,11 @@ use warrant_sshca::{CaKey, CertRequest, Extensions};
 use warrant_sshgw::ssh_key::{Certificate, PrivateKey, PublicKey};
 use warrant_sshgw::{
     Authority, BoxFuture, Command, Denied, EndReason, Gateway, GatewayConfig, GatewayEvent,
-    GatewayHandle, GwError, Login, OfferedKey, Person, Refusal, Upstream,
+    GatewayHandle, GwError, Login, OfferedKey, Person, RecordingMode, Refusal, Upstream,
 };
 use warrant_testkit::SshdFixture;
 
+mod recording;
 mod window;
 
 /// The person's identity and the target the authority knows.
@@ -50,6 +51,9 @@ struct TestAuthority {
     upstream_public: String,
     serial: AtomicU64,
     events: Mutex<Vec<GatewayEvent>>,
+    /// The role's recording settings handed out with each session.
+    recording: Mutex<RecordingMode>,
+    record_input: AtomicBool,
 }
 
 impl Authority for TestAuthority {
@@ -108,6 +112,8 @@ impl Authority for TestAuthority {
                 certificate: Certificate::from_openssh(&cert).unwrap(),
                 grant_id: GRANT.to_owned(),
                 grant_end: now.plus_secs(i64::try_from(grant_secs).unwrap()),
+                recording: *self.recording.lock().unwrap(),
+                record_input: self.record_input.load(Ordering::SeqCst),
             })
         })
     }
@@ -189,6 +195,8 @@ impl Gw {
             upstream_public,
             serial: AtomicU64::new(1),
             events: Mutex::new(Vec::new()),
+            recording: Mutex::new(RecordingMode::Off),
+            record_input: AtomicBool::new(false),
         });
         let port = warrant_testkit::free_port();
         let mut config = GatewayConfig::new(
@@ -375,10 +383,17 @@ async fn exec_output_and_exit_status_come_through() {
         .authority
         .wait_event("ended", |e| matches!(e, GatewayEvent::SessionEnded { .. }))
         .await;
-    let GatewayEvent::SessionEnded { info, reason } = ended else {
+    let GatewayEvent::SessionEnded {
+        info,
+        reason,
+        recording,
+    } = ended
+    else {
         unreachable!()
     };
     assert_eq!(reason, EndReason::ClientClosed);
+    assert_eq!(recording, warrant_sshgw::RecordingOutcome::NotRecorded);
+    assert_eq!(info.recording, None);
     assert!(info.bytes_down >= 3, "{info:?}");
     assert!(gw.handle.sessions().is_empty());
 }
@@ -817,13 +832,30 @@ async fn scp_and_sftp_work_through_the_gateway() {
     assert!(events.iter().any(|e| matches!(e, GatewayEvent::Command { command: Command::Subsystem(s), .. } if s == "sftp")), "{events:#?}");
 }
 
+/// Reads `child`'s stdout until it printed `ready\n` (its command runs); returns what it read.
+async fn wait_ready(child: &mut tokio::process::Child) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64];
+    while !seen.ends_with(b"ready\n") {
+        let n = tokio::time::timeout(CLIENT_TIMEOUT, stdout.read(&mut buf))
+            .await
+            .expect("the command prints ready")
+            .unwrap();
+        assert_ne!(n, 0, "no ready: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(seen).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_listed_and_can_be_killed() {
     let gw = Gw::start().await;
-    let client = gw
+    let mut client = gw
         .ssh_command(LOGIN, &[], Some("echo ready; sleep 30"))
         .spawn()
         .unwrap();
+    let ready = wait_ready(&mut client).await;
     let mut listed = Vec::new();
     for _ in 0..100 {
         listed = gw.handle.sessions();
@@ -851,10 +883,10 @@ async fn sessions_are_listed_and_can_be_killed() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("warrant: this session was ended by an administrator: incident 42"),
+        stderr.contains("warrant: this session was ended: incident 42"),
         "{stderr}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n");
+    assert_eq!(ready + &String::from_utf8_lossy(&out.stdout), "ready\n");
     gw.authority
         .wait_event("killed", |e| {
             matches!(e, GatewayEvent::SessionEnded { reason: EndReason::Killed { reason }, .. } if reason == "incident 42")
@@ -867,10 +899,13 @@ async fn sessions_are_listed_and_can_be_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_sessions_and_returns() {
     let mut gw = Gw::start().await;
-    let client = gw
+    let mut client = gw
         .ssh_command(LOGIN, &[], Some("echo ready; sleep 30"))
         .spawn()
         .unwrap();
+    // Shut down once the command runs, not while it is being started (the client would then
+    // report its failure and leave before the gateway's message).
+    wait_ready(&mut client).await;
     for _ in 0..100 {
         if !gw.handle.sessions().is_empty() {
             break;

@@ -1,0 +1,479 @@
+//! A session's recording as the gateway writes it: one asciicast v2 file per session,
+//! `<recordings dir>/<session id>.cast` ([`warrant_recording::Recorder`]), and its signed
+//! manifest when the session ends.
+//!
+//! The file is created when the session is authorized, before the target is even logged in
+//! to (so a strict session that cannot be recorded never reaches it); its header is written
+//! when the first command starts, so that it carries the first pty's size and `TERM`.
+//!
+//! Writing happens on one thread per recorded session, fed by a small bounded queue: the proxy
+//! never writes to the disk itself, since a slow or stalled disk would then stall a runtime
+//! worker and with it every session on the gateway. The two modes wait differently:
+//!
+//! - strict: each chunk waits until the writer has written it (or failed to) before it is
+//!   passed on, so the person never sees output, nor the target gets input, that the recording
+//!   does not hold. The price is the overlap between writing and forwarding: bulk output (20 MB
+//!   through a debug build on two cores) ran about 15% slower than in best-effort mode, itself
+//!   about 35% slower than unrecorded, the JSON encoding being most of the cost.
+//! - best-effort: a chunk waits only for room in the queue, so a session runs at most
+//!   [`QUEUE`] chunks ahead of its recording.
+//!
+//! Neither waits longer than [`STALL_LIMIT`] per chunk: past that, the recording has failed
+//! (strict mode ends the session) or, in best-effort mode, what does not fit is left out and
+//! counted until the queue has room again.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, watch};
+use warrant_recording::{Header, Manifest, Recorder, RecordingError, RecordingKey, SessionFacts};
+
+use crate::authority::{RecordingMode, RecordingOutcome, RecordingSummary};
+use crate::session::lock;
+
+/// Chunks (each at most one SSH packet, 32 KiB) queued for the writer at most.
+const QUEUE: usize = 16;
+/// How long a chunk may wait for room in the queue before the recording counts as failed.
+const STALL_LIMIT: Duration = Duration::from_secs(5);
+/// How long syncing the recording and writing its manifest may take at the end.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The terminal size recorded when the session has no pty.
+const DEFAULT_SIZE: (u32, u32) = (80, 24);
+
+/// Why a recording failed: a short cause for the person's terminal, the details (with a
+/// stable code first) for the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// E.g. `No space left on device (os error 28)`.
+    pub(crate) cause: String,
+    /// E.g. `recording_io: writing /var/lib/warrant/recordings/….cast: No space left …`.
+    pub(crate) detail: String,
+}
+
+impl Failure {
+    fn of(e: &RecordingError) -> Self {
+        let cause = match e {
+            RecordingError::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        Self {
+            cause,
+            detail: format!("{}: {e}", e.code()),
+        }
+    }
+
+    fn stalled(path: &Path) -> Self {
+        Self {
+            cause: format!("the disk did not keep up for {} s", STALL_LIMIT.as_secs()),
+            detail: format!(
+                "recording_stalled: nothing could be written to {} for {} s",
+                path.display(),
+                STALL_LIMIT.as_secs()
+            ),
+        }
+    }
+}
+
+/// An op for the writer, and who waits for it to be written (strict mode).
+struct Queued {
+    op: Op,
+    written: Option<oneshot::Sender<()>>,
+}
+
+/// What the writer thread is asked to do, in order.
+enum Op {
+    /// Write the header (the first op).
+    Begin(Header),
+    Output(Vec<u8>),
+    Input(Vec<u8>),
+    Resize(u32, u32),
+    Marker(String),
+    /// Sync the recording, write its manifest, and stop.
+    Finish(SessionFacts, oneshot::Sender<Result<Manifest, Failure>>),
+}
+
+/// The facts of a recorded session known when it is authorized.
+pub(crate) struct Start<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) key: Arc<RecordingKey>,
+    pub(crate) session_id: String,
+    pub(crate) mode: RecordingMode,
+    pub(crate) record_input: bool,
+    /// The header's title: `identity on target as account (grant …)`.
+    pub(crate) title: String,
+    /// Unix seconds at the start.
+    pub(crate) timestamp: i64,
+}
+
+/// One session's recording: the handle the connection handler, the channel pumps and the
+/// supervisor share.
+pub(crate) struct Recording {
+    mode: RecordingMode,
+    record_input: bool,
+    path: PathBuf,
+    /// The file name in the recordings directory.
+    file: String,
+    tx: mpsc::Sender<Queued>,
+    /// The header until the first command begins the recording; `None` after.
+    header: Mutex<Option<Header>>,
+    /// Whether the header has a pty's size yet (the first pty's wins).
+    pty_noted: AtomicBool,
+    /// Best-effort mode after a chunk waited [`STALL_LIMIT`] in vain: chunks that do not fit
+    /// at once are left out, until one does.
+    stalled: AtomicBool,
+    /// Bytes left out while stalled.
+    dropped: AtomicU64,
+    /// The first failure, for the supervisor.
+    failure: watch::Sender<Option<Failure>>,
+}
+
+impl Recording {
+    /// Creates `<dir>/<session id>.cast` (it must not exist; mode 0600) and starts its writer.
+    pub(crate) fn create(start: Start<'_>) -> Result<Self, Failure> {
+        let file = format!("{}.cast", start.session_id);
+        let path = start.dir.join(&file);
+        let opened = open_new(&path).map_err(|source| {
+            Failure::of(&RecordingError::Io {
+                what: "creating",
+                path: path.display().to_string(),
+                source,
+            })
+        })?;
+        let header = Header {
+            version: 2,
+            width: DEFAULT_SIZE.0,
+            height: DEFAULT_SIZE.1,
+            timestamp: start.timestamp,
+            title: Some(start.title),
+            env: BTreeMap::new(),
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let failure = watch::channel(None).0;
+        let writer = Writer {
+            path: path.clone(),
+            key: start.key,
+            fallback: header.clone(),
+            failure: failure.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("warrant-recording".to_owned())
+            .spawn(move || writer.run(opened, rx));
+        if let Err(e) = spawned {
+            let _ = std::fs::remove_file(&path);
+            return Err(Failure {
+                cause: format!("no thread to write it: {e}"),
+                detail: format!("recording_thread: starting the writer of {file}: {e}"),
+            });
+        }
+        Ok(Self {
+            mode: start.mode,
+            record_input: start.record_input,
+            path,
+            file,
+            tx,
+            header: Mutex::new(Some(header)),
+            pty_noted: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            failure,
+        })
+    }
+
+    /// The file name in the recordings directory.
+    pub(crate) fn file(&self) -> &str {
+        &self.file
+    }
+
+    pub(crate) fn mode(&self) -> RecordingMode {
+        self.mode
+    }
+
+    /// Stops the writer and removes the file: the session never started (the target could
+    /// not be reached), so there is nothing to keep.
+    pub(crate) fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// A pty was granted: the first one's size and terminal type go into the header.
+    pub(crate) fn note_pty(&self, term: &str, cols: u32, rows: u32) {
+        if self.pty_noted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(header) = lock(&self.header).as_mut() {
+            // A client whose input is not a terminal (`ssh -tt` from a script) sends 0x0.
+            if cols > 0 && rows > 0 {
+                header.width = cols;
+                header.height = rows;
+            }
+            if !term.is_empty() {
+                header.env.insert("TERM".to_owned(), term.to_owned());
+            }
+        }
+    }
+
+    /// Writes the header, once: when the first command starts (or at the end, for a session
+    /// that never ran one).
+    pub(crate) async fn begin(&self) {
+        let header = lock(&self.header).take();
+        if let Some(header) = header {
+            self.send(Op::Begin(header), 0).await;
+        }
+    }
+
+    /// Terminal output (stdout or stderr) of a session channel.
+    pub(crate) async fn output(&self, data: &[u8]) {
+        self.send(Op::Output(data.to_vec()), data.len()).await;
+    }
+
+    /// What the person sent on a session channel: recorded only when the role says so.
+    pub(crate) async fn input(&self, data: &[u8]) {
+        if self.record_input {
+            self.send(Op::Input(data.to_vec()), data.len()).await;
+        }
+    }
+
+    /// The person's window changed.
+    pub(crate) async fn resize(&self, cols: u32, rows: u32) {
+        {
+            let mut header = lock(&self.header);
+            if let Some(header) = header.as_mut() {
+                // Not begun: the header takes the new size.
+                if cols > 0 && rows > 0 {
+                    header.width = cols;
+                    header.height = rows;
+                }
+                return;
+            }
+        }
+        self.send(Op::Resize(cols, rows), 0).await;
+    }
+
+    /// A marker: a command, a file transfer, the end.
+    pub(crate) async fn marker(&self, text: String) {
+        let len = text.len();
+        self.send(Op::Marker(text), len).await;
+    }
+
+    /// A receiver of the first failure.
+    pub(crate) fn failures(&self) -> watch::Receiver<Option<Failure>> {
+        self.failure.subscribe()
+    }
+
+    /// The first failure, if the session must end for it (strict mode).
+    pub(crate) fn strict_failure(&self) -> Option<Failure> {
+        if self.mode == RecordingMode::Strict {
+            self.failure.borrow().clone()
+        } else {
+            None
+        }
+    }
+
+    /// Ends the recording: a marker for what was left out (best-effort), then the writer
+    /// syncs the file and writes its signed manifest.
+    pub(crate) async fn finish(&self, facts: SessionFacts) -> RecordingOutcome {
+        self.begin().await;
+        let dropped = self.dropped.load(Ordering::SeqCst);
+        if dropped > 0 {
+            self.stalled.store(false, Ordering::SeqCst);
+            self.marker(format!(
+                "recording: {dropped} bytes were left out (the disk did not keep up)"
+            ))
+            .await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let finished = tokio::time::timeout(FINISH_TIMEOUT, async {
+            let finish = Queued {
+                op: Op::Finish(facts, reply),
+                written: None,
+            };
+            self.tx.send(finish).await.ok()?;
+            answer.await.ok()
+        })
+        .await;
+        let unfinished = |error: String| RecordingOutcome::Unfinished {
+            file: self.file.clone(),
+            error,
+        };
+        match finished {
+            Ok(Some(Ok(manifest))) => RecordingOutcome::Signed(RecordingSummary {
+                file: self.file.clone(),
+                sha256: manifest.sha256,
+                write_errors: manifest.write_errors,
+                dropped_bytes: dropped,
+            }),
+            Ok(Some(Err(failure))) => unfinished(failure.detail),
+            Ok(None) => unfinished("recording_writer: the recording's writer is gone".to_owned()),
+            Err(_) => unfinished(format!(
+                "recording_stalled: the recording could not be finished within {} s",
+                FINISH_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Hands `op` to the writer: in strict mode waits until it is written, in best-effort mode
+    /// for room in the queue; either up to [`STALL_LIMIT`].
+    async fn send(&self, op: Op, len: usize) {
+        if self.mode == RecordingMode::Strict {
+            let (written, done) = oneshot::channel();
+            let op = Queued {
+                op,
+                written: Some(written),
+            };
+            let waited = tokio::time::timeout(STALL_LIMIT, async {
+                // Closed: the recording is finished, nothing more is written.
+                if self.tx.send(op).await.is_ok() {
+                    let _ = done.await;
+                }
+            })
+            .await;
+            if waited.is_err() {
+                report(&self.failure, Failure::stalled(&self.path));
+            }
+            return;
+        }
+        let op = Queued { op, written: None };
+        if self.stalled.load(Ordering::SeqCst) {
+            match self.tx.try_send(op) {
+                Ok(()) => self.stalled.store(false, Ordering::SeqCst),
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(len as u64, Ordering::SeqCst);
+                }
+                // Finished: nothing more is recorded.
+                Err(TrySendError::Closed(_)) => {}
+            }
+            return;
+        }
+        if tokio::time::timeout(STALL_LIMIT, self.tx.send(op))
+            .await
+            .is_err()
+        {
+            report(&self.failure, Failure::stalled(&self.path));
+            self.stalled.store(true, Ordering::SeqCst);
+            self.dropped.fetch_add(len as u64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Records `failure` unless an earlier one was.
+fn report(sender: &watch::Sender<Option<Failure>>, failure: Failure) {
+    sender.send_if_modified(|first| {
+        if first.is_some() {
+            return false;
+        }
+        *first = Some(failure);
+        true
+    });
+}
+
+fn open_new(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// The writer thread of one recording.
+struct Writer {
+    path: PathBuf,
+    key: Arc<RecordingKey>,
+    /// The header if anything but [`Op::Begin`] comes first (it does not).
+    fallback: Header,
+    failure: watch::Sender<Option<Failure>>,
+}
+
+/// Where the writer stands.
+enum State {
+    /// Created, no header yet.
+    Opened(File),
+    Recording(Recorder),
+    /// The header could not be written: nothing more can be.
+    Broken(Failure),
+}
+
+impl Writer {
+    fn run(self, file: File, mut rx: mpsc::Receiver<Queued>) {
+        let mut state = State::Opened(file);
+        while let Some(Queued { op, written }) = rx.blocking_recv() {
+            state = match (state, op) {
+                (State::Opened(file), Op::Begin(header)) => self.begin(file, &header),
+                (State::Opened(file), Op::Finish(facts, reply)) => {
+                    let state = self.begin(file, &self.fallback);
+                    let _ = reply.send(self.finish(state, facts));
+                    return;
+                }
+                (State::Opened(file), op) => {
+                    let mut state = self.begin(file, &self.fallback);
+                    self.apply(&mut state, op);
+                    state
+                }
+                (state, Op::Finish(facts, reply)) => {
+                    let _ = reply.send(self.finish(state, facts));
+                    return;
+                }
+                (mut state, op) => {
+                    self.apply(&mut state, op);
+                    state
+                }
+            };
+            // After a failure was reported, so a strict sender sees it.
+            if let Some(written) = written {
+                let _ = written.send(());
+            }
+        }
+        // Every handle is gone without a finish (the session never started): the caller
+        // removes the file.
+    }
+
+    fn begin(&self, file: File, header: &Header) -> State {
+        match Recorder::with_writer(BufWriter::new(file), &self.path, header) {
+            Ok(recorder) => State::Recording(recorder),
+            Err(e) => {
+                let failure = Failure::of(&e);
+                report(&self.failure, failure.clone());
+                State::Broken(failure)
+            }
+        }
+    }
+
+    fn apply(&self, state: &mut State, op: Op) {
+        let State::Recording(recorder) = state else {
+            return;
+        };
+        let written = match op {
+            Op::Output(data) => recorder.output(&data),
+            Op::Input(data) => recorder.input(&data),
+            Op::Resize(cols, rows) => recorder.resize(cols, rows),
+            Op::Marker(text) => recorder.marker(&text),
+            Op::Begin(_) | Op::Finish(..) => Ok(()),
+        };
+        // Counted by the recorder (the manifest's `write_errors`); best-effort goes on.
+        if let Err(e) = written {
+            report(&self.failure, Failure::of(&e));
+        }
+    }
+
+    fn finish(&self, state: State, facts: SessionFacts) -> Result<Manifest, Failure> {
+        match state {
+            State::Recording(recorder) => recorder
+                .finish(facts, &self.key)
+                .map_err(|e| Failure::of(&e)),
+            State::Broken(failure) => Err(failure),
+            State::Opened(_) => Err(Failure {
+                cause: "never begun".to_owned(),
+                detail: "recording_writer: the recording was never begun".to_owned(),
+            }),
+        }
+    }
+}
