@@ -18,7 +18,7 @@ use warrant_engine::Engine;
 use warrant_sshgw::ssh_key::{Certificate, PrivateKey, PublicKey};
 use warrant_sshgw::{
     Authority, BoxFuture, Denied, EndReason, GatewayEvent, GatewayHandle, GwError, Login,
-    OfferedKey, Person, SessionId, Upstream,
+    OfferedKey, Person, RecordingMode, RecordingOutcome, SessionId, Upstream,
 };
 
 /// The engine as the gateway's authority.
@@ -56,27 +56,45 @@ async fn record(engine: &Engine, ev: &GatewayEvent) -> warrant_engine::Result<()
                     target: info.target.clone(),
                     account: info.account.clone(),
                     grant_id: info.grant_id.clone(),
-                    recording: None,
+                    recording: info.recording.clone(),
                 })
                 .await
         }
-        GatewayEvent::SessionEnded { info, reason } => {
+        GatewayEvent::SessionEnded {
+            info,
+            reason,
+            recording,
+        } => {
             let reason = match reason {
-                EndReason::ClientClosed => "closed".to_owned(),
-                EndReason::UpstreamClosed => "upstream_closed".to_owned(),
-                EndReason::GrantEnded => "grant_ended".to_owned(),
                 EndReason::Killed { reason } => format!("killed: {reason}"),
-                EndReason::Shutdown => "shutdown".to_owned(),
-                other => other.to_string(),
+                EndReason::RecordingFailed { error } => format!("recording_failed: {error}"),
+                other => other.code().to_owned(),
             };
+            if let RecordingOutcome::Unfinished { file, error } = recording {
+                engine
+                    .gateway_refused(
+                        &info.identity,
+                        Some(&info.target),
+                        "recording",
+                        &format!("{file} could not be finished: {error}"),
+                    )
+                    .await?;
+            }
             engine
                 .gateway_session_ended(
                     &info.id.to_string(),
                     &reason,
                     info.bytes_up,
                     info.bytes_down,
-                    None,
+                    recording.summary().map(|s| s.sha256.clone()),
                 )
+                .await
+        }
+        GatewayEvent::RecordingFailed {
+            identity, error, ..
+        } => {
+            engine
+                .gateway_refused(identity, None, "recording", error)
                 .await
         }
         GatewayEvent::Refused {
@@ -172,6 +190,12 @@ impl Authority for EngineAuthority {
                 account: up.account,
                 grant_id: up.grant_id,
                 grant_end: up.ends_at,
+                recording: match up.record.as_str() {
+                    "off" => RecordingMode::Off,
+                    "best-effort" => RecordingMode::BestEffort,
+                    _ => RecordingMode::Strict,
+                },
+                record_input: up.record_input,
             })
         })
     }

@@ -148,7 +148,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .await;
         })
     };
-    let mut state = warrant_api::AppState::new(engine.clone()).with_sources(sources);
+    // Recordings stay readable whether or not this run serves the gateway.
+    let mut state = warrant_api::AppState::new(engine.clone())
+        .with_sources(sources)
+        .with_recordings(args.data_dir.join("recordings"));
     if let Some(path) = kek_file {
         state = state.with_kek_file(path);
     }
@@ -167,12 +170,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .fingerprint(warrant_sshgw::ssh_key::HashAlg::Sha256);
         let (authority, recorder) = crate::gateway::EngineAuthority::new(engine.clone());
         tokio::spawn(recorder);
-        let gw = warrant_sshgw::Gateway::bind(
-            warrant_sshgw::GatewayConfig::new(listen, host_key),
-            Arc::new(authority),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("--ssh-listen {listen}: {e}"))?;
+        let mut config = warrant_sshgw::GatewayConfig::new(listen, host_key);
+        config.recordings = Some(warrant_sshgw::RecordingsConfig {
+            dir: args.data_dir.join("recordings"),
+            key: Arc::new(engine.recording_key().await?),
+        });
+        let gw = warrant_sshgw::Gateway::bind(config, Arc::new(authority))
+            .await
+            .map_err(|e| anyhow::anyhow!("--ssh-listen {listen}: {e}"))?;
         eprintln!(
             "SSH gateway listening on {} (host key {fingerprint}): ssh -p {} IDENTITY+TARGET@HOST",
             gw.local_addr(),

@@ -145,6 +145,40 @@ fn through_the_gateway_under_a_grant_and_cut_when_it_is_revoked() {
         text(&out)
     );
 
+    // The session was recorded (the role records strictly by default), signed and verifiable.
+    let rec = poll(Duration::from_secs(10), || {
+        let v = w.run(&carol, &["sessions", "--json"]).json_array();
+        v.into_iter()
+            .find(|x| x["recorded"] == true && !x["ended_at"].is_null())
+    })
+    .expect("no recorded, ended session");
+    let id = s(&rec, "id").to_owned();
+    let cast = w.run(&carol, &["recording", "get", &id]).ok().to_owned();
+    assert!(
+        cast.lines().next().unwrap().contains(r#""version":2"#),
+        "{cast}"
+    );
+    assert!(
+        cast.contains("hi") && cast.contains("exec: echo hi"),
+        "{cast}"
+    );
+    let verified = w.run(&admin, &["recording", "verify", &id]).ok().to_owned();
+    assert!(verified.contains("is intact"), "{verified}");
+    let played = w
+        .run(&carol, &["sessions", "play", &id, "--speed", "100"])
+        .ok()
+        .to_owned();
+    assert!(played.contains("hi"), "{played}");
+    let erin = w.login("erin");
+    let nosy = w.run(&erin, &["recording", "get", &id]).fails();
+    assert!(nosy.contains("session_not_found"), "{nosy}");
+    // Any change to the file is found.
+    let file = w.data_dir.join("recordings").join(format!("{id}.cast"));
+    let changed = std::fs::read_to_string(&file).unwrap().replace("hi", "ho");
+    std::fs::write(&file, changed).unwrap();
+    let tampered = w.run(&admin, &["recording", "verify", &id]).fails();
+    assert!(tampered.contains("NOT intact"), "{tampered}");
+
     // Someone else's login with carol's key is refused.
     let other = ssh(&st, "erin+web-1", "true").output().unwrap();
     assert!(!other.status.success(), "{}", text(&other));
