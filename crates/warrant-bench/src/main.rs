@@ -12,6 +12,8 @@
 //! - `leaver`: from a SCIM deactivation to every grant of the identity revoked.
 //! - `roledrop`: from grant end to the temporary PostgreSQL role gone, 1,000 ending at once.
 //! - `certs`: SSH certificates issued per second through `POST /api/v1/ssh/certs`.
+//! - `gateway`: the SSH gateway against direct OpenSSH: bulk throughput (with and without
+//!   recording) and connect + exec round trips.
 //!
 //! Layout: [`report`] (figures, verdicts, machine facts), [`stats`] (percentiles), [`fixture`]
 //! (store, engine, demo organisation), one module per scenario.
@@ -22,6 +24,7 @@ mod check;
 mod cpu;
 mod expiry;
 mod fixture;
+mod gateway;
 mod leaver;
 mod load;
 mod report;
@@ -73,6 +76,8 @@ enum Scenario {
     Roledrop(roledrop::Args),
     /// SSH certificates issued per second through the HTTP API.
     Certs(certs::Args),
+    /// The SSH gateway against direct OpenSSH on the same machine.
+    Gateway(gateway::Args),
 }
 
 /// Options every scenario shares.
@@ -103,6 +108,7 @@ async fn main() -> Result<()> {
         Scenario::Leaver(a) => ("leaver", format!("{a:?}")),
         Scenario::Roledrop(a) => ("roledrop", format!("{a:?}")),
         Scenario::Certs(a) => ("certs", format!("{a:?}")),
+        Scenario::Gateway(a) => ("gateway", format!("{a:?}")),
     };
     let mut report = Report::start(name, args, cli.json);
     let result = match cli.scenario {
@@ -113,6 +119,7 @@ async fn main() -> Result<()> {
         Scenario::Leaver(a) => leaver::run(&common, a, &mut report).await,
         Scenario::Roledrop(a) => roledrop::run(&common, a, &mut report).await,
         Scenario::Certs(a) => certs::run(&common, a, &mut report).await,
+        Scenario::Gateway(a) => gateway::run(&common, a, &mut report).await,
     };
     if let Err(e) = &result {
         report.note(format!("the scenario failed: {e:#}"));
