@@ -42,6 +42,9 @@ pub struct Args {
     /// Connect + exec round trips per path.
     #[arg(long, default_value_t = 20)]
     trips: usize,
+    /// Keystrokes timed per path.
+    #[arg(long, default_value_t = 200)]
+    keys: usize,
 }
 
 struct BenchAuthority {
@@ -167,6 +170,56 @@ fn timed(mut cmd: Command) -> Result<f64> {
         );
     }
     Ok(secs)
+}
+
+/// Types `n` single bytes into an interactive `ssh -tt … cat`, each 20 ms after the last echo,
+/// and times each until its echo (the remote terminal's) comes back: (p50, p99) in ms.
+fn keystrokes(cmd: Command, n: usize) -> Result<(f64, f64)> {
+    use std::io::{Read, Write};
+    // `-tt` must come before the destination: the same arguments with it first.
+    let args: Vec<std::ffi::OsString> = cmd.get_args().map(ToOwned::to_owned).collect();
+    let mut fixed = Command::new(cmd.get_program());
+    fixed
+        .arg("-tt")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = fixed.spawn().context("ssh -tt")?;
+    let mut stdin = child.stdin.take().context("ssh stdin")?;
+    let mut stdout = child.stdout.take().context("ssh stdout")?;
+    // Wait until the remote side is up: type a marker until it echoes.
+    let mut buf = [0u8; 4096];
+    stdin.write_all(b"x")?;
+    stdin.flush()?;
+    let mut seen = Vec::new();
+    while !seen.contains(&b'x') {
+        let k = stdout.read(&mut buf)?;
+        ensure!(k > 0, "ssh closed before the remote cat started");
+        seen.extend_from_slice(&buf[..k]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let ch = b'a' + u8::try_from(i % 26).unwrap_or(0);
+        let t = Instant::now();
+        stdin.write_all(&[ch])?;
+        stdin.flush()?;
+        loop {
+            let k = stdout.read(&mut buf)?;
+            ensure!(k > 0, "ssh closed during the keystrokes");
+            if buf[..k].contains(&ch) {
+                break;
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    times.sort_by(f64::total_cmp);
+    let p = |q: f64| times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+    Ok((p(0.5), p(0.99)))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -321,6 +374,12 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     let direct_rt = trips("direct", &|| direct("true"))?;
     let via_rt = trips("gateway", &|| via("true"))?;
 
+    progress("keystrokes: direct, then through the gateway (recorded)");
+    set_mode(RecordingMode::Strict);
+    let keys_direct = tokio::task::block_in_place(|| keystrokes(direct("cat"), args.keys))?;
+    let keys_via = tokio::task::block_in_place(|| keystrokes(via("cat"), args.keys))?;
+    set_mode(RecordingMode::Off);
+
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_file(&data);
@@ -369,6 +428,34 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
             String::new(),
         )
         .goal(Goal::AtLeast(0.60), "≥ 0.60 of direct OpenSSH"),
+    );
+    let added = keys_via.0 - keys_direct.0;
+    report.add(Figure::new(
+        "gateway.keystroke.direct_p50_ms",
+        keys_direct.0,
+        "ms",
+        Better::Lower,
+        format!(
+            "one byte typed into `ssh -tt … cat`, until its echo comes back; {} keystrokes 20 ms apart; p99 {:.3} ms",
+            args.keys, keys_direct.1
+        ),
+    ));
+    report.add(Figure::new(
+        "gateway.keystroke.gateway_p50_ms",
+        keys_via.0,
+        "ms",
+        Better::Lower,
+        format!("strict recording; p99 {:.3} ms", keys_via.1),
+    ));
+    report.add(
+        Figure::new(
+            "gateway.keystroke.added_p50_ms",
+            added,
+            "ms",
+            Better::Lower,
+            String::new(),
+        )
+        .goal(Goal::Below(1.0), "under 1 ms added"),
     );
     report.add(Figure::new(
         "gateway.connect_exec.direct_ms",
