@@ -62,6 +62,41 @@ impl Engine {
             .map(|i| i.name))
     }
 
+    /// The active identity a Warrant-issued user certificate belongs to, if it is `claimed`:
+    /// signed by Warrant's CA, valid now, its key id naming `claimed` and a grant that is still
+    /// active (so a revoked grant's certificate opens nothing here either). `None` otherwise.
+    pub async fn gateway_identity_by_cert(
+        &self,
+        claimed: &str,
+        cert: &warrant_hostssh::ssh_key::Certificate,
+    ) -> Result<Option<Name>> {
+        use warrant_hostssh::ssh_key::{HashAlg, PublicKey};
+        let ca = PublicKey::from_openssh(&self.ssh_ca_public().await?)
+            .map_err(|e| EngineError::internal(format!("the SSH CA's public key: {e}")))?;
+        let ca_fp = ca.fingerprint(HashAlg::Sha256);
+        let now = u64::try_from(self.now().unix_seconds()).unwrap_or(0);
+        if cert.validate_at(now, [&ca_fp]).is_err() {
+            return Ok(None);
+        }
+        // Key ids are `<identity> grant=<id> target=… role=…` (crate::ssh::sign_for_grant).
+        let mut words = cert.key_id().split(' ');
+        let (Some(who), Some(grant)) = (words.next(), words.next()) else {
+            return Ok(None);
+        };
+        let Some(grant_id) = grant.strip_prefix("grant=") else {
+            return Ok(None);
+        };
+        if !who.eq_ignore_ascii_case(claimed) || !self.grant_still_active(grant_id, who).await? {
+            return Ok(None);
+        }
+        let mut r = self.store().read().await?;
+        Ok(r.q()
+            .identity(who)
+            .await?
+            .filter(|i| i.status == IdentityStatus::Active)
+            .map(|i| i.name))
+    }
+
     /// The upstream of a gateway session for `identity` on `target` (and `role`, needed when
     /// several of the person's active grants there have a `login`). Refusals say what to do.
     pub async fn gateway_upstream(

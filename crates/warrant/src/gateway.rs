@@ -133,16 +133,20 @@ impl Authority for EngineAuthority {
         key: &'a OfferedKey,
     ) -> BoxFuture<'a, Result<Option<Person>, GwError>> {
         Box::pin(async move {
-            // Only registered plain keys for now; certificates are refused (the client may
-            // offer its plain key next).
-            let OfferedKey::Key(_) = key else {
-                return Ok(None);
-            };
-            let who = self
-                .engine
-                .gateway_identity(&login.identity, &key.fingerprint())
-                .await
-                .map_err(|e| GwError::Authority(e.to_string()))?;
+            // A registered key, or a certificate from Warrant's CA under an active grant.
+            let who = match key {
+                OfferedKey::Key(_) => {
+                    self.engine
+                        .gateway_identity(&login.identity, &key.fingerprint())
+                        .await
+                }
+                OfferedKey::Certificate(cert) => {
+                    self.engine
+                        .gateway_identity_by_cert(&login.identity, cert)
+                        .await
+                }
+            }
+            .map_err(|e| GwError::Authority(e.to_string()))?;
             Ok(who.map(|name| Person {
                 identity: name.to_string(),
                 label: name.to_string(),

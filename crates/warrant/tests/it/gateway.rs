@@ -75,6 +75,17 @@ fn setup() -> Setup {
 }
 
 fn ssh(st: &Setup, login: &str, command: &str) -> Command {
+    ssh_as(st, &st.key, None, login, command)
+}
+
+/// `ssh` through the gateway with `key` (and a certificate for it).
+fn ssh_as(
+    st: &Setup,
+    key: &std::path::Path,
+    cert: Option<&std::path::Path>,
+    login: &str,
+    command: &str,
+) -> Command {
     let mut cmd = Command::new("ssh");
     cmd.args(["-F", "/dev/null", "-p", &st.gw_port.to_string()])
         .args([
@@ -94,8 +105,12 @@ fn ssh(st: &Setup, login: &str, command: &str) -> Command {
             "LogLevel=ERROR",
         ])
         .arg("-i")
-        .arg(&st.key)
-        .arg(format!("{login}@127.0.0.1"))
+        .arg(key);
+    if let Some(c) = cert {
+        cmd.arg("-o")
+            .arg(format!("CertificateFile={}", c.display()));
+    }
+    cmd.arg(format!("{login}@127.0.0.1"))
         .arg(command)
         .stdin(Stdio::null());
     cmd
@@ -179,6 +194,37 @@ fn through_the_gateway_under_a_grant_and_cut_when_it_is_revoked() {
     let tampered = w.run(&admin, &["recording", "verify", &id]).fails();
     assert!(tampered.contains("NOT intact"), "{tampered}");
 
+    // A Warrant-issued certificate for an unregistered key works too, while its grant lasts.
+    let other_key = st._dir.path().join("laptop");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ed25519", "-f"])
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cert = st._dir.path().join("laptop-cert.pub");
+    w.run(
+        &carol,
+        &[
+            "ssh-cert",
+            "web-1",
+            "shell",
+            "--key",
+            other_key.with_extension("pub").to_str().unwrap(),
+            "-o",
+            cert.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let with_cert =
+        |st: &Setup| ssh_as(st, &other_key, Some(&cert), "carol+web-1", "echo via-cert");
+    let out = with_cert(&st).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("via-cert"),
+        "{}",
+        text(&out)
+    );
+
     // Someone else's login with carol's key is refused.
     let other = ssh(&st, "erin+web-1", "true").output().unwrap();
     assert!(!other.status.success(), "{}", text(&other));
@@ -201,6 +247,10 @@ fn through_the_gateway_under_a_grant_and_cut_when_it_is_revoked() {
         "{:?}",
         revoked_at.elapsed()
     );
+
+    // The revoked grant's certificate opens nothing now.
+    let out = with_cert(&st).output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
 
     let ended = poll(Duration::from_secs(10), || {
         let v = w.run(&admin, &["sessions", "--json"]).json_array();
