@@ -24,6 +24,7 @@ mod error;
 mod key;
 mod parse;
 mod password;
+pub mod pinned;
 mod scan;
 mod session;
 mod sudoers;

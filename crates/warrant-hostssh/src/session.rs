@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PrivateKeyWithHashAlg;
 use russh::{ChannelMsg, Disconnect};
-use ssh_key::{Algorithm, HashAlg, PublicKey};
+use ssh_key::{Algorithm, PublicKey};
 
 use crate::error::{HostSshError, Result};
 use crate::key::ManagedKey;
+use crate::pinned::{HandshakeError, HandshakeFailure, PinnedHost, describe_key};
 
 /// How long connecting (TCP, handshake, login) may take unless the target says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -170,9 +171,7 @@ impl Session {
             nodelay: true,
             ..Default::default()
         };
-        let handler = PinnedHost {
-            expected: target.host_key.clone(),
-        };
+        let handler = PinnedHost::new(target.host_key.clone());
         let login = async {
             let mut handle = client::connect(
                 Arc::new(config),
@@ -426,79 +425,19 @@ fn check_host_key_algorithm(key: &PublicKey) -> Result<()> {
     }
 }
 
-/// `SHA256:… (ED25519)`, as `ssh-keygen -l` shows a key.
-fn describe_key(key: &PublicKey) -> String {
-    format!("{} ({})", key.fingerprint(HashAlg::Sha256), key.algorithm())
-}
-
-/// The client handler: accepts exactly the pinned host key.
-struct PinnedHost {
-    expected: PublicKey,
-}
-
-/// Why the handshake stopped: the SSH library's error, or a host key that is not the pinned one.
-#[derive(Debug)]
-enum HandshakeError {
-    Ssh(russh::Error),
-    WrongHostKey(Box<PublicKey>),
-    HostCertificate,
-}
-
-impl From<russh::Error> for HandshakeError {
-    fn from(e: russh::Error) -> Self {
-        Self::Ssh(e)
-    }
-}
-
-impl client::Handler for PinnedHost {
-    type Error = HandshakeError;
-
-    async fn check_server_key(
-        &mut self,
-        presented: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        match presented {
-            // The comment is not part of the key; compare the key data only.
-            PublicKeyOrCertificate::PublicKey { key, .. } => {
-                if key.key_data() == self.expected.key_data() {
-                    Ok(true)
-                } else {
-                    Err(HandshakeError::WrongHostKey(Box::new(key.clone())))
-                }
-            }
-            // Not offered (no certificate algorithms are advertised), so never expected.
-            PublicKeyOrCertificate::Certificate(_) => Err(HandshakeError::HostCertificate),
-        }
-    }
-}
-
 fn handler_error(label: &str, target: &HostTarget, e: HandshakeError) -> HostSshError {
-    match e {
-        HandshakeError::WrongHostKey(presented) => HostSshError::HostKeyMismatch {
+    match e.explain(&target.host_key) {
+        HandshakeFailure::HostKeyMismatch {
+            expected,
+            presented,
+        } => HostSshError::HostKeyMismatch {
             target: label.to_owned(),
-            expected: describe_key(&target.host_key),
-            presented: describe_key(&presented),
+            expected,
+            presented,
         },
-        HandshakeError::HostCertificate => HostSshError::Connect {
+        HandshakeFailure::Connect(reason) => HostSshError::Connect {
             target: label.to_owned(),
-            reason: "the host presented a host certificate, which was not asked for".to_owned(),
-        },
-        HandshakeError::Ssh(russh::Error::NoCommonAlgo {
-            kind: russh::AlgorithmKind::Key,
-            theirs,
-            ..
-        }) => HostSshError::Connect {
-            target: label.to_owned(),
-            reason: format!(
-                "the host has no {} host key (it offers {}); pinned {}",
-                target.host_key.algorithm(),
-                theirs.join(", "),
-                describe_key(&target.host_key)
-            ),
-        },
-        HandshakeError::Ssh(e) => HostSshError::Connect {
-            target: label.to_owned(),
-            reason: e.to_string(),
+            reason,
         },
     }
 }

@@ -5,10 +5,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client::{self, Handle, Msg, Session};
-use russh::keys::PublicKeyOrCertificate;
-use russh::{Channel, ChannelId};
-use ssh_key::{Algorithm, HashAlg, PublicKey};
+use russh::client::{self, Handle};
+use ssh_key::Algorithm;
+use warrant_hostssh::pinned::{HandshakeError, HandshakeFailure, PinnedHost};
 
 use crate::authority::Upstream;
 use crate::error::GwError;
@@ -44,9 +43,7 @@ pub(crate) async fn connect(
         nodelay: true,
         ..Default::default()
     };
-    let handler = PinnedHost {
-        expected: upstream.host_key.clone(),
-    };
+    let handler = PinnedHost::new(upstream.host_key.clone());
     let login = async {
         let mut handle = client::connect(
             Arc::new(config),
@@ -87,180 +84,19 @@ pub(crate) fn label(upstream: &Upstream) -> String {
     format!("{}@{}:{}", upstream.account, upstream.host, upstream.port)
 }
 
-/// `SHA256:… (ED25519)`, as `ssh-keygen -l` shows a key.
-fn describe_key(key: &PublicKey) -> String {
-    format!("{} ({})", key.fingerprint(HashAlg::Sha256), key.algorithm())
-}
-
-/// The client handler: accepts exactly the pinned host key and no channel the target opens.
-pub(crate) struct PinnedHost {
-    expected: PublicKey,
-}
-
-/// Why the handshake stopped.
-#[derive(Debug)]
-pub(crate) enum HandshakeError {
-    Ssh(russh::Error),
-    WrongHostKey(Box<PublicKey>),
-    HostCertificate,
-}
-
-impl From<russh::Error> for HandshakeError {
-    fn from(e: russh::Error) -> Self {
-        Self::Ssh(e)
-    }
-}
-
 fn handshake_error(label: &str, upstream: &Upstream, e: HandshakeError) -> GwError {
-    match e {
-        HandshakeError::WrongHostKey(presented) => GwError::UpstreamHostKey {
+    match e.explain(&upstream.host_key) {
+        HandshakeFailure::HostKeyMismatch {
+            expected,
+            presented,
+        } => GwError::UpstreamHostKey {
             target: label.to_owned(),
-            expected: describe_key(&upstream.host_key),
-            presented: describe_key(&presented),
+            expected,
+            presented,
         },
-        HandshakeError::HostCertificate => GwError::UpstreamConnect {
+        HandshakeFailure::Connect(reason) => GwError::UpstreamConnect {
             target: label.to_owned(),
-            reason: "the host presented a host certificate, which was not asked for".to_owned(),
-        },
-        HandshakeError::Ssh(russh::Error::NoCommonAlgo {
-            kind: russh::AlgorithmKind::Key,
-            theirs,
-            ..
-        }) => GwError::UpstreamConnect {
-            target: label.to_owned(),
-            reason: format!(
-                "the host has no {} host key (it offers {}); pinned {}",
-                upstream.host_key.algorithm(),
-                theirs.join(", "),
-                describe_key(&upstream.host_key)
-            ),
-        },
-        HandshakeError::Ssh(e) => GwError::UpstreamConnect {
-            target: label.to_owned(),
-            reason: e.to_string(),
+            reason,
         },
     }
-}
-
-impl client::Handler for PinnedHost {
-    type Error = HandshakeError;
-
-    async fn check_server_key(
-        &mut self,
-        presented: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        match presented {
-            // The comment is not part of the key: compare the key data only.
-            PublicKeyOrCertificate::PublicKey { key, .. } => {
-                if key.key_data() == self.expected.key_data() {
-                    Ok(true)
-                } else {
-                    Err(HandshakeError::WrongHostKey(Box::new(key.clone())))
-                }
-            }
-            // Never asked for: no certificate algorithm is offered.
-            PublicKeyOrCertificate::Certificate(_) => Err(HandshakeError::HostCertificate),
-        }
-    }
-
-    // russh accepts channels the server opens unless told otherwise; the gateway forwards
-    // none of them (no remote forwarding, no agent, no X11), so each is refused here by
-    // dropping its reply handle.
-
-    async fn server_channel_open_forwarded_tcpip(
-        &mut self,
-        _channel: Channel<Msg>,
-        _connected_address: &str,
-        _connected_port: u32,
-        _originator_address: &str,
-        _originator_port: u32,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("forwarded-tcpip", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_forwarded_streamlocal(
-        &mut self,
-        _channel: Channel<Msg>,
-        _socket_path: &str,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("forwarded-streamlocal", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_agent_forward(
-        &mut self,
-        _channel: Channel<Msg>,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("agent", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_session(
-        &mut self,
-        _channel: Channel<Msg>,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("session", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_direct_tcpip(
-        &mut self,
-        _channel: Channel<Msg>,
-        _host_to_connect: &str,
-        _port_to_connect: u32,
-        _originator_address: &str,
-        _originator_port: u32,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("direct-tcpip", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_direct_streamlocal(
-        &mut self,
-        _channel: Channel<Msg>,
-        _socket_path: &str,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("direct-streamlocal", reply);
-        Ok(())
-    }
-
-    async fn server_channel_open_x11(
-        &mut self,
-        _channel: Channel<Msg>,
-        _originator_address: &str,
-        _originator_port: u32,
-        reply: client::ChannelOpenHandle,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
-        refuse_server_channel("x11", reply);
-        Ok(())
-    }
-
-    async fn should_accept_unknown_server_channel(
-        &mut self,
-        _id: ChannelId,
-        channel_type: &str,
-    ) -> bool {
-        tracing::warn!(channel_type, "the target opened a channel; refused");
-        false
-    }
-}
-
-fn refuse_server_channel(kind: &str, reply: client::ChannelOpenHandle) {
-    tracing::warn!(channel_type = kind, "the target opened a channel; refused");
-    // Dropping the handle answers `administratively prohibited`.
-    drop(reply);
 }
