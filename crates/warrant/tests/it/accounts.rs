@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use warrant_testkit::PgFixture;
 
-use crate::harness::{Who, World, demo_on_postgres, poll, s, set_pg_secret};
+use crate::harness::{Run, Who, World, demo_on_postgres, poll, s, set_pg_secret};
 
 /// The demo organisation with pg-prod on the throwaway PostgreSQL, its admin secret set, a
 /// role `break-glass` that names the vaulted account `account`, which dba members may request
@@ -34,6 +34,62 @@ fn world_with_account(account: &str, password: &str) -> (&'static PgFixture, Wor
     )
     .unwrap();
     (pg, w, admin)
+}
+
+/// `warrant account add pg-prod ACCOUNT --owner db-owners --secret-stdin` with `secret`.
+fn vault(w: &World, admin: &Who, account: &str, secret: &str) -> Run {
+    w.run_stdin(
+        admin,
+        &[
+            "account",
+            "add",
+            "pg-prod",
+            account,
+            "--owner",
+            "db-owners",
+            "--secret-stdin",
+        ],
+        &format!("{secret}\n"),
+    )
+}
+
+/// `warrant account set-secret pg-prod ACCOUNT --secret-stdin` with `secret`.
+fn set_secret(w: &World, admin: &Who, account: &str, secret: &str) -> Run {
+    w.run_stdin(
+        admin,
+        &[
+            "account",
+            "set-secret",
+            "pg-prod",
+            account,
+            "--secret-stdin",
+        ],
+        &format!("{secret}\n"),
+    )
+}
+
+/// Alice (dba) takes break-glass, checks `account` out and reveals its secret.
+fn break_glass_reveal(w: &World, account: &str) -> String {
+    let alice = w.login("alice");
+    w.run(
+        &alice,
+        &[
+            "request",
+            "pg-prod",
+            "break-glass",
+            "--for",
+            "1h",
+            "--reason",
+            "check",
+        ],
+    )
+    .ok();
+    w.run(&alice, &["account", "checkout", "pg-prod", account])
+        .ok();
+    let shown = w
+        .run(&alice, &["account", "reveal", "pg-prod", account, "--json"])
+        .json();
+    s(&shown, "secret").to_owned()
 }
 
 fn unique(prefix: &str) -> String {
@@ -202,20 +258,7 @@ fn a_crash_at_any_rotation_step_never_loses_the_working_secret() {
         let account = unique("crash");
         let first = "before-Crash-1";
         let (pg, mut w, admin) = world_with_account(&account, first);
-        w.run_stdin(
-            &admin,
-            &[
-                "account",
-                "add",
-                "pg-prod",
-                &account,
-                "--owner",
-                "db-owners",
-                "--secret-stdin",
-            ],
-            &format!("{first}\n"),
-        )
-        .ok();
+        vault(&w, &admin, &account, first).ok();
         w.server.stop();
         w.restart_env(&[("WARRANT_TEST_CRASH_AT", step)]);
         // The server aborts right after the step commits: the CLI sees the connection drop.
@@ -229,30 +272,9 @@ fn a_crash_at_any_rotation_step_never_loses_the_working_secret() {
         w.restart_env(&[]);
         // Recovery at start finishes the rotation; the vault's secret is the one that works.
         wait_rotated(&w, &admin, &account);
-        let alice = w.login("alice");
-        w.run(
-            &alice,
-            &[
-                "request",
-                "pg-prod",
-                "break-glass",
-                "--for",
-                "1h",
-                "--reason",
-                "check",
-            ],
-        )
-        .ok();
-        w.run(&alice, &["account", "checkout", "pg-prod", &account])
-            .ok();
-        let shown = w
-            .run(
-                &alice,
-                &["account", "reveal", "pg-prod", &account, "--json"],
-            )
-            .json();
+        let shown = break_glass_reveal(&w, &account);
         assert!(
-            logs_in(pg, &account, s(&shown, "secret")),
+            logs_in(pg, &account, &shown),
             "after a crash at {step} the vault's secret does not work"
         );
         assert!(
@@ -274,43 +296,11 @@ fn a_canary_secret_appears_only_in_the_reveal() {
     let (pg, w, admin) = world_with_account(&account, &canary);
     let mut outputs = Vec::new();
     let mut keep = |r: crate::harness::Run| outputs.push(r.to_string());
-    keep(w.run_stdin(
-        &admin,
-        &[
-            "account",
-            "add",
-            "pg-prod",
-            &account,
-            "--owner",
-            "db-owners",
-            "--secret-stdin",
-        ],
-        &format!("{canary}\n"),
-    ));
+    keep(vault(&w, &admin, &account, &canary));
     // A wrong secret set by hand, a failing rotation, then the right one again.
-    keep(w.run_stdin(
-        &admin,
-        &[
-            "account",
-            "set-secret",
-            "pg-prod",
-            &account,
-            "--secret-stdin",
-        ],
-        "not-the-password\n",
-    ));
+    keep(set_secret(&w, &admin, &account, "not-the-password"));
     keep(w.run(&admin, &["account", "rotate", "pg-prod", &account]));
-    keep(w.run_stdin(
-        &admin,
-        &[
-            "account",
-            "set-secret",
-            "pg-prod",
-            &account,
-            "--secret-stdin",
-        ],
-        &format!("{canary}\n"),
-    ));
+    keep(set_secret(&w, &admin, &account, &canary));
     let alice = w.login("alice");
     keep(w.run(
         &alice,
