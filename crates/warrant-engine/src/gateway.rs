@@ -412,15 +412,9 @@ impl Engine {
     /// Marks ended, with reason `server_stopped`, every gateway session the store still has as
     /// live: at start, nothing can be live yet (a crash or a stop cut them). Returns how many.
     pub async fn close_dangling_sessions(&self) -> Result<u64> {
-        let dangling: Vec<String> = {
+        let dangling = {
             let mut r = self.store().read().await?;
-            r.q()
-                .gateway_sessions(10_000)
-                .await?
-                .into_iter()
-                .filter(|s| s.ended_at.is_none())
-                .map(|s| s.id)
-                .collect()
+            r.q().unended_gateway_sessions().await?
         };
         for id in &dangling {
             self.gateway_session_ended(id, "server_stopped", 0, 0, None)

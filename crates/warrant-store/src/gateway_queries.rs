@@ -72,6 +72,17 @@ impl Q<'_> {
         row.as_ref().map(session).transpose()
     }
 
+    /// The ids of sessions not recorded as ended.
+    pub async fn unended_gateway_sessions(&mut self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT id FROM gateway_sessions WHERE ended_at IS NULL ORDER BY id",
+            )
+            .fetch_all(&mut *self.0)
+            .await?,
+        )
+    }
+
     /// The most recent sessions, newest first.
     pub async fn gateway_sessions(&mut self, limit: i64) -> Result<Vec<GatewaySessionRow>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
