@@ -350,6 +350,15 @@ impl Engine {
             .filter(|a| a.target == target)
             .map(|a| a.name)
             .collect();
+        // Enabled identities by name, ignoring case (names are unique that way): one read.
+        let people: HashSet<String> = tx
+            .q()
+            .identities()
+            .await?
+            .into_iter()
+            .filter(|i| i.status == warrant_core::IdentityStatus::Active)
+            .map(|i| i.name.as_str().to_lowercase())
+            .collect();
         let scan_id = warrant_iam::new_id()?;
         let mut differences = Vec::new();
         let (mut managed, mut unmanaged, mut orphaned) = (0u64, 0u64, 0u64);
@@ -362,14 +371,7 @@ impl Engine {
             {
                 managed += 1;
                 "managed"
-            } else if tx
-                .q()
-                .identity(&f.account.to_lowercase())
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|i| i.status == warrant_core::IdentityStatus::Active)
-            {
+            } else if people.contains(&f.account.to_lowercase()) {
                 unmanaged += 1;
                 "unmanaged"
             } else {
