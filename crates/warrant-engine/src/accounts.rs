@@ -662,7 +662,8 @@ impl Engine {
     }
 
     /// One journaled step: updates the row and audits the step, in one transaction. Returns
-    /// false (and changes nothing) if the account changed meanwhile.
+    /// false (and changes nothing) if the account changed meanwhile, or — when the step starts
+    /// a rotation — if it is checked out.
     async fn journal(
         &self,
         before: &VaultedAccountRow,
@@ -677,6 +678,19 @@ impl Engine {
             .as_ref()
             .map(|c| (&c.sealed, &c.pending_sealed, &c.rotation_id))
             != Some((&before.sealed, &before.pending_sealed, &before.rotation_id))
+        {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Starting a rotation: not while someone holds the account. Checked under the writer
+        // lock; once the pending secret is committed, checkouts wait for the rotation.
+        if before.pending_sealed.is_none()
+            && after.pending_sealed.is_some()
+            && !tx
+                .q()
+                .open_checkouts(&before.target, &before.name)
+                .await?
+                .is_empty()
         {
             tx.rollback().await?;
             return Ok(false);
@@ -845,16 +859,9 @@ impl Engine {
         kept.pending_sealed = Some(self.seal_text(&aad, &new)?);
         kept.rotation_id = Some(rotation_id.clone());
         kept.rotation_step = Some("new_kept".into());
-        {
-            // Re-check under the writer lock: a checkout that came in meanwhile defers us.
-            let mut r = self.store().read().await?;
-            if !r.q().open_checkouts(target, name).await?.is_empty() {
-                return Ok(RotationOutcome::Deferred("checked out meanwhile".into()));
-            }
-        }
         if !self.journal(&row, &kept, "new_kept", trigger).await? {
             return Ok(RotationOutcome::Deferred(
-                "the account changed meanwhile".into(),
+                "the account was checked out or changed meanwhile".into(),
             ));
         }
         self.set_and_commit(&conn, &kept, &new, &rotation_id, trigger)
