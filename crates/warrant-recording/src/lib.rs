@@ -1,4 +1,4 @@
-//! Session recordings: what the SSH gateway writes as a session runs, and how anyone checks it
+//! Session recordings: what a gateway writes as a session runs, and how anyone checks it
 //! later.
 //!
 //! - [`Recorder`] writes an [asciicast v2] file as the session goes: a header line, then one JSON
@@ -15,11 +15,17 @@
 //!   change to the recording or to its manifest is found.
 //! - [`play`] replays the output events with their timing (speed and idle limits) into any
 //!   writer, e.g. a terminal.
+//! - [`live`] is a session's recording as a gateway writes it while the session runs (here so
+//!   that every gateway shares it, the SSH gateway first): a [`live::Recording`] handle whose
+//!   writer thread owns the [`Recorder`], its [`live::RecordingMode`] (strict or best-effort),
+//!   and the [`live::RecordingOutcome`] a finished session reports.
 //!
 //! The asciicast writer is written here: the `asciicast` crate dates from 2018 (DEPENDENCIES.md)
 //! and the format is a few lines of JSON; signatures and hashes come from RustCrypto/dalek.
 //!
 //! [asciicast v2]: https://docs.asciinema.org/manual/asciicast/v2/
+
+pub mod live;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};

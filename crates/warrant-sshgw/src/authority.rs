@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use ssh_key::{Certificate, HashAlg, PrivateKey, PublicKey};
 use warrant_core::Timestamp;
+use warrant_recording::live::{RecordingMode, RecordingOutcome};
 
 use crate::error::GwError;
 use crate::login::Login;
@@ -113,21 +114,6 @@ pub struct Upstream {
     /// Whether what the person types is recorded too (the role's setting; passwords typed at
     /// a prompt included). Only with a recording.
     pub record_input: bool,
-}
-
-/// Whether a session is recorded, and what happens when its recording cannot be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecordingMode {
-    /// Not recorded.
-    #[default]
-    Off,
-    /// Recorded when possible: if the recording cannot be created or written (disk full, an
-    /// I/O error), the session goes on, [`GatewayEvent::RecordingFailed`] is reported once,
-    /// and the manifest counts the failed writes.
-    BestEffort,
-    /// Recorded, or no session: a session whose recording cannot be created is refused, and
-    /// one whose recording fails is ended at once ([`EndReason::RecordingFailed`]).
-    Strict,
 }
 
 impl fmt::Debug for Upstream {
@@ -295,51 +281,6 @@ impl fmt::Display for EndReason {
             Self::Killed { reason } => write!(f, "killed: {reason}"),
             Self::Shutdown => f.write_str("gateway shut down"),
             Self::RecordingFailed { error } => write!(f, "recording failed: {error}"),
-        }
-    }
-}
-
-/// A finished recording: what its signed manifest says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingSummary {
-    /// The recording's file name in the recordings directory (`<session id>.cast`); the
-    /// manifest is beside it (`<session id>.cast.manifest.json`).
-    pub file: String,
-    /// SHA-256 of the recording, hex, as signed in the manifest.
-    pub sha256: String,
-    /// Failed writes (best-effort mode; counted in the manifest too).
-    pub write_errors: u64,
-    /// Bytes of output or input left out because the disk did not keep up (best-effort
-    /// mode; a marker in the recording says so too).
-    pub dropped_bytes: u64,
-}
-
-/// What became of a session's recording, as [`GatewayEvent::SessionEnded`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RecordingOutcome {
-    /// Not recorded: the role does not record, the gateway keeps no recordings (best-effort
-    /// roles then go unrecorded), or creating the file failed in best-effort mode.
-    NotRecorded,
-    /// Recorded, and its signed manifest written.
-    Signed(RecordingSummary),
-    /// Recorded, but it could not be finished: no manifest (e.g. the disk is full). What was
-    /// written may remain in `file`, unsigned.
-    Unfinished {
-        /// The recording's file name in the recordings directory.
-        file: String,
-        /// What failed, with a stable code first.
-        error: String,
-    },
-}
-
-impl RecordingOutcome {
-    /// The summary of a signed recording.
-    #[must_use]
-    pub fn summary(&self) -> Option<&RecordingSummary> {
-        match self {
-            Self::Signed(summary) => Some(summary),
-            Self::NotRecorded | Self::Unfinished { .. } => None,
         }
     }
 }

@@ -11,28 +11,28 @@
 //! lists sessions and ends one. Sessions are recorded as the role says ([`RecordingMode`]):
 //! terminal output, and input if asked, as asciicast v2 with commands and file transfers as
 //! markers, and a signed manifest at the end; a strict role's session is refused or ended
-//! when its recording cannot be written.
+//! when its recording cannot be written. The recording itself (its handle, writer thread and
+//! modes) is `warrant_recording::live`, shared with the other gateways; this crate re-exports
+//! its [`RecordingMode`], [`RecordingOutcome`] and [`RecordingSummary`].
 //!
 //! Layout: `login` ([`parse_login`]), `authority` (the [`Authority`] trait and what crosses
 //! it), `config` ([`GatewayConfig`]), `gateway` ([`Gateway`], [`serve`], the accept loop,
 //! [`GatewayHandle`]), `server` (the russh server handler of one connection and its channel
 //! pumps), `upstream` (the russh client to the target), `session` (live sessions, their
-//! listing and how one ends), `recording` (a session's recording and its writer thread),
-//! `error` ([`GwError`]).
+//! listing and how one ends), `error` ([`GwError`]).
 
 mod authority;
 mod config;
 mod error;
 mod gateway;
 mod login;
-mod recording;
 mod server;
 mod session;
 mod upstream;
 
 pub use authority::{
-    Authority, BoxFuture, Command, Denied, EndReason, GatewayEvent, OfferedKey, Person,
-    RecordingMode, RecordingOutcome, RecordingSummary, Refusal, Upstream,
+    Authority, BoxFuture, Command, Denied, EndReason, GatewayEvent, OfferedKey, Person, Refusal,
+    Upstream,
 };
 pub use config::{
     DEFAULT_AUTH_TIMEOUT, DEFAULT_KEEPALIVE, DEFAULT_UPSTREAM_TIMEOUT, GatewayConfig,
@@ -45,3 +45,4 @@ pub use session::{SessionId, SessionInfo};
 /// The key types of the API ([`ssh_key::PrivateKey`], [`ssh_key::PublicKey`],
 /// [`ssh_key::Certificate`]), at the exact version this crate uses.
 pub use ssh_key;
+pub use warrant_recording::live::{RecordingMode, RecordingOutcome, RecordingSummary};

@@ -36,14 +36,12 @@ use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
 use ssh_key::Certificate;
 use tokio::sync::{oneshot, watch};
+use warrant_recording::live::{self, Failure, Recording, RecordingMode};
 
-use crate::authority::{
-    Command, EndReason, GatewayEvent, OfferedKey, Person, RecordingMode, Refusal, Upstream,
-};
+use crate::authority::{Command, EndReason, GatewayEvent, OfferedKey, Person, Refusal, Upstream};
 use crate::error::GwError;
 use crate::gateway::Shared;
 use crate::login::{Login, parse_login};
-use crate::recording::{self, Failure, Recording};
 use crate::session::{Live, SessionId, SessionInfo, lock, supervise, unless_ending};
 use crate::upstream;
 
@@ -414,7 +412,7 @@ impl Conn {
             tracing::info!(session = %self.id, "not recorded: this gateway keeps no recordings");
             return Ok(None);
         };
-        Recording::create(recording::Start {
+        Recording::create(live::Start {
             dir: &recordings.dir,
             key: recordings.key.clone(),
             session_id: self.id.to_string(),

@@ -14,10 +14,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use warrant_core::Timestamp;
 use warrant_recording::SessionFacts;
+use warrant_recording::live::{Failure, Recording, RecordingMode, RecordingOutcome};
 
-use crate::authority::{EndReason, GatewayEvent, RecordingMode, RecordingOutcome};
+use crate::authority::{EndReason, GatewayEvent};
 use crate::gateway::Shared;
-use crate::recording::{Failure, Recording};
 use crate::upstream::UpstreamHandle;
 
 /// How long a client is given to leave by itself after its channels were closed at a grant's

@@ -1,6 +1,7 @@
-//! A session's recording as the gateway writes it: one asciicast v2 file per session,
-//! `<recordings dir>/<session id>.cast` ([`warrant_recording::Recorder`]), and its signed
-//! manifest when the session ends.
+//! A session's recording as a gateway writes it live: one asciicast v2 file per session,
+//! `<recordings dir>/<session id>.cast` ([`Recorder`]), and its signed manifest when the
+//! session ends. The SSH gateway (`warrant-sshgw`) records through this module; it is here, not
+//! there, so that every gateway shares it.
 //!
 //! The file is created when the session is authorized, before the target is even logged in
 //! to (so a strict session that cannot be recorded never reaches it); its header is written
@@ -16,26 +17,31 @@
 //!   through a debug build on two cores) ran about 15% slower than in best-effort mode, itself
 //!   about 35% slower than unrecorded, the JSON encoding being most of the cost.
 //! - best-effort: a chunk waits only for room in the queue, so a session runs at most
-//!   [`QUEUE`] chunks ahead of its recording.
+//!   16 chunks (`QUEUE`) ahead of its recording.
 //!
-//! Neither waits longer than [`STALL_LIMIT`] per chunk: past that, the recording has failed
-//! (strict mode ends the session) or, in best-effort mode, what does not fit is left out and
-//! counted until the queue has room again.
+//! Neither waits longer than 5 s (`STALL_LIMIT`) per chunk: past that, the recording has
+//! failed (strict mode ends the session) or, in best-effort mode, what does not fit is left
+//! out and counted until the queue has room again.
+//!
+//! A gateway's use of it: [`Recording::create`] when the session is authorized (or
+//! [`Recording::discard`] if the target then cannot be reached), [`Recording::note_pty`]
+//! when a pty is granted, [`Recording::begin`] when the first command starts, then
+//! [`Recording::output`], [`Recording::input`], [`Recording::resize`] and
+//! [`Recording::marker`] as the session runs; [`Recording::failures`] to watch for the first
+//! [`Failure`], and [`Recording::finish`] at the end for the [`RecordingOutcome`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
-use warrant_recording::{Header, Manifest, Recorder, RecordingError, RecordingKey, SessionFacts};
 
-use crate::authority::{RecordingMode, RecordingOutcome, RecordingSummary};
-use crate::session::lock;
+use crate::{Header, Manifest, Recorder, RecordingError, RecordingKey, SessionFacts};
 
 /// Chunks (each at most one SSH packet, 32 KiB) queued for the writer at most.
 const QUEUE: usize = 16;
@@ -46,14 +52,76 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The terminal size recorded when the session has no pty.
 const DEFAULT_SIZE: (u32, u32) = (80, 24);
 
+/// Whether a session is recorded, and what happens when its recording cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingMode {
+    /// Not recorded.
+    #[default]
+    Off,
+    /// Recorded when possible: if the recording cannot be created or written (disk full, an
+    /// I/O error), the session goes on, the gateway reports the failure once (the SSH
+    /// gateway's `GatewayEvent::RecordingFailed`), and the manifest counts the failed writes.
+    BestEffort,
+    /// Recorded, or no session: a session whose recording cannot be created is refused, and
+    /// one whose recording fails is ended at once (the SSH gateway's
+    /// `EndReason::RecordingFailed`).
+    Strict,
+}
+
+/// A finished recording: what its signed manifest says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSummary {
+    /// The recording's file name in the recordings directory (`<session id>.cast`); the
+    /// manifest is beside it (`<session id>.cast.manifest.json`).
+    pub file: String,
+    /// SHA-256 of the recording, hex, as signed in the manifest.
+    pub sha256: String,
+    /// Failed writes (best-effort mode; counted in the manifest too).
+    pub write_errors: u64,
+    /// Bytes of output or input left out because the disk did not keep up (best-effort
+    /// mode; a marker in the recording says so too).
+    pub dropped_bytes: u64,
+}
+
+/// What became of a session's recording, as the gateway reports it when the session ends (the
+/// SSH gateway's `GatewayEvent::SessionEnded`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordingOutcome {
+    /// Not recorded: the role does not record, the gateway keeps no recordings (best-effort
+    /// roles then go unrecorded), or creating the file failed in best-effort mode.
+    NotRecorded,
+    /// Recorded, and its signed manifest written.
+    Signed(RecordingSummary),
+    /// Recorded, but it could not be finished: no manifest (e.g. the disk is full). What was
+    /// written may remain in `file`, unsigned.
+    Unfinished {
+        /// The recording's file name in the recordings directory.
+        file: String,
+        /// What failed, with a stable code first.
+        error: String,
+    },
+}
+
+impl RecordingOutcome {
+    /// The summary of a signed recording.
+    #[must_use]
+    pub fn summary(&self) -> Option<&RecordingSummary> {
+        match self {
+            Self::Signed(summary) => Some(summary),
+            Self::NotRecorded | Self::Unfinished { .. } => None,
+        }
+    }
+}
+
 /// Why a recording failed: a short cause for the person's terminal, the details (with a
 /// stable code first) for the audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
+pub struct Failure {
     /// E.g. `No space left on device (os error 28)`.
-    pub(crate) cause: String,
+    pub cause: String,
     /// E.g. `recording_io: writing /var/lib/warrant/recordings/….cast: No space left …`.
-    pub(crate) detail: String,
+    pub detail: String,
 }
 
 impl Failure {
@@ -99,21 +167,28 @@ enum Op {
 }
 
 /// The facts of a recorded session known when it is authorized.
-pub(crate) struct Start<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) key: Arc<RecordingKey>,
-    pub(crate) session_id: String,
-    pub(crate) mode: RecordingMode,
-    pub(crate) record_input: bool,
+pub struct Start<'a> {
+    /// The recordings directory.
+    pub dir: &'a Path,
+    /// The key that signs the manifest.
+    pub key: Arc<RecordingKey>,
+    /// The session's id: the file is `<session id>.cast`.
+    pub session_id: String,
+    /// How the session is recorded: [`RecordingMode::Strict`] or
+    /// [`RecordingMode::BestEffort`] (a gateway creates no recording for
+    /// [`RecordingMode::Off`]).
+    pub mode: RecordingMode,
+    /// Whether what the person sends is recorded too ([`Recording::input`]).
+    pub record_input: bool,
     /// The header's title: `identity on target as account (grant …)`.
-    pub(crate) title: String,
+    pub title: String,
     /// Unix seconds at the start.
-    pub(crate) timestamp: i64,
+    pub timestamp: i64,
 }
 
 /// One session's recording: the handle the connection handler, the channel pumps and the
 /// supervisor share.
-pub(crate) struct Recording {
+pub struct Recording {
     mode: RecordingMode,
     record_input: bool,
     path: PathBuf,
@@ -135,7 +210,7 @@ pub(crate) struct Recording {
 
 impl Recording {
     /// Creates `<dir>/<session id>.cast` (it must not exist; mode 0600) and starts its writer.
-    pub(crate) fn create(start: Start<'_>) -> Result<Self, Failure> {
+    pub fn create(start: Start<'_>) -> Result<Self, Failure> {
         let file = format!("{}.cast", start.session_id);
         let path = start.dir.join(&file);
         let opened = open_new(&path).map_err(|source| {
@@ -186,24 +261,25 @@ impl Recording {
     }
 
     /// The file name in the recordings directory.
-    pub(crate) fn file(&self) -> &str {
+    pub fn file(&self) -> &str {
         &self.file
     }
 
-    pub(crate) fn mode(&self) -> RecordingMode {
+    /// How the session is recorded.
+    pub fn mode(&self) -> RecordingMode {
         self.mode
     }
 
     /// Stops the writer and removes the file: the session never started (the target could
     /// not be reached), so there is nothing to keep.
-    pub(crate) fn discard(self) {
+    pub fn discard(self) {
         let path = self.path.clone();
         drop(self);
         let _ = std::fs::remove_file(path);
     }
 
     /// A pty was granted: the first one's size and terminal type go into the header.
-    pub(crate) fn note_pty(&self, term: &str, cols: u32, rows: u32) {
+    pub fn note_pty(&self, term: &str, cols: u32, rows: u32) {
         if self.pty_noted.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -221,7 +297,7 @@ impl Recording {
 
     /// Writes the header, once: when the first command starts (or at the end, for a session
     /// that never ran one).
-    pub(crate) async fn begin(&self) {
+    pub async fn begin(&self) {
         let header = lock(&self.header).take();
         if let Some(header) = header {
             self.send(Op::Begin(header), 0).await;
@@ -229,19 +305,19 @@ impl Recording {
     }
 
     /// Terminal output (stdout or stderr) of a session channel.
-    pub(crate) async fn output(&self, data: &[u8]) {
+    pub async fn output(&self, data: &[u8]) {
         self.send(Op::Output(data.to_vec()), data.len()).await;
     }
 
     /// What the person sent on a session channel: recorded only when the role says so.
-    pub(crate) async fn input(&self, data: &[u8]) {
+    pub async fn input(&self, data: &[u8]) {
         if self.record_input {
             self.send(Op::Input(data.to_vec()), data.len()).await;
         }
     }
 
     /// The person's window changed.
-    pub(crate) async fn resize(&self, cols: u32, rows: u32) {
+    pub async fn resize(&self, cols: u32, rows: u32) {
         {
             let mut header = lock(&self.header);
             if let Some(header) = header.as_mut() {
@@ -257,18 +333,18 @@ impl Recording {
     }
 
     /// A marker: a command, a file transfer, the end.
-    pub(crate) async fn marker(&self, text: String) {
+    pub async fn marker(&self, text: String) {
         let len = text.len();
         self.send(Op::Marker(text), len).await;
     }
 
     /// A receiver of the first failure.
-    pub(crate) fn failures(&self) -> watch::Receiver<Option<Failure>> {
+    pub fn failures(&self) -> watch::Receiver<Option<Failure>> {
         self.failure.subscribe()
     }
 
     /// The first failure, if the session must end for it (strict mode).
-    pub(crate) fn strict_failure(&self) -> Option<Failure> {
+    pub fn strict_failure(&self) -> Option<Failure> {
         if self.mode == RecordingMode::Strict {
             self.failure.borrow().clone()
         } else {
@@ -278,7 +354,7 @@ impl Recording {
 
     /// Ends the recording: a marker for what was left out (best-effort), then the writer
     /// syncs the file and writes its signed manifest.
-    pub(crate) async fn finish(&self, facts: SessionFacts) -> RecordingOutcome {
+    pub async fn finish(&self, facts: SessionFacts) -> RecordingOutcome {
         self.begin().await;
         let dropped = self.dropped.load(Ordering::SeqCst);
         if dropped > 0 {
@@ -371,6 +447,12 @@ fn report(sender: &watch::Sender<Option<Failure>>, failure: Failure) {
         *first = Some(failure);
         true
     });
+}
+
+/// Locks `m`, taking the value of a poisoned mutex as it is: the data behind these locks stay
+/// whole when a holder panics.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn open_new(path: &Path) -> std::io::Result<File> {
