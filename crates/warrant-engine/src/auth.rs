@@ -18,6 +18,9 @@ pub enum Scope {
     /// factor in Warrant: only proving it (`mfa/verify`), `me` and sign-out, until it is proved;
     /// then the token becomes `full`.
     MfaPending,
+    /// A database token (`warrant db-token`): the password at the PostgreSQL gateway, for
+    /// minutes; no right on the API.
+    Db,
 }
 
 impl Scope {
@@ -27,6 +30,7 @@ impl Scope {
             Self::Full => "full",
             Self::Scim => "scim",
             Self::MfaPending => "mfa_pending",
+            Self::Db => "db",
         }
     }
 
@@ -36,6 +40,7 @@ impl Scope {
             "full" => Some(Self::Full),
             "scim" => Some(Self::Scim),
             "mfa_pending" => Some(Self::MfaPending),
+            "db" => Some(Self::Db),
             _ => None,
         }
     }
@@ -153,7 +158,7 @@ impl Engine {
             token_id: Some(row.id),
             via: match scope {
                 Scope::Scim => Source::Scim,
-                Scope::Full | Scope::MfaPending => Source::Local,
+                Scope::Full | Scope::MfaPending | Scope::Db => Source::Local,
             },
             scope,
             mfa_at: row.mfa_at,
@@ -337,8 +342,18 @@ impl Engine {
         ttl_secs: Option<i64>,
         scope: Scope,
     ) -> Result<IssuedToken> {
-        if scope == Scope::Scim {
-            require_admin(actor)?;
+        match scope {
+            Scope::Full => {}
+            Scope::Scim => require_admin(actor)?,
+            Scope::MfaPending | Scope::Db => {
+                return Err(EngineError::invalid(
+                    "invalid_scope",
+                    format!(
+                        "an API token's scope is full or scim, not {} (database tokens come from `warrant db-token`)",
+                        scope.as_str()
+                    ),
+                ));
+            }
         }
         // A token outlives the session that makes it: someone holding only a stolen session
         // must not mint one without the owner's second factor.

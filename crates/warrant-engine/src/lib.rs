@@ -19,6 +19,7 @@ mod access;
 pub mod accounts;
 mod auth;
 mod catalogue;
+pub mod dbgateway;
 mod directory;
 pub mod discovery;
 pub mod error;
@@ -119,6 +120,8 @@ struct Inner {
     scans: discovery::ScanProgressMap,
     /// Idle admin sessions to PostgreSQL targets (clean-ups reuse them).
     pg_sessions: pg::PgSessions,
+    /// The PostgreSQL gateway's temporary roles made by this process, by grant.
+    gateway_roles: dbgateway::GatewayRoles,
 }
 
 impl std::fmt::Debug for Engine {
@@ -159,6 +162,7 @@ impl Engine {
                 rotations: accounts::RotationLocks::default(),
                 scans: discovery::ScanProgressMap::default(),
                 pg_sessions: pg::PgSessions::default(),
+                gateway_roles: dbgateway::GatewayRoles::default(),
             }),
         })
     }

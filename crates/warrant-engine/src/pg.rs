@@ -71,7 +71,7 @@ pub(crate) fn host_port(target: &Target, default_port: u16) -> Result<(String, u
 }
 
 /// The target's TLS setting; absent, plain TCP only to a loopback address.
-fn tls_mode(target: &Target, host: &str) -> TlsMode {
+pub(crate) fn tls_mode(target: &Target, host: &str) -> TlsMode {
     let require = || TlsMode::Require {
         ca_file: target
             .connector
@@ -296,27 +296,39 @@ impl Engine {
         })
     }
 
-    /// The clean-up of a closed grant's temporary role (registered as a clean-up job; retried
-    /// until it succeeds). A grant without one has nothing to do. Returns the
-    /// `credential.dropped` event, which the scheduler records with the job.
+    /// The clean-up of a closed grant's temporary roles — the one handed out with
+    /// `db-creds`, and those the PostgreSQL gateway logged in with (registered as a clean-up
+    /// job; retried until it succeeds). A grant without any has nothing to do. Returns a
+    /// `credential.dropped` event per role, which the scheduler records with the job.
     pub async fn pg_cleanup(&self, grant: &Grant) -> std::result::Result<Vec<Event>, String> {
-        let (row, target) = {
+        let (roles, target) = {
             let mut r = self.store().read().await.map_err(|e| e.to_string())?;
-            let row = r
+            let mut roles: Vec<(String, String)> = r
+                .q()
+                .gateway_db_roles(&grant.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(row) = r
                 .q()
                 .db_credential(&grant.id)
                 .await
-                .map_err(|e| e.to_string())?;
-            let Some(row) = row.filter(|r| r.dropped_at.is_none()) else {
+                .map_err(|e| e.to_string())?
+                .filter(|r| r.dropped_at.is_none())
+            {
+                roles.push((row.target, row.role_name));
+            }
+            let Some((target_name, _)) = roles.first() else {
                 return Ok(Vec::new());
             };
-            let target = r.q().target(&row.target).await.map_err(|e| e.to_string())?;
-            (row, target)
+            let target = r.q().target(target_name).await.map_err(|e| e.to_string())?;
+            (roles, target)
         };
         let target = target.ok_or_else(|| {
+            let names: Vec<&str> = roles.iter().map(|(_, n)| n.as_str()).collect();
             format!(
-                "target {} is gone; drop role {} by hand",
-                row.target, row.role_name
+                "target {} is gone; drop role(s) {} by hand",
+                roles[0].0,
+                names.join(", ")
             )
         })?;
         let conn = self.target_conn(&target).await.map_err(|e| e.message)?;
@@ -328,17 +340,21 @@ impl Engine {
                 .await
                 .map_err(|e| format!("{} ({})", e, e.code()))?,
         };
-        let report = session
-            .drop_temp_role(&row.role_name, &owned)
-            .await
-            .map_err(|e| format!("{} ({})", e, e.code()))?;
+        let mut events = Vec::with_capacity(roles.len());
+        for (_, role_name) in &roles {
+            let report = session
+                .drop_temp_role(role_name, &owned)
+                .await
+                .map_err(|e| format!("{} ({})", e, e.code()))?;
+            events.push(Event::CredentialDropped {
+                target: target.name.to_string(),
+                grant_id: grant.id.clone(),
+                role_name: role_name.clone(),
+                backends_terminated: report.backends_terminated,
+            });
+        }
         self.inner.pg_sessions.give(&conn, session).await;
-        Ok(vec![Event::CredentialDropped {
-            target: row.target.clone(),
-            grant_id: grant.id.clone(),
-            role_name: row.role_name.clone(),
-            backends_terminated: report.backends_terminated,
-        }])
+        Ok(events)
     }
 }
 
@@ -487,11 +503,9 @@ impl Engine {
                     }
                 };
                 let mut tx = self.store().begin().await?;
-                if tx.q().db_credential(&role.grant_id).await?.is_some() {
-                    tx.w()
-                        .mark_db_credential_dropped(&role.grant_id, now)
-                        .await?;
-                }
+                tx.w()
+                    .mark_db_credential_dropped(&role.grant_id, &role.name, now)
+                    .await?;
                 tx.audit(
                     now,
                     None,

@@ -186,8 +186,15 @@ impl Engine {
                 let event = match outcome {
                     Ok(events) => {
                         for e in &events {
-                            if let Event::CredentialDropped { grant_id, .. } = e {
-                                tx.w().mark_db_credential_dropped(grant_id, now).await?;
+                            if let Event::CredentialDropped {
+                                grant_id,
+                                role_name,
+                                ..
+                            } = e
+                            {
+                                tx.w()
+                                    .mark_db_credential_dropped(grant_id, role_name, now)
+                                    .await?;
                             }
                             tx.audit(now, None, e).await?;
                         }

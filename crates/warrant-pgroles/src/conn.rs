@@ -142,10 +142,18 @@ where
     });
 }
 
-/// A rustls client (aws-lc-rs, the one provider of the workspace) verifying the server
-/// against `ca_file` or the system trust store. The provider is passed explicitly, so no
-/// process-wide default is needed.
 fn make_tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+    client_tls_config(ca_file).map(MakeRustlsConnect::new)
+}
+
+/// A rustls client configuration (aws-lc-rs, the one provider of the workspace) verifying the
+/// server against `ca_file` or the system trust store: what Warrant's connections to targets
+/// use, the admin's and the PostgreSQL gateway's. The provider is passed explicitly, so no
+/// process-wide default is needed.
+///
+/// # Errors
+/// The CA file cannot be read or holds no certificate, or the system store has none.
+pub fn client_tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -178,5 +186,5 @@ fn make_tls(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
         .map_err(|e| format!("TLS configuration: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Ok(config)
 }

@@ -27,7 +27,7 @@ mod sql;
 use warrant_core::Secret;
 
 pub use crate::account::{generate_password, set_password, verify_login};
-pub use crate::conn::{TargetConn, TlsMode};
+pub use crate::conn::{TargetConn, TlsMode, client_tls_config};
 pub use crate::discover::{ADMIN_ROLES, PgAccount, discover};
 pub use crate::error::PgRolesError;
 pub use crate::session::AdminSession;

@@ -62,9 +62,43 @@ impl Q<'_> {
         })
         .transpose()
     }
+
+    /// The temporary roles the PostgreSQL gateway made for a grant and has not dropped, as
+    /// (target, role name).
+    pub async fn gateway_db_roles(&mut self, grant_id: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT target, role_name FROM gateway_db_roles WHERE grant_id = $1 AND dropped_at IS NULL ORDER BY created_at",
+        )
+        .bind(grant_id)
+        .fetch_all(&mut *self.0)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
 }
 
 impl W<'_> {
+    /// Records a temporary role the PostgreSQL gateway made for a grant.
+    pub async fn insert_gateway_db_role(
+        &mut self,
+        grant_id: &str,
+        target: &str,
+        role_name: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gateway_db_roles (role_name, grant_id, target, created_at, dropped_at) VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(role_name)
+        .bind(grant_id)
+        .bind(target)
+        .bind(now.millis())
+        .execute(&mut *self.0)
+        .await?;
+        Ok(())
+    }
+
     /// Stores (or replaces) a target's sealed admin secret.
     pub async fn set_target_secret(
         &mut self,
@@ -104,17 +138,25 @@ impl W<'_> {
         Ok(())
     }
 
-    /// Records that a grant's temporary role was dropped.
+    /// Records that a grant's temporary role `role_name` was dropped (the one handed out, or
+    /// one of the gateway's).
     pub async fn mark_db_credential_dropped(
         &mut self,
         grant_id: &str,
+        role_name: &str,
         now: Timestamp,
     ) -> Result<()> {
-        sqlx::query("UPDATE db_credentials SET dropped_at = $2 WHERE grant_id = $1")
-            .bind(grant_id)
-            .bind(now.millis())
-            .execute(&mut *self.0)
-            .await?;
+        for statement in [
+            "UPDATE db_credentials SET dropped_at = $3 WHERE grant_id = $1 AND role_name = $2",
+            "UPDATE gateway_db_roles SET dropped_at = $3 WHERE grant_id = $1 AND role_name = $2",
+        ] {
+            sqlx::query(statement)
+                .bind(grant_id)
+                .bind(role_name)
+                .bind(now.millis())
+                .execute(&mut *self.0)
+                .await?;
+        }
         Ok(())
     }
 }

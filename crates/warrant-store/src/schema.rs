@@ -359,4 +359,16 @@ CREATE TABLE gateway_sessions (
 );
 CREATE INDEX gateway_sessions_started ON gateway_sessions (started_at);
 "#,
+    // Issue 5: the temporary roles the PostgreSQL gateway logs in with (several per grant: one
+    // per server process; their passwords live only in that process's memory).
+    r#"
+CREATE TABLE gateway_db_roles (
+    role_name TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    dropped_at BIGINT
+);
+CREATE INDEX gateway_db_roles_grant ON gateway_db_roles (grant_id);
+"#,
 ];
