@@ -87,3 +87,52 @@ pub async fn db_creds(
         grant_id: c.grant_id,
     }))
 }
+
+/// Body of `POST /api/v1/db-tokens`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbTokenIn {
+    /// How long it lives, e.g. `10m` (default 10 minutes, at most `1h`).
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// A database token: the password at the PostgreSQL gateway. Shown once; `Debug` hides it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DbTokenOut {
+    /// The identity to connect as (`user`).
+    pub user: String,
+    /// The token (`password`).
+    pub token: String,
+    /// When it stops working for new connections.
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for DbTokenOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbTokenOut")
+            .field("user", &self.user)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/db-tokens`.
+pub async fn db_token(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<DbTokenIn>,
+) -> Result<Json<DbTokenOut>, ApiError> {
+    let ttl = b
+        .ttl
+        .as_deref()
+        .map(crate::server::duration)
+        .transpose()?
+        .map(|d| d.secs());
+    let t = s.engine().create_db_token(&a, ttl).await?;
+    Ok(Json(DbTokenOut {
+        user: t.identity.to_string(),
+        token: t.token.expose().clone(),
+        expires_at: t.expires_at.map(Timestamp::rfc3339).unwrap_or_default(),
+    }))
+}

@@ -419,6 +419,7 @@ fn entries() -> Vec<Entry> {
             Signed,
             crate::pg::db_creds
         ),
+        route!(POST, "/api/v1/db-tokens", Signed, crate::pg::db_token),
         route!(
             GET,
             "/scim/v2/ServiceProviderConfig",
@@ -653,7 +654,7 @@ fn name(s: &str) -> Result<Name, ApiError> {
     Name::new(s).map_err(|e| ApiError::invalid("invalid_name", e.to_string()))
 }
 
-fn duration(s: &str) -> Result<ActivationDuration, ApiError> {
+pub(crate) fn duration(s: &str) -> Result<ActivationDuration, ApiError> {
     ActivationDuration::parse(s).map_err(|e| ApiError::invalid("invalid_duration", e.to_string()))
 }
 

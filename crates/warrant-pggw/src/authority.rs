@@ -219,7 +219,10 @@ mod tests {
     #[test]
     fn database_names_name_target_role_and_database() {
         let l = DbLogin::parse("pg-prod").unwrap();
-        assert_eq!((l.target.as_str(), l.role, l.database), ("pg-prod", None, None));
+        assert_eq!(
+            (l.target.as_str(), l.role, l.database),
+            ("pg-prod", None, None)
+        );
         let l = DbLogin::parse("pg-prod+readonly/app").unwrap();
         assert_eq!(l.role.as_deref(), Some("readonly"));
         assert_eq!(l.database.as_deref(), Some("app"));

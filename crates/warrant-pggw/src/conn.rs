@@ -16,7 +16,7 @@ use warrant_core::Secret;
 use warrant_recording::SessionFacts;
 use warrant_recording::live::{Recording, RecordingMode, RecordingOutcome, Start};
 
-use crate::authority::{DbLogin, Denied, EndReason, PgEvent, Person, Upstream};
+use crate::authority::{DbLogin, Denied, EndReason, Person, PgEvent, Upstream};
 use crate::gateway::Shared;
 use crate::proto::{self, ProtoError, Startup};
 use crate::session::{CancelTarget, Live, SessionInfo};
@@ -221,7 +221,7 @@ async fn start(
         )
         .audited(user, None)));
     }
-    if !tls && !peer.ip().is_loopback() {
+    if !tls && !peer.ip().to_canonical().is_loopback() {
         return Ok(Err(Refusal::new(
             INVALID_AUTHORIZATION,
             "the gateway takes tokens only over TLS",
@@ -273,8 +273,9 @@ async fn start(
     let login = match DbLogin::parse(database) {
         Ok(l) => l,
         Err(e) => {
-            return Ok(Err(Refusal::new(INVALID_CATALOG, e)
-                .hint("the database name is the target: dbname=TARGET (or TARGET+ROLE)")));
+            return Ok(Err(Refusal::new(INVALID_CATALOG, e).hint(
+                "the database name is the target: dbname=TARGET (or TARGET+ROLE)",
+            )));
         }
     };
     let authorized =
@@ -297,8 +298,9 @@ async fn start(
     let recording = match open_recording(shared, &person, &login, &up, id, now) {
         Ok(r) => r,
         Err(message) => {
-            return Ok(Err(Refusal::new(SYSTEM_ERROR, message)
-                .audited(&person.identity, Some(&login.target))));
+            return Ok(Err(
+                Refusal::new(SYSTEM_ERROR, message).audited(&person.identity, Some(&login.target))
+            ));
         }
     };
     let conn = match upstream::connect(&up, params, config.upstream_timeout).await {
@@ -434,8 +436,8 @@ fn open_recording(
 /// manifest, the event.
 async fn relay(shared: &Arc<Shared>, mut s: Session, mut stop: watch::Receiver<bool>) {
     let now = shared.config.clock.now();
-    let left = s.live.snapshot().grant_end.unix_seconds() - now.unix_seconds();
-    let grant_end = tokio::time::sleep(Duration::from_secs(u64::try_from(left).unwrap_or(0)));
+    let left = s.live.snapshot().grant_end.millis() - now.millis();
+    let grant_end = tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0)));
     tokio::pin!(grant_end);
     let mut ending = s.live.ending();
     let mut failures = s.recording.as_ref().map(Recording::failures);
@@ -522,9 +524,15 @@ async fn recording_failure(
 /// them, so that it never runs one the log does not hold, in strict mode), then passes them on.
 /// False when the client said goodbye.
 async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String> {
+    let strict_failed =
+        |r: &Option<Recording>| r.as_ref().is_some_and(|r| r.strict_failure().is_some());
     let mut pos = 0;
     let mut goodbye = false;
     loop {
+        if strict_failed(&s.recording) {
+            // Not in the log: not passed on (the relay ends the session for the failure).
+            break;
+        }
         let rest = &buf[pos..];
         match proto::whole_message(rest).map_err(|e| e.to_string())? {
             Some(n) => {
@@ -535,6 +543,9 @@ async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String
                     let mut text = line.replace('\n', "\r\n");
                     text.push_str("\r\n");
                     r.output(text.as_bytes()).await;
+                    if strict_failed(&s.recording) {
+                        break;
+                    }
                 }
                 goodbye |= tag == b'X';
                 pos += n;
@@ -574,6 +585,16 @@ async fn close(shared: &Arc<Shared>, mut s: Session, reason: EndReason, at_bound
         EndReason::Closed | EndReason::UpstreamClosed | EndReason::Error(_) => None,
     };
     let bounded = Duration::from_secs(5);
+    if message.is_some()
+        && let Some(t) = shared.registry.cancel_target(s.cancel.0, &s.cancel.1)
+    {
+        // Whatever the target still runs for the session stops now, not when it finishes.
+        let _ = tokio::time::timeout(
+            bounded,
+            upstream::cancel(&t.host, t.port, &t.tls, t.pid, &t.key),
+        )
+        .await;
+    }
     if let Some(message) = message
         && at_boundary
     {

@@ -123,9 +123,7 @@ impl PgGateway {
             addr: config.listen,
             reason: e.to_string(),
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(bind_error)?;
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
         tracing::info!(listen = %local_addr, tls = config.tls.is_some(), "PostgreSQL gateway listening");
         Ok(Self {

@@ -27,9 +27,7 @@ mod session;
 mod statements;
 mod upstream;
 
-pub use authority::{
-    Authority, BoxFuture, DbLogin, Denied, EndReason, PgEvent, Person, Upstream,
-};
+pub use authority::{Authority, BoxFuture, DbLogin, Denied, EndReason, Person, PgEvent, Upstream};
 pub use gateway::{PgGateway, PgGatewayConfig, PgGatewayHandle, PgGwError, RecordingsConfig};
 pub use session::SessionInfo;
 pub use warrant_pgroles::TlsMode;

@@ -263,7 +263,6 @@ pub(crate) fn protocol_options(params: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-
 /// Finds the message boundaries in a stream of server messages that is relayed in arbitrary
 /// chunks, so that the gateway can put a message of its own between two (an error before it
 /// closes a session) without cutting one in half.
@@ -362,7 +361,11 @@ mod tests {
         for split in 0..stream.len() {
             let mut b = Boundaries::default();
             b.feed(&stream[..split]);
-            assert_eq!(b.at_boundary(), split == 0 || ends.contains(&split), "{split}");
+            assert_eq!(
+                b.at_boundary(),
+                split == 0 || ends.contains(&split),
+                "{split}"
+            );
             b.feed(&stream[split..]);
             assert!(b.at_boundary());
         }

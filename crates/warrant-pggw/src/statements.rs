@@ -206,7 +206,10 @@ mod tests {
             Some("=> SELECT 1")
         );
         assert_eq!(
-            s.on_message(b'P', &msg(&[b"s1\0", b"SELECT $1, $2\0", &0_i16.to_be_bytes()])),
+            s.on_message(
+                b'P',
+                &msg(&[b"s1\0", b"SELECT $1, $2\0", &0_i16.to_be_bytes()])
+            ),
             None
         );
         let bind = msg(&[
@@ -223,14 +226,16 @@ mod tests {
         ]);
         assert_eq!(s.on_message(b'B', &bind), None);
         assert_eq!(
-            s.on_message(b'E', &msg(&[b"\0", &0_i32.to_be_bytes()])).as_deref(),
+            s.on_message(b'E', &msg(&[b"\0", &0_i32.to_be_bytes()]))
+                .as_deref(),
             Some("=> [s1] SELECT $1, $2  -- values: 'it''s', '\\xdead'")
         );
         // Closed: a later execute of the portal says so.
         s.on_message(b'C', b"Ps1\0");
         s.on_message(b'C', b"P\0");
         assert_eq!(
-            s.on_message(b'E', &msg(&[b"\0", &0_i32.to_be_bytes()])).as_deref(),
+            s.on_message(b'E', &msg(&[b"\0", &0_i32.to_be_bytes()]))
+                .as_deref(),
             Some("=> [execute portal \"\"]")
         );
     }

@@ -38,9 +38,17 @@ pub struct ServeArgs {
     /// key they registered (`warrant ssh-key add`) and an active grant.
     #[arg(long, env = "WARRANT_SSH_LISTEN")]
     pub ssh_listen: Option<SocketAddr>,
-    /// Address of the PostgreSQL gateway (not available yet).
+    /// Address of the PostgreSQL gateway: people connect with psql or any driver as
+    /// `user=IDENTITY dbname=TARGET[+ROLE]`, a token from `warrant db-token` as the password.
     #[arg(long, env = "WARRANT_PG_LISTEN")]
     pub pg_listen: Option<SocketAddr>,
+    /// The PostgreSQL gateway's TLS certificate chain (PEM); without it, a self-signed one is
+    /// made in the data directory (`pg_gateway_tls.crt`, for clients' `sslrootcert`).
+    #[arg(long, env = "WARRANT_PG_TLS_CERT", requires = "pg_tls_key")]
+    pub pg_tls_cert: Option<PathBuf>,
+    /// The private key of `--pg-tls-cert` (PEM).
+    #[arg(long, env = "WARRANT_PG_TLS_KEY", requires = "pg_tls_cert")]
+    pub pg_tls_key: Option<PathBuf>,
     /// Seed the demo organisation (on an empty store).
     #[arg(long, env = "WARRANT_DEMO")]
     pub demo: bool,
@@ -214,6 +222,13 @@ pub enum Command {
     DbCreds {
         /// The grant's id.
         grant: String,
+    },
+    /// A database token: your password at the PostgreSQL gateway for the next minutes
+    /// (`PGPASSWORD=$(warrant db-token) psql "host=GATEWAY port=PORT user=YOU dbname=TARGET"`).
+    DbToken {
+        /// How long it lives (default 10m, at most 1h).
+        #[arg(long)]
+        ttl: Option<String>,
     },
     /// Run psql on a PostgreSQL target as the temporary role of your active grant there
     /// (created now; the password goes to psql only).

@@ -667,6 +667,21 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 ),
             )?;
         }
+        Command::DbToken { ttl } => {
+            let t: warrant_api::pg::DbTokenOut = ctx
+                .post("/api/v1/db-tokens", &json!({ "ttl": ttl }))
+                .await?;
+            if ctx.json {
+                ctx.done(&t, "")?;
+            } else {
+                println!("{}", t.token);
+                eprintln!(
+                    "the password of {} at the PostgreSQL gateway until {} (for new connections): \
+                     psql \"host=GATEWAY port=PORT user={} dbname=TARGET sslmode=require\"",
+                    t.user, t.expires_at, t.user
+                );
+            }
+        }
         Command::Psql { target, role, args } => {
             let me: Value = ctx.get("/api/v1/me").await?;
             let who = me["name"].as_str().unwrap_or_default().to_owned();

@@ -7,9 +7,9 @@
 //!   Denials are audited and shown to the person.
 //! - Events (sessions started and ended, refusals, upstream failures) are handed to a task that
 //!   records and audits them in order, so the gateway never waits for the store.
-//! - [`watch_grants`]: twice a second, every live session whose grant is no longer active (ended,
-//!   revoked, its person disabled) is ended with a message.
-//! - [`Live`]: the API's live-session hook over the gateway's handle.
+//! - [`watch_grants`]: twice a second, every live session of either gateway whose grant is no
+//!   longer active (ended, revoked, its person disabled) is ended with a message.
+//! - [`Live`]: the API's live-session hook over both gateways ([`LiveControl`]).
 
 use std::time::Duration;
 
@@ -209,22 +209,65 @@ impl Authority for EngineAuthority {
     }
 }
 
+/// A live session of either gateway, as the grant watcher and the API see it.
+pub struct LiveRef {
+    /// The session id.
+    pub id: String,
+    /// Its grant.
+    pub grant_id: String,
+    /// Its person.
+    pub identity: String,
+    /// Bytes from the person so far.
+    pub bytes_up: u64,
+    /// Bytes to the person so far.
+    pub bytes_down: u64,
+}
+
+/// Live control over one gateway (SSH or PostgreSQL).
+pub trait LiveControl: Send + Sync {
+    /// Its live sessions.
+    fn sessions(&self) -> Vec<LiveRef>;
+    /// Ends session `id` with `message`; false when it is not one of this gateway's.
+    fn kill(&self, id: &str, message: &str) -> bool;
+}
+
+impl LiveControl for GatewayHandle {
+    fn sessions(&self) -> Vec<LiveRef> {
+        GatewayHandle::sessions(self)
+            .into_iter()
+            .map(|s| LiveRef {
+                id: s.id.to_string(),
+                grant_id: s.grant_id,
+                identity: s.identity,
+                bytes_up: s.bytes_up,
+                bytes_down: s.bytes_down,
+            })
+            .collect()
+    }
+
+    fn kill(&self, id: &str, message: &str) -> bool {
+        SessionId::parse(id).is_some_and(|id| GatewayHandle::kill(self, id, message))
+    }
+}
+
 /// Ends, within half a second, every live session whose grant is no longer active: revoked,
-/// ended early, or its person disabled (the gateway's own timer covers the planned end).
+/// ended early, or its person disabled (each gateway's own timer covers the planned end).
 pub async fn watch_grants(
     engine: Engine,
-    handle: GatewayHandle,
+    gateways: Vec<std::sync::Arc<dyn LiveControl>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
-        for s in handle.sessions() {
-            match engine.grant_still_active(&s.grant_id, &s.identity).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    handle.kill(s.id, "your grant is no longer active (revoked or ended)");
+        for gw in &gateways {
+            for s in gw.sessions() {
+                match engine.grant_still_active(&s.grant_id, &s.identity).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        gw.kill(&s.id, "your grant is no longer active (revoked or ended)");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "checking a session's grant failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "checking a session's grant failed"),
             }
         }
         tokio::select! {
@@ -234,16 +277,16 @@ pub async fn watch_grants(
     }
 }
 
-/// The API's view of the gateway's live sessions.
-pub struct Live(pub GatewayHandle);
+/// The API's view of the gateways' live sessions.
+pub struct Live(pub Vec<std::sync::Arc<dyn LiveControl>>);
 
 impl warrant_api::sessions::LiveSessions for Live {
     fn live(&self) -> Vec<warrant_api::sessions::LiveSession> {
         self.0
-            .sessions()
-            .into_iter()
+            .iter()
+            .flat_map(|gw| gw.sessions())
             .map(|s| warrant_api::sessions::LiveSession {
-                id: s.id.to_string(),
+                id: s.id,
                 bytes_up: s.bytes_up,
                 bytes_down: s.bytes_down,
             })
@@ -251,7 +294,7 @@ impl warrant_api::sessions::LiveSessions for Live {
     }
 
     fn kill(&self, id: &str, message: &str) -> bool {
-        SessionId::parse(id).is_some_and(|id| self.0.kill(id, message))
+        self.0.iter().any(|gw| gw.kill(id, message))
     }
 }
 

@@ -10,6 +10,7 @@ mod args;
 mod cli;
 mod config;
 mod gateway;
+mod pggateway;
 mod serve;
 mod settings;
 

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use warrant_core::{ActivationDuration, Name, SystemClock, SystemRole};
@@ -25,9 +25,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    if args.pg_listen.is_some() {
-        bail!("--pg-listen: the PostgreSQL gateway is not part of this version of Warrant yet");
-    }
     let request_ttl = ActivationDuration::parse(&args.request_ttl)
         .with_context(|| format!("--request-ttl {:?}", args.request_ttl))?;
     fs::DirBuilder::new()
@@ -163,6 +160,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ),
         Err(e) => tracing::error!(error = %e, "closing gateway sessions left open failed"),
     }
+    let mut gateways: Vec<Arc<dyn crate::gateway::LiveControl>> = Vec::new();
     if let Some(listen) = args.ssh_listen {
         let host_key = crate::gateway::host_key(&args.data_dir)?;
         let fingerprint = host_key
@@ -183,28 +181,60 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             gw.local_addr(),
             gw.local_addr().port()
         );
-        let handle = gw.handle();
-        state = state.with_live_sessions(Arc::new(crate::gateway::Live(handle.clone())));
-        {
-            let mut rx = rx.clone();
-            tokio::spawn(async move {
-                if let Err(e) = gw
-                    .run(async move {
-                        let _ = rx.wait_for(|v| *v).await;
-                    })
-                    .await
-                {
-                    tracing::error!(error = %e, "the SSH gateway stopped");
-                }
-            });
-        }
-        {
-            let mut rx = rx.clone();
-            let engine = engine.clone();
-            tokio::spawn(crate::gateway::watch_grants(engine, handle, async move {
+        gateways.push(Arc::new(gw.handle()));
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = gw
+                .run(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await
+            {
+                tracing::error!(error = %e, "the SSH gateway stopped");
+            }
+        });
+    }
+    if let Some(listen) = args.pg_listen {
+        let (tls, cert) = crate::pggateway::tls(
+            &args.data_dir,
+            listen,
+            args.pg_tls_cert.as_deref(),
+            args.pg_tls_key.as_deref(),
+        )
+        .with_context(|| format!("--pg-listen {listen}"))?;
+        let (authority, recorder) = crate::pggateway::EngineDbAuthority::new(engine.clone());
+        tokio::spawn(recorder);
+        let mut config = warrant_pggw::PgGatewayConfig::new(listen);
+        config.tls = Some(tls);
+        config.recordings = Some(warrant_pggw::RecordingsConfig {
+            dir: args.data_dir.join("recordings"),
+            key: Arc::new(engine.recording_key().await?),
+        });
+        let gw = warrant_pggw::PgGateway::bind(config, Arc::new(authority))
+            .await
+            .map_err(|e| anyhow::anyhow!("--pg-listen {listen}: {e}"))?;
+        eprintln!(
+            "PostgreSQL gateway listening on {} (TLS certificate {}): psql \"host=HOST port={} user=IDENTITY dbname=TARGET sslmode=require\" with `warrant db-token` as the password",
+            gw.local_addr(),
+            cert.display(),
+            gw.local_addr().port()
+        );
+        gateways.push(Arc::new(gw.handle()));
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            gw.run(async move {
                 let _ = rx.wait_for(|v| *v).await;
-            }));
-        }
+            })
+            .await;
+        });
+    }
+    if !gateways.is_empty() {
+        state = state.with_live_sessions(Arc::new(crate::gateway::Live(gateways.clone())));
+        let mut rx = rx.clone();
+        let engine = engine.clone();
+        tokio::spawn(crate::gateway::watch_grants(engine, gateways, async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }));
     }
     if let Some(setup) = state.sources().ldap.clone() {
         let interval = setup.interval_secs().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -157,6 +157,17 @@ impl Server {
         t.token.expose().clone()
     }
 
+    /// A new database token (scope `db`, for the PostgreSQL gateway only) of `name`.
+    pub async fn fresh_db_token(&self, name: &str) -> String {
+        let actor = Actor::internal(Name::new(name).expect("name"), SystemRole::User);
+        let t = self
+            .engine
+            .create_db_token(&actor, None)
+            .await
+            .unwrap_or_else(|e| panic!("a database token: {e}"));
+        t.token.expose().clone()
+    }
+
     /// Adds an identity as admin, with the demo password convention, in `groups`.
     pub async fn add_identity(&self, name: &str, role: &str, groups: &[&str]) {
         let _: Value = self

@@ -81,6 +81,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/ssh/certs", Signed),
     ("POST", "/api/v1/targets/{name}/secret", Admin),
     ("POST", "/api/v1/grants/{id}/db-creds", Signed),
+    ("POST", "/api/v1/db-tokens", Signed),
     ("GET", "/scim/v2/ServiceProviderConfig", Public),
     ("GET", "/scim/v2/ResourceTypes", Public),
     ("GET", "/scim/v2/Schemas", Public),
@@ -163,22 +164,26 @@ enum Caller {
     Admin,
     /// An admin's token of scope `scim`: SCIM and nothing else.
     Provisioner,
+    /// A user's database token (`warrant db-token`): the PostgreSQL gateway's password, no
+    /// right on the API at all.
+    DbToken,
 }
 
 impl Caller {
-    const ALL: [Caller; 5] = [
+    const ALL: [Caller; 6] = [
         Self::Anonymous,
         Self::User,
         Self::Auditor,
         Self::Admin,
         Self::Provisioner,
+        Self::DbToken,
     ];
 
     /// The identity behind the caller, with its system role.
     fn identity(self) -> Option<(&'static str, SystemRole)> {
         match self {
             Self::Anonymous => None,
-            Self::User => Some(("alice", SystemRole::User)),
+            Self::User | Self::DbToken => Some(("alice", SystemRole::User)),
             Self::Auditor => Some(("audrey", SystemRole::Auditor)),
             Self::Admin | Self::Provisioner => Some(("admin", SystemRole::Admin)),
         }
@@ -188,7 +193,7 @@ impl Caller {
         match (access, self) {
             (Public, _) => true,
             (Scim, c) => c == Self::Provisioner,
-            (_, Self::Provisioner) => false,
+            (_, Self::Provisioner | Self::DbToken) => false,
             (Signed, c) => c >= Self::User,
             (Auditor, c) => c >= Self::Auditor,
             (Admin, c) => c >= Self::Admin,
@@ -202,7 +207,7 @@ impl Caller {
             (Scim, Self::Anonymous) => (401, "http_error"),
             (Scim, _) => (403, "http_error"),
             (_, Self::Anonymous) => (401, "unauthenticated"),
-            (_, Self::Provisioner) => (403, "scope_insufficient"),
+            (_, Self::Provisioner | Self::DbToken) => (403, "scope_insufficient"),
             _ => (403, "role_required"),
         }
     }
@@ -242,6 +247,7 @@ async fn every_route_refuses_exactly_the_callers_without_its_access() {
             let client = match (caller, caller.identity()) {
                 (_, None) => s.anon(),
                 (Caller::Provisioner, _) => s.client(&s.fresh_scim_token().await),
+                (Caller::DbToken, _) => s.client(&s.fresh_db_token("alice").await),
                 (_, Some((name, role))) => s.client(&s.fresh_token(name, role).await),
             };
             let path = concrete(spec.path, caller);

@@ -5,6 +5,7 @@
 //! - `walkthrough`: the README's five-minute tour with the demo organisation.
 //! - `linux`: a vaulted Linux password rotated over SSH, discovery of a Linux host (real sshd).
 //! - `gateway`: the SSH gateway with the real ssh client and a real sshd, under a grant.
+//! - `pggateway`: the PostgreSQL gateway with the real psql and a real PostgreSQL, under a grant.
 //! - `listings`: every listing verb, as a table and as `--json`.
 //! - `mfa`: TOTP enrolment from the terminal and sign-in with `--otp`.
 //! - `discovery`: `warrant discover` on a real PostgreSQL, exceptions for outside grants.
@@ -36,6 +37,7 @@ mod harness;
 mod linux;
 mod listings;
 mod mfa;
+mod pggateway;
 mod postgres;
 mod serve;
 mod sources;

@@ -96,8 +96,10 @@ fn serve_refuses_what_it_cannot_do() {
 
     let port = warrant_testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
-    let msg = serve(&["--listen", &listen, "--pg-listen", "127.0.0.1:1"]).fails();
-    assert!(msg.contains("not part of this version"), "{msg}");
+    let msg = serve(&["--listen", &listen, "--pg-listen", &addr]).fails();
+    assert!(msg.contains("--pg-listen"), "{msg}");
+    let msg = serve(&["--listen", &listen, "--pg-tls-cert", "/nonexistent.crt"]).fails();
+    assert!(msg.contains("--pg-tls-key"), "{msg}");
     // The SSH gateway's port is taken: a clear error, nothing half-started.
     let msg = serve(&["--listen", &listen, "--ssh-listen", &addr]).fails();
     assert!(msg.contains("--ssh-listen"), "{msg}");
