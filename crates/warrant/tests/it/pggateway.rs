@@ -19,6 +19,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(|org| org)
+}
+
+/// [`setup`] with `edit` applied to the org file's text.
+fn setup_with(edit: impl FnOnce(String) -> String) -> Setup {
     let pg = PgFixture::shared().unwrap_or_else(|e| panic!("{e}"));
     let gw_port = warrant_testkit::free_port();
     let w = World::start(&["--demo", "--pg-listen", &format!("127.0.0.1:{gw_port}")]);
@@ -28,7 +33,7 @@ fn setup() -> Setup {
         .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port()))
         .replace("admin_user: warrant", &format!("admin_user: {}", pg.user()));
     let file = w.root().join("org.yaml");
-    std::fs::write(&file, org).unwrap();
+    std::fs::write(&file, edit(org)).unwrap();
     w.run(&admin, &["apply", "-f", file.to_str().unwrap()]).ok();
     crate::harness::set_pg_secret(&w, &admin, pg);
     let alice = w.login("alice");
@@ -254,4 +259,74 @@ fn bad_tokens_other_people_and_the_api_are_refused() {
     // Tokens are minutes long.
     let long = st.w.run(&st.alice, &["db-token", "--ttl", "2h"]).fails();
     assert!(long.contains("at most"), "{long}");
+}
+
+#[test]
+fn a_role_naming_a_vaulted_account_logs_in_as_that_account() {
+    let account = "gw_vaulted";
+    let st = setup_with(|org| {
+        org.replace(
+            "      - name: readonly\n        db_roles: [pg_read_all_data]\n",
+            &format!(
+                "      - name: readonly\n        db_roles: [pg_read_all_data]\n      - name: break-glass\n        account: {account}\n"
+            ),
+        )
+        .replace(
+            "policies:\n",
+            "  - group: dba\n    target: pg-prod\n    role: break-glass\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
+        )
+    });
+    let password = "vaulted-Secret-0451";
+    st.pg
+        .psql(
+            &st.pg.url(),
+            &format!(
+                "DROP ROLE IF EXISTS {account}; CREATE ROLE {account} LOGIN PASSWORD '{password}'"
+            ),
+        )
+        .unwrap();
+    st.w.run_stdin(
+        &st.admin,
+        &[
+            "account",
+            "add",
+            "pg-prod",
+            account,
+            "--owner",
+            "db-owners",
+            "--secret-stdin",
+        ],
+        &format!("{password}\n"),
+    )
+    .ok();
+    let token = db_token(&st);
+    for role in ["readonly", "break-glass"] {
+        st.w.run(
+            &st.alice,
+            &[
+                "request", "pg-prod", role, "--for", "1h", "--reason", "incident",
+            ],
+        )
+        .ok();
+    }
+    // Two roles with database access: the person says which.
+    let o = psql(&st, "alice", "pg-prod", &token, &["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(text(&o).contains("pg-prod+ROLE"), "{}", text(&o));
+    let o = psql(
+        &st,
+        "alice",
+        "pg-prod+break-glass",
+        &token,
+        &["-tA", "-c", "SELECT current_user"],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), account);
+    // Not checked out to anyone: the password never left the vault.
+    let accounts = st.w.run(&st.admin, &["accounts", "--json"]).ok().to_owned();
+    assert!(!accounts.contains(password));
+    assert!(!st.w.all_logs().contains(password));
 }
