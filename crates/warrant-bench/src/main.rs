@@ -14,6 +14,8 @@
 //! - `certs`: SSH certificates issued per second through `POST /api/v1/ssh/certs`.
 //! - `gateway`: the SSH gateway against direct OpenSSH: bulk throughput (with and without
 //!   recording) and connect + exec round trips.
+//! - `pggateway`: the PostgreSQL gateway against direct PostgreSQL: `pgbench` transactions/s
+//!   (simple and extended protocol, statement log off and strict) and latency, as ratios.
 //!
 //! Layout: [`report`] (figures, verdicts, machine facts), [`stats`] (percentiles), [`fixture`]
 //! (store, engine, demo organisation), one module per scenario.
@@ -27,6 +29,7 @@ mod fixture;
 mod gateway;
 mod leaver;
 mod load;
+mod pggateway;
 mod report;
 mod roledrop;
 mod stats;
@@ -78,6 +81,8 @@ enum Scenario {
     Certs(certs::Args),
     /// The SSH gateway against direct OpenSSH on the same machine.
     Gateway(gateway::Args),
+    /// The PostgreSQL gateway against direct PostgreSQL, with pgbench.
+    Pggateway(pggateway::Args),
 }
 
 /// Options every scenario shares.
@@ -109,6 +114,7 @@ async fn main() -> Result<()> {
         Scenario::Roledrop(a) => ("roledrop", format!("{a:?}")),
         Scenario::Certs(a) => ("certs", format!("{a:?}")),
         Scenario::Gateway(a) => ("gateway", format!("{a:?}")),
+        Scenario::Pggateway(a) => ("pggateway", format!("{a:?}")),
     };
     let mut report = Report::start(name, args, cli.json);
     let result = match cli.scenario {
@@ -120,6 +126,7 @@ async fn main() -> Result<()> {
         Scenario::Roledrop(a) => roledrop::run(&common, a, &mut report).await,
         Scenario::Certs(a) => certs::run(&common, a, &mut report).await,
         Scenario::Gateway(a) => gateway::run(&common, a, &mut report).await,
+        Scenario::Pggateway(a) => pggateway::run(&common, a, &mut report).await,
     };
     if let Err(e) = &result {
         report.note(format!("the scenario failed: {e:#}"));

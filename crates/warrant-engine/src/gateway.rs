@@ -423,3 +423,72 @@ impl Engine {
         Ok(dangling.len() as u64)
     }
 }
+
+impl Engine {
+    /// Whether a gateway session of `identity` on `target` (as `role`) needs a second factor
+    /// at the gateway: when the rule (or custom policy) under which one of their active grants
+    /// there was given requires MFA, or is gone (fail closed).
+    pub async fn gateway_mfa_required(
+        &self,
+        identity: &str,
+        target: &str,
+        role: Option<&str>,
+    ) -> Result<bool> {
+        let now = self.now();
+        let grants = {
+            let mut r = self.store().read().await?;
+            r.q().grants(Some(identity), true, 1000).await?
+        };
+        let policy = self.policy();
+        Ok(grants
+            .iter()
+            .filter(|g| {
+                g.target.as_str() == target
+                    && g.status_at(now) == GrantStatus::Active
+                    && role.is_none_or(|r| r == g.role.as_str())
+            })
+            .any(|g| {
+                let settings = match g.rule_id.strip_prefix("policy:") {
+                    Some(name) => policy.custom_settings.get(name),
+                    None => policy.rules.get(&g.rule_id).map(|r| &r.settings),
+                };
+                settings.is_none_or(|s| s.require_mfa)
+            }))
+    }
+
+    /// Checks a second factor typed at the gateway (a TOTP code or a recovery code): rate
+    /// limited and used once like every code, audited either way (`mfa.verified` with purpose
+    /// `gateway`, or `mfa.failed`).
+    pub async fn gateway_verify_code(&self, identity: &str, code: &Secret<String>) -> Result<bool> {
+        let now = self.now();
+        self.mfa_rate_check(identity, now)?;
+        let mut tx = self.store().begin().await?;
+        let proof = self
+            .tx_prove(&mut tx, identity, code.expose().trim(), false, now)
+            .await?;
+        let Some(proof) = proof else {
+            tx.rollback().await?;
+            self.mfa_failed(identity, now);
+            let reason = if self.has_mfa(identity).await? {
+                "wrong_code"
+            } else {
+                "not_enrolled"
+            };
+            self.audit_mfa_failure(identity, "gateway", reason).await?;
+            return Ok(false);
+        };
+        tx.audit(
+            now,
+            Some(identity),
+            &warrant_audit::Event::MfaVerified {
+                identity: identity.to_owned(),
+                method: proof.as_str().to_owned(),
+                purpose: "gateway".into(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.mfa_succeeded(identity);
+        Ok(true)
+    }
+}

@@ -43,6 +43,30 @@ pub trait Authority: Send + Sync + 'static {
         login: &'a Login,
     ) -> BoxFuture<'a, Result<Upstream, Denied>>;
 
+    /// Does `person`'s login to `login.target` need a second factor typed at the gateway (the
+    /// rule of their grant requires MFA)? Asked once, after the key was accepted; `true`
+    /// makes the client answer a keyboard-interactive prompt, checked by
+    /// [`Authority::verify_second_factor`]. An error refuses the login. `false` by default.
+    fn second_factor_required<'a>(
+        &'a self,
+        person: &'a Person,
+        login: &'a Login,
+    ) -> BoxFuture<'a, Result<bool, GwError>> {
+        let _ = (person, login);
+        Box::pin(async { Ok(false) })
+    }
+
+    /// Is `code` (typed by the person at the prompt) a valid second factor of theirs now?
+    /// Refuses by default.
+    fn verify_second_factor<'a>(
+        &'a self,
+        person: &'a Person,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<bool, GwError>> {
+        let _ = (person, code);
+        Box::pin(async { Ok(false) })
+    }
+
     /// Something happened that the engine may want to audit: a session started or ended, a
     /// command ran, a request was refused. Called synchronously on the connection's task:
     /// hand the event off (a channel, a queue), do not block. Does nothing by default.

@@ -76,7 +76,8 @@ impl Gateway {
         })?;
         let ssh = server::Config {
             server_id: SshId::Standard(Cow::Borrowed("SSH-2.0-Warrant")),
-            // Public keys only: no passwords, no keyboard-interactive, no "none".
+            // Public keys (no passwords, no "none"); keyboard-interactive only as the second
+            // step after an accepted key, when the grant's rule requires a second factor.
             methods: MethodSet::from(&[MethodKind::PublicKey][..]),
             auth_rejection_time: Duration::from_secs(1),
             // OpenSSH's client starts with a "none" probe to learn the methods; no need to

@@ -26,6 +26,7 @@
 //! counts when they end, but their data is not recorded: it is a binary protocol, which
 //! asciicast would keep only mangled (as UTF-8 text) and large.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +34,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use russh::server::{self, Auth, ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Pty, Sig, client};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, MethodKind, MethodSet, Pty,
+    Sig, client,
+};
 use ssh_key::Certificate;
 use tokio::sync::{oneshot, watch};
 use warrant_recording::live::{self, Failure, Recording, RecordingMode};
@@ -194,6 +198,9 @@ pub(crate) struct Conn {
     login: Option<Login>,
     person: Option<Person>,
     key_fingerprint: String,
+    /// Key accepted, second factor still to come: the login, the person and the key's
+    /// fingerprint, and the codes tried so far.
+    second_factor: Option<(Login, Person, String, u8)>,
     phase: Phase,
     channels: HashMap<ChannelId, Chan>,
 }
@@ -213,6 +220,7 @@ impl Conn {
             login: None,
             person: None,
             key_fingerprint: String::new(),
+            second_factor: None,
             phase: Phase::Unauthorized,
             channels: HashMap::new(),
         }
@@ -240,6 +248,23 @@ impl Conn {
         });
         match answer {
             Ok(Some(person)) => {
+                match self.second_factor_required(&person, &login).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        tracing::info!(session = %self.id, identity = %person.identity, target = %login.target, "key accepted; a second factor is required");
+                        self.second_factor = Some((login, person, fingerprint, 0));
+                        return Auth::Reject {
+                            proceed_with_methods: Some(MethodSet::from(
+                                &[MethodKind::KeyboardInteractive][..],
+                            )),
+                            partial_success: true,
+                        };
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %self.id, code = e.code(), "deciding on a second factor failed: {e}");
+                        return Auth::reject();
+                    }
+                }
                 tracing::info!(
                     session = %self.id,
                     peer = ?self.peer,
@@ -557,8 +582,99 @@ impl Drop for Conn {
     }
 }
 
+impl Conn {
+    async fn second_factor_required(
+        &self,
+        person: &Person,
+        login: &Login,
+    ) -> Result<bool, GwError> {
+        tokio::time::timeout(
+            self.shared.authority_timeout,
+            self.shared.authority.second_factor_required(person, login),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GwError::Authority("no answer in time".to_owned())))
+    }
+
+    /// The keyboard-interactive step after an accepted key: one prompt for a code, at most
+    /// [`MAX_CODES`] tries per connection.
+    async fn second_factor(&mut self, user: &str, response: Option<server::Response<'_>>) -> Auth {
+        let Some((login, person, fingerprint, tries)) = self.second_factor.take() else {
+            // Keyboard-interactive only ever follows an accepted key.
+            return Auth::reject();
+        };
+        if parse_login(user).ok().as_ref() != Some(&login) {
+            return Auth::reject();
+        }
+        let Some(mut response) = response else {
+            let prompt = Auth::Partial {
+                name: Cow::Borrowed("Warrant"),
+                instructions: Cow::Owned(format!(
+                    "{} on {} requires a second factor.",
+                    login.role.as_deref().unwrap_or("this role"),
+                    login.target
+                )),
+                prompts: Cow::Owned(vec![(
+                    Cow::Borrowed("Authenticator code (or recovery code): "),
+                    false,
+                )]),
+            };
+            self.second_factor = Some((login, person, fingerprint, tries));
+            return prompt;
+        };
+        let code = response
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let ok = tokio::time::timeout(
+            self.shared.authority_timeout,
+            self.shared.authority.verify_second_factor(&person, &code),
+        )
+        .await
+        .unwrap_or_else(|_| Err(GwError::Authority("no answer in time".to_owned())));
+        match ok {
+            Ok(true) => {
+                tracing::info!(session = %self.id, identity = %person.identity, target = %login.target, key = %fingerprint, "authenticated with a second factor");
+                self.login = Some(login);
+                self.person = Some(person);
+                self.key_fingerprint = fingerprint;
+                Auth::Accept
+            }
+            Ok(false) | Err(_) => {
+                if let Err(e) = ok {
+                    tracing::warn!(session = %self.id, code = e.code(), "checking a second factor failed: {e}");
+                }
+                let tries = tries + 1;
+                if tries < MAX_CODES {
+                    self.second_factor = Some((login, person, fingerprint, tries));
+                    Auth::Reject {
+                        proceed_with_methods: Some(MethodSet::from(
+                            &[MethodKind::KeyboardInteractive][..],
+                        )),
+                        partial_success: true,
+                    }
+                } else {
+                    Auth::reject()
+                }
+            }
+        }
+    }
+}
+
+/// Codes a connection may try at the second-factor prompt.
+const MAX_CODES: u8 = 3;
+
 impl server::Handler for Conn {
     type Error = russh::Error;
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.second_factor(user, response).await)
+    }
 
     async fn auth_publickey_offered(
         &mut self,

@@ -204,6 +204,35 @@ impl Authority for EngineAuthority {
         })
     }
 
+    fn second_factor_required<'a>(
+        &'a self,
+        person: &'a Person,
+        login: &'a Login,
+    ) -> BoxFuture<'a, Result<bool, GwError>> {
+        Box::pin(async move {
+            self.engine
+                .gateway_mfa_required(&person.identity, &login.target, login.role.as_deref())
+                .await
+                .map_err(|e| GwError::Authority(e.to_string()))
+        })
+    }
+
+    fn verify_second_factor<'a>(
+        &'a self,
+        person: &'a Person,
+        code: &'a str,
+    ) -> BoxFuture<'a, Result<bool, GwError>> {
+        Box::pin(async move {
+            self.engine
+                .gateway_verify_code(
+                    &person.identity,
+                    &warrant_core::Secret::new(code.to_owned()),
+                )
+                .await
+                .map_err(|e| GwError::Authority(e.to_string()))
+        })
+    }
+
     fn event(&self, event: &GatewayEvent) {
         let _ = self.events.send(event.clone());
     }

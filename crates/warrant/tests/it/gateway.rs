@@ -37,12 +37,12 @@ fn setup() -> Setup {
         .replace(
             "        principals: [root]\n        login: root\n",
             &format!(
-                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n"
+                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n      - name: mfa-shell\n        principals: [{user}]\n        login: {user}\n"
             ),
         )
         .replace(
             "policies:\n",
-            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
+            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: mfa-shell\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\npolicies:\n",
         );
     let file = w.root().join("org.yaml");
     std::fs::write(&file, org).unwrap();
@@ -86,11 +86,24 @@ fn ssh_as(
     login: &str,
     command: &str,
 ) -> Command {
+    ssh_with(st, key, cert, login, command, "yes")
+}
+
+/// `ssh` through the gateway; `batch` is `BatchMode` (`no` lets it answer prompts, through
+/// `SSH_ASKPASS`).
+fn ssh_with(
+    st: &Setup,
+    key: &std::path::Path,
+    cert: Option<&std::path::Path>,
+    login: &str,
+    command: &str,
+    batch: &str,
+) -> Command {
     let mut cmd = Command::new("ssh");
     cmd.args(["-F", "/dev/null", "-p", &st.gw_port.to_string()])
         .args([
             "-o",
-            "BatchMode=yes",
+            &format!("BatchMode={batch}"),
             "-o",
             "StrictHostKeyChecking=no",
             "-o",
@@ -273,4 +286,123 @@ fn through_the_gateway_under_a_grant_and_cut_when_it_is_revoked() {
     ] {
         assert!(audit.contains(kind), "no {kind} in the audit trail");
     }
+}
+
+/// A TOTP code of `seed` for the step `offset` steps from now.
+fn totp_code(seed: &[u8], offset: i64) -> String {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    warrant_iam::totp::code_at(
+        seed,
+        warrant_iam::totp::Hash::Sha1,
+        6,
+        now.checked_add_signed(offset * 30).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Waits, if needed, until the current 30-second TOTP step has at least 15 s left.
+fn early_in_a_totp_step() {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let into = now % 30;
+    if into > 15 {
+        std::thread::sleep(Duration::from_secs(30 - into));
+    }
+}
+
+#[test]
+fn a_rule_that_requires_mfa_asks_for_a_code_at_the_gateway() {
+    let st = setup();
+    let w = &st.w;
+    let carol = w.login("carol");
+    early_in_a_totp_step();
+    let e = w.run(&carol, &["mfa", "enrol", "--json"]).json();
+    let seed = warrant_iam::totp::seed_from_base32(s(&e, "secret")).unwrap();
+    let confirmed = w
+        .run(&carol, &["mfa", "confirm", &totp_code(&seed, -1)])
+        .ok()
+        .to_owned();
+    let recovery: Vec<&str> = confirmed
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.trim().len() == 19)
+        .map(str::trim)
+        .collect();
+    // The request itself needs a fresh step-up (here with a recovery code).
+    w.run(&carol, &["mfa", "verify", recovery[0]]).ok();
+    w.run(
+        &carol,
+        &[
+            "request",
+            "web-1",
+            "mfa-shell",
+            "--for",
+            "30m",
+            "--reason",
+            "deploy",
+        ],
+    )
+    .ok();
+
+    // Without a way to answer the prompt (BatchMode), no session.
+    let batch = ssh(&st, "carol+web-1+mfa-shell", "true").output().unwrap();
+    assert!(!batch.status.success(), "{}", text(&batch));
+
+    // A wrong code, three times: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let askpass = |code: &str| {
+        let path = dir.path().join(format!("askpass-{code}"));
+        std::fs::write(&path, format!("#!/bin/sh\necho {code}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    let with_code = |code: &str| {
+        let mut c = ssh_with(&st, &st.key, None, "carol+web-1+mfa-shell", "id -un", "no");
+        c.env("SSH_ASKPASS", askpass(code))
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0");
+        c.output().unwrap()
+    };
+    let wrong = with_code("000000");
+    assert!(!wrong.status.success(), "{}", text(&wrong));
+
+    // The right code: the session runs.
+    let right = with_code(&totp_code(&seed, 0));
+    assert!(right.status.success(), "{}\n{}", text(&right), w.all_logs());
+    assert!(
+        String::from_utf8_lossy(&right.stdout).contains("warrant-ssh-test"),
+        "{}",
+        text(&right)
+    );
+    // The same code again: used once only.
+    let replay = with_code(&totp_code(&seed, 0));
+    assert!(!replay.status.success(), "{}", text(&replay));
+
+    // The ordinary shell role (its rule asks no MFA) needs no code.
+    w.run(
+        &carol,
+        &[
+            "request", "web-1", "shell", "--for", "30m", "--reason", "deploy",
+        ],
+    )
+    .ok();
+    let plain = ssh(&st, "carol+web-1+shell", "true").output().unwrap();
+    assert!(plain.status.success(), "{}", text(&plain));
+
+    let admin = w.admin();
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "300", "--json"])
+        .ok()
+        .to_owned();
+    assert!(
+        audit.contains(r#""purpose":"gateway""#),
+        "mfa.verified for the gateway"
+    );
 }
