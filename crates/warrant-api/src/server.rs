@@ -1130,6 +1130,7 @@ async fn put_role(
         account: b.account,
         record: b.record,
         record_input: b.record_input,
+        forwarding: b.forwarding,
     };
     let changed = s.engine.save_role(&a, &role).await?;
     Ok(Json(

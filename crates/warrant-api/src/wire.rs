@@ -414,6 +414,9 @@ pub struct RoleOut {
     /// SSH gateway: record input too.
     #[serde(default)]
     pub record_input: bool,
+    /// SSH gateway: forwarding allowed through it (`port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarding: Vec<String>,
 }
 
 impl From<&TargetRole> for RoleOut {
@@ -426,6 +429,7 @@ impl From<&TargetRole> for RoleOut {
             account: r.account.clone(),
             record: r.record.clone(),
             record_input: r.record_input,
+            forwarding: r.forwarding.clone(),
         }
     }
 }

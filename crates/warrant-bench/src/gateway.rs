@@ -111,6 +111,7 @@ impl Authority for BenchAuthority {
                 grant_end: now.plus_secs(3600),
                 recording,
                 record_input: false,
+                port_forwarding: false,
             })
         })
     }

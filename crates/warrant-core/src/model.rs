@@ -260,6 +260,9 @@ pub struct TargetRole {
     pub record: Option<String>,
     /// SSH gateway: record what the person types too.
     pub record_input: bool,
+    /// SSH gateway: forwarding the role allows through the gateway (`port`: `ssh -L` / `-W`
+    /// to what the target can reach). Everything else is refused.
+    pub forwarding: Vec<String>,
 }
 
 /// Who an eligibility rule is for.

@@ -194,6 +194,15 @@ pub(crate) async fn tx_save_role(
             ),
         ));
     }
+    if let Some(f) = r.forwarding.iter().find(|f| f.as_str() != "port") {
+        return Err(EngineError::invalid(
+            "invalid_forwarding",
+            format!(
+                "role {} on {}: forwarding {f:?} is not allowed through the gateway (only `port`; agent, socket and X11 forwarding are always refused)",
+                r.name, r.target
+            ),
+        ));
+    }
     let old = tx.q().role(r.target.as_str(), r.name.as_str()).await?;
     if old.as_ref() == Some(r) {
         return Ok(false);

@@ -37,6 +37,9 @@ pub struct GatewayUpstream {
     pub record: String,
     /// Record what the person types too.
     pub record_input: bool,
+    /// Let `ssh -L` / `-W` through to what the target can reach (the role's `forwarding:
+    /// [port]`).
+    pub port_forwarding: bool,
 }
 
 fn denied(message: impl Into<String>) -> EngineError {
@@ -172,6 +175,7 @@ impl Engine {
             &mut tx,
             &ca,
             &grant,
+            &role_def,
             std::slice::from_ref(&account),
             &session_key.public_openssh(),
             " via=gateway",
@@ -192,6 +196,7 @@ impl Engine {
             ends_at: grant.ends_at,
             record: role_def.record.clone().unwrap_or_else(|| "strict".into()),
             record_input: role_def.record_input,
+            port_forwarding: role_def.forwarding.iter().any(|f| f == "port"),
         })
     }
 }

@@ -143,6 +143,9 @@ pub struct OrgRole {
     /// SSH gateway: record input too.
     #[serde(default)]
     pub record_input: bool,
+    /// SSH gateway: forwarding allowed through it (`port`).
+    #[serde(default)]
+    pub forwarding: Vec<String>,
 }
 
 /// An eligibility rule.
@@ -384,6 +387,7 @@ impl Engine {
                         account: r.account.clone(),
                         record: r.record.clone(),
                         record_input: r.record_input,
+                        forwarding: r.forwarding.clone(),
                     },
                     now,
                 )

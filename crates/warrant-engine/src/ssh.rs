@@ -134,7 +134,7 @@ impl Engine {
                 )
             })?;
         let (certificate, serial) =
-            sign_for_grant(&mut tx, &ca, &grant, &r.principals, public_key, "", now).await?;
+            sign_for_grant(&mut tx, &ca, &grant, &r, &r.principals, public_key, "", now).await?;
         tx.commit().await?;
         Ok(IssuedCert {
             certificate,
@@ -165,12 +165,15 @@ impl Engine {
 }
 
 /// Signs `public_key` for `grant` (valid from a minute ago until the grant ends, key id naming
-/// the identity and the grant, plus `note`), records the certificate for the KRL and audits it,
-/// in the caller's transaction. Returns the certificate line and its serial.
+/// the identity and the grant, plus `note`; a pty, and port forwarding when the role's
+/// `forwarding` allows it), records the certificate for the KRL and audits it, in the caller's
+/// transaction. Returns the certificate line and its serial.
+#[expect(clippy::too_many_arguments, reason = "the certificate's parts, each its own")]
 pub(crate) async fn sign_for_grant(
     tx: &mut warrant_store::WriteTx,
     ca: &CaKey,
     grant: &warrant_core::Grant,
+    role: &warrant_core::TargetRole,
     principals: &[String],
     public_key: &str,
     note: &str,
@@ -190,7 +193,10 @@ pub(crate) async fn sign_for_grant(
             serial: u64::try_from(serial).unwrap_or(u64::MAX),
             valid_after: secs(now).saturating_sub(CLOCK_SKEW_SECS.unsigned_abs()),
             valid_before: secs(grant.ends_at),
-            extensions: Extensions::default(),
+            extensions: Extensions {
+                port_forwarding: role.forwarding.iter().any(|f| f == "port"),
+                ..Extensions::default()
+            },
         })
         .map_err(ca_error)?;
     tx.w()

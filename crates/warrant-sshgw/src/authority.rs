@@ -138,6 +138,10 @@ pub struct Upstream {
     /// Whether what the person types is recorded too (the role's setting; passwords typed at
     /// a prompt included). Only with a recording.
     pub record_input: bool,
+    /// Whether `direct-tcpip` channels (`ssh -L`, `-W`) are passed on to the target, which
+    /// connects them to what it can reach (the role's `forwarding: [port]`). Each opening is
+    /// a marker in the recording. Off: refused and reported, like every other forwarding.
+    pub port_forwarding: bool,
 }
 
 impl fmt::Debug for Upstream {

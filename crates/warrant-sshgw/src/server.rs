@@ -396,7 +396,13 @@ impl Conn {
             grant_end = %info.grant_end,
             "session started"
         );
-        let live = Arc::new(Live::new(info, down, up, recording));
+        let live = Arc::new(Live::new(
+            info,
+            down,
+            up,
+            recording,
+            upstream.port_forwarding,
+        ));
         self.shared.registry.insert(live.clone());
         *lock(&self.state.live) = Some(live.clone());
         self.shared
@@ -782,19 +788,58 @@ impl server::Handler for Conn {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host_to_connect: &str,
         port_to_connect: u32,
-        _originator_address: &str,
-        _originator_port: u32,
+        originator_address: &str,
+        originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        drop(reply);
-        self.refused(Refusal::LocalForward {
+        if self.person.is_none() {
+            return Ok(());
+        }
+        // `ssh -N -L` opens no session channel: the forwarding is what starts the session.
+        if matches!(self.phase, Phase::Unauthorized) {
+            self.phase = self.authorize(session.handle()).await;
+            self.state.settled.store(true, Ordering::SeqCst);
+        }
+        let refusal = Refusal::LocalForward {
             host: host_to_connect.to_owned(),
             port: port_to_connect,
-        });
+        };
+        let Phase::Live(live) = &self.phase else {
+            drop(reply);
+            return Ok(());
+        };
+        if !live.port_forwarding || live.is_ending() {
+            drop(reply);
+            self.refused(refusal);
+            return Ok(());
+        }
+        let opened = live
+            .up
+            .channel_open_direct_tcpip(
+                host_to_connect,
+                port_to_connect,
+                originator_address,
+                originator_port,
+            )
+            .await;
+        let up_channel = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!(session = %self.id, host = host_to_connect, port = port_to_connect, "the target refused a forwarding: {e}");
+                return Ok(());
+            }
+        };
+        reply.accept().await;
+        tokio::spawn(forward(
+            live.clone(),
+            channel,
+            up_channel,
+            format!("{host_to_connect}:{port_to_connect}"),
+        ));
         Ok(())
     }
 
@@ -1312,6 +1357,31 @@ fn upstream_message(target: &str, e: &GwError) -> String {
              administrator.\n"
         ),
         other => format!("warrant: cannot open a session on {target}: {other}\n"),
+    }
+}
+
+/// Relays one allowed `direct-tcpip` channel (`ssh -L`, `-W`) between the person and the
+/// target until either side closes it or the session ends; its opening and its byte counts are
+/// markers in the recording.
+async fn forward(live: Arc<Live>, down: Channel<Msg>, up: Channel<client::Msg>, to: String) {
+    if let Some(r) = &live.recording {
+        r.marker(format!("forward: {to} opened")).await;
+    }
+    let mut ending = live.ending();
+    let mut down = down.into_stream();
+    let mut up = up.into_stream();
+    let copied = tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut down, &mut up) => r.ok(),
+        _ = ending.wait_for(Option::is_some) => None,
+    };
+    let (sent, received) = copied.unwrap_or_default();
+    live.bytes_up.fetch_add(sent, Ordering::Relaxed);
+    live.bytes_down.fetch_add(received, Ordering::Relaxed);
+    if let Some(r) = &live.recording {
+        r.marker(format!(
+            "forward: {to} closed ({sent} bytes sent, {received} bytes received)"
+        ))
+        .await;
     }
 }
 

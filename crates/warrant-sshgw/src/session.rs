@@ -124,6 +124,8 @@ pub(crate) struct Live {
     channels: Mutex<Vec<(ChannelId, bool)>>,
     /// The session's recording, when it is recorded.
     pub(crate) recording: Option<Recording>,
+    /// Whether `ssh -L` / `-W` channels go through to the target.
+    pub(crate) port_forwarding: bool,
 }
 
 impl Live {
@@ -132,6 +134,7 @@ impl Live {
         down: russh::server::Handle,
         up: UpstreamHandle,
         recording: Option<Recording>,
+        port_forwarding: bool,
     ) -> Self {
         Self {
             info,
@@ -143,6 +146,7 @@ impl Live {
             up,
             channels: Mutex::new(Vec::new()),
             recording,
+            port_forwarding,
         }
     }
 

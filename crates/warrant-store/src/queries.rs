@@ -124,6 +124,8 @@ struct RoleConfig {
     record: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     record_input: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forwarding: Vec<String>,
 }
 
 fn role(row: &AnyRow) -> Result<TargetRole> {
@@ -138,6 +140,7 @@ fn role(row: &AnyRow) -> Result<TargetRole> {
         account: c.account,
         record: c.record,
         record_input: c.record_input,
+        forwarding: c.forwarding,
     })
 }
 
@@ -1092,6 +1095,7 @@ impl W<'_> {
             account: r.account.clone(),
             record: r.record.clone(),
             record_input: r.record_input,
+            forwarding: r.forwarding.clone(),
         })
         .unwrap_or_default();
         sqlx::query(

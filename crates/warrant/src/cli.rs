@@ -1085,6 +1085,7 @@ async fn target(ctx: &Ctx, c: TargetCmd) -> Result<()> {
                         account,
                         record: None,
                         record_input: false,
+                        forwarding: Vec::new(),
                     },
                 )
                 .await?;

@@ -200,6 +200,7 @@ impl Authority for EngineAuthority {
                     _ => RecordingMode::Strict,
                 },
                 record_input: up.record_input,
+                port_forwarding: up.port_forwarding,
             })
         })
     }

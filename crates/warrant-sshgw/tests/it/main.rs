@@ -114,6 +114,7 @@ impl Authority for TestAuthority {
                 grant_end: now.plus_secs(i64::try_from(grant_secs).unwrap()),
                 recording: *self.recording.lock().unwrap(),
                 record_input: self.record_input.load(Ordering::SeqCst),
+                port_forwarding: false,
             })
         })
     }

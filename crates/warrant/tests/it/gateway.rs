@@ -10,7 +10,7 @@ use crate::harness::{DEMO_ORG, World, poll, s};
 
 struct Setup {
     w: World,
-    _sshd: SshdFixture,
+    sshd: SshdFixture,
     gw_port: u16,
     key: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -37,12 +37,12 @@ fn setup() -> Setup {
         .replace(
             "        principals: [root]\n        login: root\n",
             &format!(
-                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n      - name: mfa-shell\n        principals: [{user}]\n        login: {user}\n"
+                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n      - name: mfa-shell\n        principals: [{user}]\n        login: {user}\n      - name: tunnel\n        principals: [{user}]\n        login: {user}\n        forwarding: [port]\n"
             ),
         )
         .replace(
             "policies:\n",
-            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: mfa-shell\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\npolicies:\n",
+            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: mfa-shell\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\n  - group: ops\n    target: web-1\n    role: tunnel\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
         );
     let file = w.root().join("org.yaml");
     std::fs::write(&file, org).unwrap();
@@ -67,7 +67,7 @@ fn setup() -> Setup {
     .ok();
     Setup {
         w,
-        _sshd: sshd,
+        sshd,
         gw_port,
         key,
         _dir: dir,
@@ -405,4 +405,80 @@ fn a_rule_that_requires_mfa_asks_for_a_code_at_the_gateway() {
         audit.contains(r#""purpose":"gateway""#),
         "mfa.verified for the gateway"
     );
+}
+
+#[test]
+fn port_forwarding_goes_through_only_where_the_role_allows_it() {
+    let st = setup();
+    let w = &st.w;
+    let carol = w.login("carol");
+    for role in ["shell", "tunnel"] {
+        w.run(
+            &carol,
+            &[
+                "request", "web-1", role, "--for", "30m", "--reason", "tunnel",
+            ],
+        )
+        .ok();
+    }
+    let to = format!("127.0.0.1:{}", st.sshd.port());
+    // `ssh -W` opens a direct-tcpip channel, as `-L` does for each connection: through the
+    // target to its own sshd, whose banner comes back.
+    let forward = |login: &str| {
+        // The gateway test's usual options, with -W before the destination and no command.
+        let args: Vec<String> = ssh(&st, login, "")
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut child = Command::new("ssh")
+            .args(&args[..args.len() - 2])
+            .args(["-W", &to])
+            .arg(&args[args.len() - 2])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut out = Vec::new();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        while Instant::now() < deadline && !out.ends_with(b"\n") {
+            match std::io::Read::read(&mut stdout, &mut byte) {
+                Ok(1) => out.push(byte[0]),
+                _ => break,
+            }
+        }
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        (String::from_utf8_lossy(&out).into_owned(), text(&o))
+    };
+    let (banner, log) = forward("carol+web-1+tunnel");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}\n{log}");
+    let (nothing, log) = forward("carol+web-1+shell");
+    assert!(nothing.is_empty(), "{nothing:?}\n{log}");
+
+    let admin = w.admin();
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "300", "--json"])
+        .ok()
+        .to_owned();
+    assert!(
+        audit.contains("port forwarding to 127.0.0.1"),
+        "the refusal is audited"
+    );
+    // The allowed one is in its session's recording.
+    let found = poll(Duration::from_secs(10), || {
+        let sessions = w.run(&carol, &["sessions", "--json"]).json_array();
+        sessions
+            .iter()
+            .filter(|x| !x["ended_at"].is_null() && x["recorded"] == true)
+            .map(|x| {
+                w.run(&carol, &["recording", "get", s(x, "id")])
+                    .ok()
+                    .to_owned()
+            })
+            .find(|cast| cast.contains(&format!("forward: {to} opened")))
+    });
+    assert!(found.is_some(), "a recording with the forwarding's marker");
 }
