@@ -189,7 +189,8 @@ impl fmt::Display for Denied {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// `ssh -L` / `-W` / `-J`: a `direct-tcpip` channel to `host:port`.
+    /// `ssh -L` / `-W`: a `direct-tcpip` channel to `host:port` (where the role does not
+    /// allow port forwarding).
     LocalForward {
         /// Where the person wanted to connect.
         host: String,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use russh::server::{self, run_stream};
 use russh::{Disconnect, MethodKind, MethodSet, SshId};
 use ssh_key::Algorithm;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use warrant_core::Clock;
@@ -19,7 +19,7 @@ use warrant_core::Clock;
 use crate::authority::{Authority, EndReason};
 use crate::config::{GatewayConfig, RecordingsConfig};
 use crate::error::GwError;
-use crate::server::{Conn, ConnState};
+use crate::server::{Conn, ConnState, Jump};
 use crate::session::{Registry, SessionId, SessionInfo, lock};
 
 /// How long shutdown waits for connections to finish after ending their sessions.
@@ -35,6 +35,13 @@ pub(crate) struct Shared {
     pub(crate) upstream_timeout: Duration,
     pub(crate) authority_timeout: Duration,
     pub(crate) recordings: Option<RecordingsConfig>,
+    /// The SSH server settings (the listener's, and those of the sessions `ssh -J` opens
+    /// through a channel).
+    pub(crate) ssh: Arc<server::Config>,
+    /// From connect to the first session.
+    pub(crate) auth_timeout: Duration,
+    /// Turns true when the gateway shuts down.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// A bound SSH gateway, ready to [`run`](Gateway::run).
@@ -42,8 +49,7 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    ssh: Arc<server::Config>,
-    auth_timeout: Duration,
+    stop: watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -94,6 +100,7 @@ impl Gateway {
             ..Default::default()
         };
         tracing::info!(listen = %local_addr, "SSH gateway listening");
+        let (stop, stop_rx) = watch::channel(false);
         Ok(Self {
             listener,
             local_addr,
@@ -104,9 +111,11 @@ impl Gateway {
                 upstream_timeout: config.upstream_timeout,
                 authority_timeout: config.authority_timeout,
                 recordings: config.recordings,
+                ssh: Arc::new(ssh),
+                auth_timeout: config.auth_timeout,
+                stop: stop_rx,
             }),
-            ssh: Arc::new(ssh),
-            auth_timeout: config.auth_timeout,
+            stop,
         })
     }
 
@@ -129,7 +138,6 @@ impl Gateway {
     /// told the gateway is shutting down), waits up to 10 s for connections to finish, and
     /// returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), GwError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -137,14 +145,8 @@ impl Gateway {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((socket, peer)) => {
-                        connections.spawn(connection(
-                            self.shared.clone(),
-                            self.ssh.clone(),
-                            self.auth_timeout,
-                            socket,
-                            peer,
-                            stop_rx.clone(),
-                        ));
+                        let _ = socket.set_nodelay(true);
+                        connections.spawn(connection(self.shared.clone(), socket, peer, None));
                     }
                     Err(e) => {
                         tracing::warn!("accepting a connection failed: {e}");
@@ -159,7 +161,7 @@ impl Gateway {
         for live in self.shared.registry.all() {
             live.end(EndReason::Shutdown);
         }
-        stop_tx.send_replace(true);
+        self.stop.send_replace(true);
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}
         })
@@ -186,7 +188,7 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("local_addr", &self.local_addr)
-            .field("auth_timeout", &self.auth_timeout)
+            .field("auth_timeout", &self.shared.auth_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -267,21 +269,27 @@ impl std::fmt::Debug for GatewayHandle {
     }
 }
 
-/// One person's connection, from TCP accept to close.
-async fn connection(
+/// One person's connection, from TCP accept to close: or, for `ssh -J`, the SSH connection
+/// the person makes to a target through a `direct-tcpip` channel of their first one (`jump`:
+/// who they are and which target they named), which the gateway ends itself so that the
+/// session is authorized, recorded and ended like any other.
+pub(crate) async fn connection<S>(
     shared: Arc<Shared>,
-    ssh: Arc<server::Config>,
-    auth_timeout: Duration,
-    socket: TcpStream,
+    stream: S,
     peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
-) {
+    jump: Option<Jump>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let id = SessionId::new(shared.clock.now());
-    tracing::debug!(session = %id, %peer, "connection accepted");
+    tracing::debug!(session = %id, %peer, jump = jump.is_some(), "connection accepted");
     let state = Arc::new(ConnState::default());
-    let handler = Conn::new(shared, id, Some(peer), state.clone());
+    let ssh = shared.ssh.clone();
+    let auth_timeout = shared.auth_timeout;
+    let mut stop = shared.stop.clone();
+    let handler = Conn::new(shared, id, Some(peer), state.clone(), jump);
     let deadline = tokio::time::Instant::now() + auth_timeout;
-    let running = match tokio::time::timeout_at(deadline, run_stream(ssh, socket, handler)).await {
+    let running = match tokio::time::timeout_at(deadline, run_stream(ssh, stream, handler)).await {
         Ok(Ok(running)) => running,
         Ok(Err(e)) => {
             tracing::debug!(session = %id, %peer, "handshake failed: {e}");
@@ -307,7 +315,7 @@ async fn connection(
             () = tokio::time::sleep_until(deadline), if deadline_armed => {
                 deadline_armed = false;
                 let settled = state.settled.load(Ordering::SeqCst);
-                let live = lock(&state.live).is_some();
+                let live = lock(&state.live).is_some() || state.jumping.load(Ordering::SeqCst);
                 // Not logged in with a session by now; or refused (and told so) but still
                 // holding the connection open, e.g. as a connection-sharing master.
                 if !live {

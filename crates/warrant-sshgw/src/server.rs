@@ -45,7 +45,7 @@ use warrant_recording::live::{self, Failure, Recording, RecordingMode};
 use crate::authority::{Command, EndReason, GatewayEvent, OfferedKey, Person, Refusal, Upstream};
 use crate::error::GwError;
 use crate::gateway::Shared;
-use crate::login::{Login, parse_login};
+use crate::login::{Login, LoginError, parse_login};
 use crate::session::{Live, SessionId, SessionInfo, lock, supervise, unless_ending};
 use crate::upstream;
 
@@ -63,6 +63,10 @@ pub(crate) struct ConnState {
     pub(crate) settled: AtomicBool,
     /// The live session, once authorized (for shutdown).
     pub(crate) live: Mutex<Option<Arc<Live>>>,
+    /// An `ssh -J` jump host connection that opened a channel to a target: it carries a
+    /// session of its own (its inner connection), so the time limit for a first session is
+    /// met.
+    pub(crate) jumping: AtomicBool,
 }
 
 /// Where a connection stands.
@@ -189,6 +193,17 @@ async fn record_input(
     recording_holds(live)
 }
 
+/// An `ssh -J` connection's context: the person, already authenticated on the outer
+/// connection, and the target they named as the host to reach.
+#[derive(Debug, Clone)]
+pub(crate) struct Jump {
+    pub(crate) identity: String,
+    pub(crate) target: String,
+}
+
+/// What a session channel of a login without a target (the jump host of `ssh -J`) shows.
+const JUMP_ONLY: &str = "warrant: this login (IDENTITY without a target) is for jumping: ssh -J IDENTITY@gateway ROLE@TARGET; to log in here, use IDENTITY+TARGET\n";
+
 /// The russh server handler of one person's connection.
 pub(crate) struct Conn {
     shared: Arc<Shared>,
@@ -201,6 +216,11 @@ pub(crate) struct Conn {
     /// Key accepted, second factor still to come: the login, the person and the key's
     /// fingerprint, and the codes tried so far.
     second_factor: Option<(Login, Person, String, u8)>,
+    /// An `ssh -J` inner connection: whose, and to which target.
+    jump: Option<Jump>,
+    /// An outer `ssh -J` connection (the login named an identity only): it may only open
+    /// channels to targets.
+    jump_host: bool,
     phase: Phase,
     channels: HashMap<ChannelId, Chan>,
 }
@@ -211,6 +231,7 @@ impl Conn {
         id: SessionId,
         peer: Option<SocketAddr>,
         state: Arc<ConnState>,
+        jump: Option<Jump>,
     ) -> Self {
         Self {
             shared,
@@ -221,13 +242,36 @@ impl Conn {
             person: None,
             key_fingerprint: String::new(),
             second_factor: None,
+            jump,
+            jump_host: false,
             phase: Phase::Unauthorized,
             channels: HashMap::new(),
         }
     }
 
+    /// The login a user name means on this connection: `identity+target[+role]`; an identity
+    /// alone on a first connection (the jump host of `ssh -J`, whose login has no target);
+    /// on an `ssh -J` inner connection, the role (or the identity, to let the grant decide).
+    fn login_for(&self, user: &str) -> Result<(Login, bool), LoginError> {
+        if let Some(j) = &self.jump {
+            let composed = if user.eq_ignore_ascii_case(&j.identity) {
+                format!("{}+{}", j.identity, j.target)
+            } else {
+                format!("{}+{}+{user}", j.identity, j.target)
+            };
+            return parse_login(&composed).map(|l| (l, false));
+        }
+        if !user.contains('+') {
+            // Validated as a login with a placeholder target, which is then dropped.
+            let mut login = parse_login(&format!("{user}+jump"))?;
+            login.target = String::new();
+            return Ok((login, true));
+        }
+        parse_login(user).map(|l| (l, false))
+    }
+
     async fn authenticate(&mut self, user: &str, key: OfferedKey) -> Auth {
-        let login = match parse_login(user) {
+        let (login, jump_host) = match self.login_for(user) {
             Ok(login) => login,
             Err(e) => {
                 tracing::info!(session = %self.id, peer = ?self.peer, code = e.code(), "login refused: {e}");
@@ -276,6 +320,10 @@ impl Conn {
                 self.login = Some(login);
                 self.person = Some(person);
                 self.key_fingerprint = fingerprint;
+                if jump_host {
+                    self.jump_host = true;
+                    self.phase = Phase::Refused(JUMP_ONLY.to_owned());
+                }
                 Auth::Accept
             }
             Ok(None) => {
@@ -609,7 +657,7 @@ impl Conn {
             // Keyboard-interactive only ever follows an accepted key.
             return Auth::reject();
         };
-        if parse_login(user).ok().as_ref() != Some(&login) {
+        if self.login_for(user).ok().map(|(l, _)| l).as_ref() != Some(&login) {
             return Auth::reject();
         }
         let Some(mut response) = response else {
@@ -689,7 +737,7 @@ impl server::Handler for Conn {
     ) -> Result<Auth, Self::Error> {
         // A malformed login fails before the client is asked to sign anything; whether the
         // key is registered is asked once, after the signature was checked.
-        Ok(match parse_login(user) {
+        Ok(match self.login_for(user) {
             Ok(_) => Auth::Accept,
             Err(e) => {
                 tracing::info!(session = %self.id, peer = ?self.peer, code = e.code(), "login refused: {e}");
@@ -796,7 +844,28 @@ impl server::Handler for Conn {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.person.is_none() {
+        let Some(person) = &self.person else {
+            return Ok(());
+        };
+        if self.jump_host {
+            // `ssh -J`: the person's SSH connection to the target comes through this channel;
+            // the gateway ends it itself, as a session of its own.
+            let jump = Jump {
+                identity: person.identity.clone(),
+                target: host_to_connect.to_owned(),
+            };
+            tracing::info!(session = %self.id, identity = %jump.identity, target = %jump.target, "jump to a target");
+            self.state.jumping.store(true, Ordering::SeqCst);
+            reply.accept().await;
+            let peer = self
+                .peer
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            tokio::spawn(crate::gateway::connection(
+                self.shared.clone(),
+                channel.into_stream(),
+                peer,
+                Some(jump),
+            ));
             return Ok(());
         }
         // `ssh -N -L` opens no session channel: the forwarding is what starts the session.

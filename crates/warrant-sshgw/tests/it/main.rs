@@ -440,7 +440,12 @@ async fn an_unregistered_key_or_a_malformed_login_is_refused() {
         "{out:?}"
     );
 
-    for login in ["tester", "tester+fixture+root+x", "tester+fix/ture"] {
+    // An identity alone is the jump host of `ssh -J`: logged in, but no shell there.
+    let out = gw.ssh("tester", &[], "true", b"").await;
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("ssh -J"), "{out:?}");
+
+    for login in ["tester+fixture+root+x", "tester+fix/ture", "te/ster"] {
         let out = gw.ssh(login, &[], "true", b"").await;
         assert_eq!(out.code, 255, "{login}: {out:?}");
         assert!(

@@ -482,3 +482,83 @@ fn port_forwarding_goes_through_only_where_the_role_allows_it() {
     });
     assert!(found.is_some(), "a recording with the forwarding's marker");
 }
+
+#[test]
+fn ssh_dash_j_through_the_gateway_is_a_recorded_session_of_its_own() {
+    let st = setup();
+    let w = &st.w;
+    let carol = w.login("carol");
+    let config = st._dir.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host gw\n  HostName 127.0.0.1\n  Port {}\n  User carol\n\
+             Host web-1\n  ProxyJump gw\n\
+             Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  \
+             LogLevel ERROR\n  ConnectTimeout 10\n",
+            st.gw_port,
+            st.key.display()
+        ),
+    )
+    .unwrap();
+    let jump = |login: &str, command: &str| {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&config)
+            .arg(format!("{login}@web-1"))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // No grant: the inner session is refused with what to request.
+    let refused = jump("shell", "true");
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("warrant request web-1"),
+        "{}",
+        text(&refused)
+    );
+    w.run(
+        &carol,
+        &[
+            "request", "web-1", "shell", "--for", "30m", "--reason", "jump",
+        ],
+    )
+    .ok();
+    // ROLE@TARGET through the jump host.
+    let out = jump("shell", "echo through-the-jump; id -un");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("through-the-jump") && stdout.contains("warrant-ssh-test"),
+        "{}",
+        text(&out)
+    );
+    // IDENTITY@TARGET lets the grant pick the role.
+    let out = jump("carol", "true");
+    assert!(out.status.success(), "{}", text(&out));
+    // The jump host alone opens no shell.
+    let alone = ssh(&st, "carol", "true").output().unwrap();
+    assert!(!alone.status.success(), "{}", text(&alone));
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("ssh -J"),
+        "{}",
+        text(&alone)
+    );
+    // The inner session was recorded like any other.
+    let found = poll(Duration::from_secs(10), || {
+        w.run(&carol, &["sessions", "--json"])
+            .json_array()
+            .iter()
+            .filter(|x| !x["ended_at"].is_null() && x["recorded"] == true)
+            .map(|x| {
+                w.run(&carol, &["recording", "get", s(x, "id")])
+                    .ok()
+                    .to_owned()
+            })
+            .find(|cast| cast.contains("through-the-jump"))
+    });
+    assert!(found.is_some(), "the jumped session's recording");
+}
