@@ -112,6 +112,7 @@ impl Authority for BenchAuthority {
                 recording,
                 record_input: false,
                 port_forwarding: false,
+                agent_forwarding: false,
             })
         })
     }

@@ -261,7 +261,7 @@ pub struct TargetRole {
     /// SSH gateway: record what the person types too.
     pub record_input: bool,
     /// SSH gateway: forwarding the role allows through the gateway (`port`: `ssh -L` / `-W`
-    /// to what the target can reach). Everything else is refused.
+    /// to what the target can reach; `agent`: `ssh -A`). Everything else is refused.
     pub forwarding: Vec<String>,
 }
 

@@ -194,11 +194,15 @@ pub(crate) async fn tx_save_role(
             ),
         ));
     }
-    if let Some(f) = r.forwarding.iter().find(|f| f.as_str() != "port") {
+    if let Some(f) = r
+        .forwarding
+        .iter()
+        .find(|f| !matches!(f.as_str(), "port" | "agent"))
+    {
         return Err(EngineError::invalid(
             "invalid_forwarding",
             format!(
-                "role {} on {}: forwarding {f:?} is not allowed through the gateway (only `port`; agent, socket and X11 forwarding are always refused)",
+                "role {} on {}: forwarding {f:?} is not allowed through the gateway (only `port` and `agent`; remote, socket and X11 forwarding are always refused)",
                 r.name, r.target
             ),
         ));

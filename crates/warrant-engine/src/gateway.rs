@@ -40,6 +40,8 @@ pub struct GatewayUpstream {
     /// Let `ssh -L` / `-W` through to what the target can reach (the role's `forwarding:
     /// [port]`).
     pub port_forwarding: bool,
+    /// Let `ssh -A` through (the role's `forwarding: [agent]`).
+    pub agent_forwarding: bool,
 }
 
 fn denied(message: impl Into<String>) -> EngineError {
@@ -197,6 +199,7 @@ impl Engine {
             record: role_def.record.clone().unwrap_or_else(|| "strict".into()),
             record_input: role_def.record_input,
             port_forwarding: role_def.forwarding.iter().any(|f| f == "port"),
+            agent_forwarding: role_def.forwarding.iter().any(|f| f == "agent"),
         })
     }
 }

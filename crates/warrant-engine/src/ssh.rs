@@ -165,10 +165,13 @@ impl Engine {
 }
 
 /// Signs `public_key` for `grant` (valid from a minute ago until the grant ends, key id naming
-/// the identity and the grant, plus `note`; a pty, and port forwarding when the role's
-/// `forwarding` allows it), records the certificate for the KRL and audits it, in the caller's
+/// the identity and the grant, plus `note`; a pty, and port or agent forwarding when the
+/// role's `forwarding` allows it), records the certificate for the KRL and audits it, in the caller's
 /// transaction. Returns the certificate line and its serial.
-#[expect(clippy::too_many_arguments, reason = "the certificate's parts, each its own")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the certificate's parts, each its own"
+)]
 pub(crate) async fn sign_for_grant(
     tx: &mut warrant_store::WriteTx,
     ca: &CaKey,
@@ -195,6 +198,7 @@ pub(crate) async fn sign_for_grant(
             valid_before: secs(grant.ends_at),
             extensions: Extensions {
                 port_forwarding: role.forwarding.iter().any(|f| f == "port"),
+                agent_forwarding: role.forwarding.iter().any(|f| f == "agent"),
                 ..Extensions::default()
             },
         })

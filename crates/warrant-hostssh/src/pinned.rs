@@ -13,16 +13,32 @@ pub fn describe_key(key: &PublicKey) -> String {
     format!("{} ({})", key.fingerprint(HashAlg::Sha256), key.algorithm())
 }
 
-/// The client handler: accepts exactly the pinned host key and no channel the host opens.
+/// The client handler: accepts exactly the pinned host key and no channel the host opens
+/// (but agent channels, when asked to hand them over).
 pub struct PinnedHost {
     expected: PublicKey,
+    agent: Option<tokio::sync::mpsc::UnboundedSender<Channel<Msg>>>,
 }
 
 impl PinnedHost {
     /// A handler pinning `expected`.
     #[must_use]
     pub fn new(expected: PublicKey) -> Self {
-        Self { expected }
+        Self {
+            expected,
+            agent: None,
+        }
+    }
+
+    /// Accepts the agent channels the host opens (after an agent forwarding request the
+    /// caller made) and hands each to `to`; without it they are refused.
+    #[must_use]
+    pub fn with_agent_channels(
+        mut self,
+        to: tokio::sync::mpsc::UnboundedSender<Channel<Msg>>,
+    ) -> Self {
+        self.agent = Some(to);
+        self
     }
 }
 
@@ -106,8 +122,8 @@ impl client::Handler for PinnedHost {
     }
 
     // russh accepts channels the server opens unless told otherwise; the gateway forwards
-    // none of them (no remote forwarding, no agent, no X11), so each is refused here by
-    // dropping its reply handle.
+    // none of them (no remote forwarding, no X11; agent channels only when asked for), so
+    // each is refused here by dropping its reply handle.
 
     async fn server_channel_open_forwarded_tcpip(
         &mut self,
@@ -136,11 +152,17 @@ impl client::Handler for PinnedHost {
 
     async fn server_channel_open_agent_forward(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: client::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        refuse_server_channel("agent", reply);
+        match &self.agent {
+            Some(to) if !to.is_closed() => {
+                reply.accept().await;
+                let _ = to.send(channel);
+            }
+            _ => refuse_server_channel("agent", reply),
+        }
         Ok(())
     }
 

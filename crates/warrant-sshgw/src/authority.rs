@@ -142,6 +142,10 @@ pub struct Upstream {
     /// connects them to what it can reach (the role's `forwarding: [port]`). Each opening is
     /// a marker in the recording. Off: refused and reported, like every other forwarding.
     pub port_forwarding: bool,
+    /// Whether `ssh -A` is passed on: the target's agent requests reach the person's agent
+    /// through the gateway (the role's `forwarding: [agent]`). Each use is a marker in the
+    /// recording. Off: refused and reported.
+    pub agent_forwarding: bool,
 }
 
 impl fmt::Debug for Upstream {

@@ -7,8 +7,9 @@
 //! after checking the target's host key against the pinned one, and proxies the session:
 //! shells with a pty, commands, `scp` and `sftp`, with exit statuses, window changes and
 //! signals. A second factor is asked (keyboard-interactive) where the authority says the
-//! grant's rule requires one. Port forwarding (`-L`, `-W`) goes through the target where the
-//! role allows it; remote, socket, agent and X11 forwarding are refused and reported. With an
+//! grant's rule requires one. Port forwarding (`-L`, `-W`) and agent forwarding (`-A`) go
+//! through where the role allows them; remote, socket and X11 forwarding are refused and
+//! reported. With an
 //! identity alone as the login the gateway is a jump host: the SSH connection `ssh -J` makes
 //! through it to a target is ended here and served as a session of its own. Each session
 //! ends when its grant does, with a message to the person's terminal; [`GatewayHandle`]

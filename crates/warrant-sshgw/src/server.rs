@@ -394,7 +394,13 @@ impl Conn {
             Err(failure) => (None, Some(failure)),
         };
         let label = upstream::label(&upstream);
-        let up = match upstream::connect(&upstream, self.shared.upstream_timeout).await {
+        let (agent_tx, agent_rx) = if upstream.agent_forwarding {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let up = match upstream::connect(&upstream, self.shared.upstream_timeout, agent_tx).await {
             Ok(up) => up,
             Err(e) => {
                 if let Some(recording) = recording {
@@ -450,7 +456,11 @@ impl Conn {
             up,
             recording,
             upstream.port_forwarding,
+            upstream.agent_forwarding,
         ));
+        if let Some(rx) = agent_rx {
+            tokio::spawn(agent_channels(live.clone(), rx));
+        }
         self.shared.registry.insert(live.clone());
         *lock(&self.state.live) = Some(live.clone());
         self.shared
@@ -540,7 +550,19 @@ impl Conn {
         session: &mut Session,
         request: UpRequest,
     ) -> Result<bool, russh::Error> {
-        let ok = match (self.channels.get(&channel), self.live()) {
+        let ok = self.ask_upstream(channel, request).await;
+        if ok {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(ok)
+    }
+
+    /// Sends `request` on the target's side of session channel `channel` and waits for its
+    /// answer (false without a live session, on an error, or past the time limit).
+    async fn ask_upstream(&self, channel: ChannelId, request: UpRequest) -> bool {
+        match (self.channels.get(&channel), self.live()) {
             (
                 Some(Chan {
                     up: Some(up),
@@ -564,13 +586,7 @@ impl Conn {
                 }
             }
             _ => false,
-        };
-        if ok {
-            session.channel_success(channel)?;
-        } else {
-            session.channel_failure(channel)?;
         }
-        Ok(ok)
     }
 
     /// Starts a shell, command or subsystem: upstream on a live session; on a refused one,
@@ -984,11 +1000,17 @@ impl server::Handler for Conn {
 
     async fn agent_request(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        self.refused(Refusal::AgentForward);
-        Ok(false)
+        // russh answers the request with what this returns.
+        if !self.live().is_some_and(|l| l.agent_forwarding) {
+            self.refused(Refusal::AgentForward);
+            return Ok(false);
+        }
+        let ok = self.ask_upstream(channel, UpRequest::Agent).await;
+        tracing::info!(session = %self.id, ok, "agent forwarding passed on");
+        Ok(ok)
     }
 
     async fn x11_request(
@@ -1238,6 +1260,8 @@ enum UpRequest {
     },
     /// `shell`, `exec` or `subsystem`.
     Start(Command),
+    /// `auth-agent-req@openssh.com`: the target may open agent channels.
+    Agent,
 }
 
 impl UpRequest {
@@ -1251,6 +1275,7 @@ impl UpRequest {
             Self::Start(Command::Shell) => up.request_shell(true).await,
             Self::Start(Command::Exec(command)) => up.exec(true, command.into_bytes()).await,
             Self::Start(Command::Subsystem(name)) => up.request_subsystem(true, name).await,
+            Self::Agent => up.agent_forward(true).await,
         }
     }
 }
@@ -1451,6 +1476,46 @@ async fn forward(live: Arc<Live>, down: Channel<Msg>, up: Channel<client::Msg>, 
             "forward: {to} closed ({sent} bytes sent, {received} bytes received)"
         ))
         .await;
+    }
+}
+
+/// Passes the agent channels the target opens (someone on it used the forwarded agent) to
+/// the person's agent, each over a channel the gateway opens to their client; each use is a
+/// marker in the recording.
+async fn agent_channels(
+    live: Arc<Live>,
+    mut from_target: tokio::sync::mpsc::UnboundedReceiver<Channel<client::Msg>>,
+) {
+    let mut ending = live.ending();
+    loop {
+        let up = tokio::select! {
+            c = from_target.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+            _ = ending.wait_for(Option::is_some) => return,
+        };
+        let down = match live.down.channel_open_agent().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!(session = %live.id(), "the person's client refused an agent channel: {e}");
+                continue;
+            }
+        };
+        if let Some(r) = &live.recording {
+            r.marker("agent: the target used the forwarded agent".to_owned())
+                .await;
+        }
+        let live = live.clone();
+        tokio::spawn(async move {
+            let mut ending = live.ending();
+            let mut down = down.into_stream();
+            let mut up = up.into_stream();
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                _ = ending.wait_for(Option::is_some) => {}
+            }
+        });
     }
 }
 

@@ -126,6 +126,8 @@ pub(crate) struct Live {
     pub(crate) recording: Option<Recording>,
     /// Whether `ssh -L` / `-W` channels go through to the target.
     pub(crate) port_forwarding: bool,
+    /// Whether the target may use the person's agent (`ssh -A`).
+    pub(crate) agent_forwarding: bool,
 }
 
 impl Live {
@@ -135,6 +137,7 @@ impl Live {
         up: UpstreamHandle,
         recording: Option<Recording>,
         port_forwarding: bool,
+        agent_forwarding: bool,
     ) -> Self {
         Self {
             info,
@@ -147,6 +150,7 @@ impl Live {
             channels: Mutex::new(Vec::new()),
             recording,
             port_forwarding,
+            agent_forwarding,
         }
     }
 

@@ -16,10 +16,11 @@ use crate::error::GwError;
 pub(crate) type UpstreamHandle = Handle<PinnedHost>;
 
 /// Connects to `upstream`, verifies its host key and logs in with its certificate, all within
-/// `timeout`.
+/// `timeout`. Agent channels the target opens go to `agent` (refused without it).
 pub(crate) async fn connect(
     upstream: &Upstream,
     timeout: Duration,
+    agent: Option<tokio::sync::mpsc::UnboundedSender<russh::Channel<client::Msg>>>,
 ) -> Result<UpstreamHandle, GwError> {
     let label = label(upstream);
     match upstream.host_key.algorithm() {
@@ -43,7 +44,10 @@ pub(crate) async fn connect(
         nodelay: true,
         ..Default::default()
     };
-    let handler = PinnedHost::new(upstream.host_key.clone());
+    let handler = match agent {
+        Some(to) => PinnedHost::new(upstream.host_key.clone()).with_agent_channels(to),
+        None => PinnedHost::new(upstream.host_key.clone()),
+    };
     let login = async {
         let mut handle = client::connect(
             Arc::new(config),

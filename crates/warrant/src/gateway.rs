@@ -201,6 +201,7 @@ impl Authority for EngineAuthority {
                 },
                 record_input: up.record_input,
                 port_forwarding: up.port_forwarding,
+                agent_forwarding: up.agent_forwarding,
             })
         })
     }

@@ -115,6 +115,7 @@ impl Authority for TestAuthority {
                 recording: *self.recording.lock().unwrap(),
                 record_input: self.record_input.load(Ordering::SeqCst),
                 port_forwarding: false,
+                agent_forwarding: false,
             })
         })
     }

@@ -37,12 +37,12 @@ fn setup() -> Setup {
         .replace(
             "        principals: [root]\n        login: root\n",
             &format!(
-                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n      - name: mfa-shell\n        principals: [{user}]\n        login: {user}\n      - name: tunnel\n        principals: [{user}]\n        login: {user}\n        forwarding: [port]\n"
+                "        principals: [root]\n        login: root\n      - name: shell\n        principals: [{user}]\n        login: {user}\n      - name: mfa-shell\n        principals: [{user}]\n        login: {user}\n      - name: tunnel\n        principals: [{user}]\n        login: {user}\n        forwarding: [port]\n      - name: agent-shell\n        principals: [{user}]\n        login: {user}\n        forwarding: [agent]\n"
             ),
         )
         .replace(
             "policies:\n",
-            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: mfa-shell\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\n  - group: ops\n    target: web-1\n    role: tunnel\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
+            "  - group: ops\n    target: web-1\n    role: shell\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: mfa-shell\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\n  - group: ops\n    target: web-1\n    role: tunnel\n    max_duration: 1h\n    require_reason: true\n  - group: ops\n    target: web-1\n    role: agent-shell\n    max_duration: 1h\n    require_reason: true\npolicies:\n",
         );
     let file = w.root().join("org.yaml");
     std::fs::write(&file, org).unwrap();
@@ -561,4 +561,84 @@ fn ssh_dash_j_through_the_gateway_is_a_recorded_session_of_its_own() {
             .find(|cast| cast.contains("through-the-jump"))
     });
     assert!(found.is_some(), "the jumped session's recording");
+}
+
+#[test]
+fn agent_forwarding_goes_through_only_where_the_role_allows_it() {
+    let st = setup();
+    let w = &st.w;
+    let carol = w.login("carol");
+    for role in ["shell", "agent-shell"] {
+        w.run(
+            &carol,
+            &[
+                "request", "web-1", role, "--for", "30m", "--reason", "agent",
+            ],
+        )
+        .ok();
+    }
+    // An agent of carol's, holding a key of its own.
+    let sock = st._dir.path().join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        poll(Duration::from_secs(5), || sock.exists().then_some(())).is_some(),
+        "ssh-agent started"
+    );
+    let agent_key = st._dir.path().join("in-agent");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ed25519", "-C", "in-the-agent", "-f"])
+        .arg(&agent_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let added = Command::new("ssh-add")
+        .arg(&agent_key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    let with_agent = |login: &str| {
+        let mut c = ssh(&st, login, "ssh-add -l");
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        // The usual options but `IdentityAgent=none` (which turns forwarding off too).
+        c = Command::new("ssh");
+        c.arg("-A")
+            .args(args.iter().map(|a| {
+                if a == "IdentityAgent=none" {
+                    "IdentityAgent=SSH_AUTH_SOCK"
+                } else {
+                    a.as_str()
+                }
+            }))
+            .env("SSH_AUTH_SOCK", &sock)
+            .stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let allowed = with_agent("carol+web-1+agent-shell");
+    let refused = with_agent("carol+web-1+shell");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    assert!(
+        String::from_utf8_lossy(&allowed.stdout).contains("in-the-agent"),
+        "{}",
+        text(&allowed)
+    );
+    let admin = w.admin();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let audit = w
+        .run(&admin, &["audit", "tail", "-n", "300", "--json"])
+        .ok()
+        .to_owned();
+    assert!(audit.contains("agent forwarding"), "the refusal is audited");
 }
