@@ -394,6 +394,34 @@ impl Recording {
         }
     }
 
+    /// Terminal output, without waiting for it to be written: in strict mode it is queued
+    /// (waiting only for room in the queue) and the returned [`Written`] resolves once the
+    /// writer has written it — pass the output on only then. So a gateway reads and queues the
+    /// next chunk while this one is being written, instead of doing one after the other. In
+    /// the other modes the same as [`Recording::output`], and `None`.
+    pub async fn output_queued(&self, data: &[u8]) -> Option<Written> {
+        if self.mode != RecordingMode::Strict {
+            self.output(data).await;
+            return None;
+        }
+        let (written, done) = oneshot::channel();
+        let op = Queued {
+            op: Op::Output(data.to_vec()),
+            written: Some(written),
+        };
+        let deadline = tokio::time::Instant::now() + STALL_LIMIT;
+        match tokio::time::timeout_at(deadline, self.tx.send(op)).await {
+            Ok(_) => {}
+            Err(_) => report(&self.failure, Failure::stalled(&self.path)),
+        }
+        Some(Written {
+            done,
+            deadline,
+            failure: self.failure.clone(),
+            path: self.path.clone(),
+        })
+    }
+
     /// Hands `op` to the writer: in strict mode waits until it is written, in best-effort mode
     /// for room in the queue; either up to [`STALL_LIMIT`].
     async fn send(&self, op: Op, len: usize) {
@@ -434,6 +462,28 @@ impl Recording {
             report(&self.failure, Failure::stalled(&self.path));
             self.stalled.store(true, Ordering::SeqCst);
             self.dropped.fetch_add(len as u64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Output queued by [`Recording::output_queued`] in strict mode, not yet known to be written.
+pub struct Written {
+    done: oneshot::Receiver<()>,
+    deadline: tokio::time::Instant,
+    failure: watch::Sender<Option<Failure>>,
+    path: PathBuf,
+}
+
+impl Written {
+    /// Resolves once the writer has written the output (or failed to: then the recording's
+    /// failure is set, and [`Recording::strict_failure`] says so). Waiting past the stall
+    /// limit from when it was queued counts as a failure.
+    pub async fn wait(&mut self) {
+        if tokio::time::timeout_at(self.deadline, &mut self.done)
+            .await
+            .is_err()
+        {
+            report(&self.failure, Failure::stalled(&self.path));
         }
     }
 }

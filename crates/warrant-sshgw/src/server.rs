@@ -1292,31 +1292,96 @@ struct Pump {
     traffic: Arc<Traffic>,
 }
 
+/// Output from the target held until its strict recording has it.
+struct Held {
+    written: live::Written,
+    data: bytes::Bytes,
+    /// The extended data type (stderr), for extended data.
+    ext: Option<u32>,
+}
+
+/// What to do with a chunk of output.
+enum Output {
+    /// Pass it on now.
+    Pass,
+    /// Pass it on once written.
+    Hold(live::Written),
+    /// Pass nothing more on (the session is ending, or its strict recording failed).
+    Stop,
+}
+
 impl Pump {
     async fn run(mut self) {
         let mut ending = self.live.ending();
+        // Strict recording: the output being written, passed on as soon as it is, while the
+        // next message is read (writing and passing on overlap instead of alternating).
+        let mut held: Option<Held> = None;
         loop {
-            let Some(msg) = unless_ending(&mut ending, self.up.wait()).await else {
+            let msg = if let Some(h) = held.as_mut() {
+                tokio::select! {
+                    () = h.written.wait() => {
+                        let Some(h) = held.take() else { continue };
+                        match self.deliver(h, &mut ending).await {
+                            Some(true) => continue,
+                            Some(false) => break,
+                            None => return,
+                        }
+                    }
+                    msg = unless_ending(&mut ending, self.up.wait()) => msg,
+                }
+            } else {
+                unless_ending(&mut ending, self.up.wait()).await
+            };
+            let Some(msg) = msg else {
                 // The supervisor tells the person and closes the channel.
                 return;
             };
+            // Whatever came next goes after the held output.
+            if let Some(mut h) = held.take() {
+                if unless_ending(&mut ending, h.written.wait()).await.is_none() {
+                    return;
+                }
+                match self.deliver(h, &mut ending).await {
+                    Some(true) => {}
+                    Some(false) => break,
+                    None => return,
+                }
+            }
             let delivered = match msg {
                 None | Some(ChannelMsg::Close) => break,
                 Some(ChannelMsg::Data { data }) => {
-                    if !self.record_output(&data, &mut ending).await {
-                        return;
+                    match self.record_output(&data, &mut ending).await {
+                        Output::Stop => return,
+                        Output::Hold(written) => {
+                            held = Some(Held {
+                                written,
+                                data,
+                                ext: None,
+                            });
+                            Some(true)
+                        }
+                        Output::Pass => unless_ending(&mut ending, self.down.data_bytes(data))
+                            .await
+                            .map(|r| r.is_ok()),
                     }
-                    unless_ending(&mut ending, self.down.data_bytes(data))
-                        .await
-                        .map(|r| r.is_ok())
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    if !self.record_output(&data, &mut ending).await {
-                        return;
+                    match self.record_output(&data, &mut ending).await {
+                        Output::Stop => return,
+                        Output::Hold(written) => {
+                            held = Some(Held {
+                                written,
+                                data,
+                                ext: Some(ext),
+                            });
+                            Some(true)
+                        }
+                        Output::Pass => {
+                            unless_ending(&mut ending, self.down.extended_data_bytes(ext, data))
+                                .await
+                                .map(|r| r.is_ok())
+                        }
                     }
-                    unless_ending(&mut ending, self.down.extended_data_bytes(ext, data))
-                        .await
-                        .map(|r| r.is_ok())
                 }
                 Some(ChannelMsg::Eof) => unless_ending(&mut ending, self.down.eof())
                     .await
@@ -1377,13 +1442,34 @@ impl Pump {
         self.live.remove_channel(self.id);
     }
 
-    /// Counts output from the target and records a terminal's. Returns whether to pass it on
-    /// (not when the session is ending, or its strict recording has failed).
+    /// Passes held output on, once its recording has it (`None`: the session is ending;
+    /// `Some(false)`: the person's side is gone).
+    async fn deliver(
+        &self,
+        h: Held,
+        ending: &mut watch::Receiver<Option<EndReason>>,
+    ) -> Option<bool> {
+        if !recording_holds(&self.live) {
+            return None;
+        }
+        match h.ext {
+            None => unless_ending(ending, self.down.data_bytes(h.data))
+                .await
+                .map(|r| r.is_ok()),
+            Some(ext) => unless_ending(ending, self.down.extended_data_bytes(ext, h.data))
+                .await
+                .map(|r| r.is_ok()),
+        }
+    }
+
+    /// Counts output from the target and records a terminal's: what to do with it (hold it
+    /// until written in strict mode; nothing more when the session is ending or its strict
+    /// recording has failed).
     async fn record_output(
         &self,
         data: &[u8],
         ending: &mut watch::Receiver<Option<EndReason>>,
-    ) -> bool {
+    ) -> Output {
         self.live
             .bytes_down
             .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -1391,16 +1477,26 @@ impl Pump {
             .down
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         let Some(recording) = &self.live.recording else {
-            return true;
+            return Output::Pass;
         };
-        if self.traffic.is_terminal()
-            && unless_ending(ending, recording.output(data))
-                .await
-                .is_none()
-        {
-            return false;
+        if self.traffic.is_terminal() {
+            match unless_ending(ending, recording.output_queued(data)).await {
+                None => return Output::Stop,
+                Some(Some(written)) => {
+                    return if recording_holds(&self.live) {
+                        Output::Hold(written)
+                    } else {
+                        Output::Stop
+                    };
+                }
+                Some(None) => {}
+            }
         }
-        recording_holds(&self.live)
+        if recording_holds(&self.live) {
+            Output::Pass
+        } else {
+            Output::Stop
+        }
     }
 
     /// A file transfer's channel is done: its byte counts as a marker.
