@@ -208,6 +208,10 @@ impl Manifest {
     }
 }
 
+/// The recorder's write buffer: an SSH packet's worth of output (32 KiB) and its JSON escaping
+/// go to the file in one write.
+pub(crate) const WRITE_BUFFER: usize = 128 * 1024;
+
 /// The path of a recording's manifest.
 #[must_use]
 pub fn manifest_path(recording: &Path) -> PathBuf {
@@ -240,7 +244,7 @@ impl Recorder {
         let file = opts
             .open(path)
             .map_err(|e| RecordingError::io("creating", path, e))?;
-        Self::with_writer(BufWriter::new(file), path, header)
+        Self::with_writer(BufWriter::with_capacity(WRITE_BUFFER, file), path, header)
     }
 
     /// Syncs the recording to disk, then writes and syncs its signed manifest.
@@ -335,8 +339,11 @@ impl<W: Write> Recorder<W> {
         if data.is_empty() && (code == "o" || code == "i") {
             return Ok(());
         }
-        let line = serde_json::to_string(&(round6(secs), code, data)).unwrap_or_default();
-        let done = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+        // Encoded straight into the buffered writer: no line string in between.
+        let done = serde_json::to_writer(&mut self.out, &(round6(secs), code, data))
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush());
         done.map_err(|e| {
             self.write_errors += 1;
             RecordingError::io("writing", &self.path, e)
@@ -364,6 +371,13 @@ fn round6(v: f64) -> f64 {
 /// Decodes `pending + data` as UTF-8, keeping an incomplete character at the end for the next
 /// chunk; invalid bytes become U+FFFD.
 fn take_utf8(pending: &mut Vec<u8>, data: &[u8]) -> String {
+    if pending.is_empty() {
+        // The usual case: decode in place, keep only a split character's first bytes.
+        let keep = incomplete_tail(data);
+        let whole = data.len() - keep;
+        pending.extend_from_slice(&data[whole..]);
+        return String::from_utf8_lossy(&data[..whole]).into_owned();
+    }
     pending.extend_from_slice(data);
     let keep = incomplete_tail(pending);
     let whole = pending.len() - keep;
@@ -500,6 +514,23 @@ pub fn play(recording: &Path, out: &mut dyn Write, speed: f64, max_idle: Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_split_of_any_text_decodes_to_the_text() {
+        let text = "ascii, €uro, 日本語, 🦀 crab, é";
+        let bytes = text.as_bytes();
+        for a in 0..bytes.len() {
+            for b in a..bytes.len() {
+                let mut pending = Vec::new();
+                let mut out = String::new();
+                for chunk in [&bytes[..a], &bytes[a..b], &bytes[b..]] {
+                    out.push_str(&take_utf8(&mut pending, chunk));
+                }
+                assert!(pending.is_empty(), "{a} {b}");
+                assert_eq!(out, text, "{a} {b}");
+            }
+        }
+    }
 
     #[test]
     fn split_characters_are_kept_whole() {

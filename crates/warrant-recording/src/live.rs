@@ -569,7 +569,11 @@ impl Writer {
     }
 
     fn begin(&self, file: File, header: &Header) -> State {
-        match Recorder::with_writer(BufWriter::new(file), &self.path, header) {
+        match Recorder::with_writer(
+            BufWriter::with_capacity(crate::WRITE_BUFFER, file),
+            &self.path,
+            header,
+        ) {
             Ok(recorder) => State::Recording(recorder),
             Err(e) => {
                 let failure = Failure::of(&e);
