@@ -17,9 +17,13 @@
 //! `pgbench` itself does without `-n` (vacuum branches and tellers, empty the history), directly
 //! and outside the timed run, so that every run starts from the same state.
 //!
-//! Figures, per protocol: TPS (pgbench's "without initial connection time", median of `--runs`
-//! with the range), the ratio of the gateway's median to the direct one, pgbench's average
-//! latency, and the initial connection time.
+//! With `--pgbouncer`, pgbouncer (installed separately, session pooling) is a fourth path: what
+//! another proxy costs on the same machine.
+//!
+//! Figures, per protocol and path: TPS (pgbench's "without initial connection time", median of
+//! `--runs` with the range), the ratio of a path's median to the direct one, pgbench's average
+//! latency and initial connection time, and context switches per transaction (machine-wide),
+//! which is where a relay's cost shows on a small machine.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +98,10 @@ pub struct Args {
     /// Seconds of an unmeasured direct run first (warms the caches); 0 for none.
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
+    /// Also measure pgbouncer (installed separately; session pooling, logs nothing) as a
+    /// fourth path: what another proxy costs on the same machine.
+    #[arg(long)]
+    pgbouncer: bool,
 }
 
 /// The authority of the bench: one person, one token, one target; every session on the
@@ -194,16 +202,27 @@ enum Route {
     Gateway,
     /// Through the gateway, statement log strict.
     Logged,
+    /// Through pgbouncer (`--pgbouncer`).
+    Pgbouncer,
 }
 
 impl Route {
-    const ALL: [Self; 3] = [Self::Direct, Self::Gateway, Self::Logged];
-
     fn label(self) -> &'static str {
         match self {
             Self::Direct => "direct",
             Self::Gateway => "gateway, log off",
             Self::Logged => "gateway, log strict",
+            Self::Pgbouncer => "pgbouncer",
+        }
+    }
+
+    /// Its part of a figure's name.
+    fn key(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Gateway => "gateway",
+            Self::Logged => "logged",
+            Self::Pgbouncer => "pgbouncer",
         }
     }
 }
@@ -358,6 +377,101 @@ fn reset_tables(pg: &PgFixture) -> Result<()> {
     Ok(())
 }
 
+/// A pgbouncer in front of the cluster's pgbench database, stopped on drop.
+struct Pgbouncer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Pgbouncer {
+    /// Starts pgbouncer on a free loopback port, configured in `dir`: session pooling (every
+    /// pgbench connection keeps its server connection, as through the gateway), no TLS, clients
+    /// trusted (only their connection time would differ), logging to `dir/pgbouncer.log`.
+    async fn start(dir: &Path, pg: &PgFixture) -> Result<Self> {
+        let bin = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .context("pgbouncer is not installed: apt-get install -y pgbouncer")?;
+        let port = warrant_testkit::try_free_port().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ini = dir.join("pgbouncer.ini");
+        let users = dir.join("userlist.txt");
+        std::fs::write(&users, format!("\"{}\" \"\"\n", pg.user()))?;
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n{DATABASE} = host=127.0.0.1 port={} dbname={DATABASE} user={} password={}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {}\npool_mode = session\n\
+                 max_client_conn = 100\ndefault_pool_size = 64\nlogfile =\npidfile =\n",
+                pg.port(),
+                pg.user(),
+                pg.password(),
+                users.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("pgbouncer.log"))?;
+        let mut cmd = std::process::Command::new(bin);
+        // pgbouncer refuses to run as root; it reads its files before it changes user.
+        if is_root() {
+            cmd.args(["-u", "postgres"]);
+        }
+        let child = cmd
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting pgbouncer")?;
+        let mut bouncer = Self { child, port };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(bouncer);
+            }
+            if let Some(status) = bouncer.child.try_wait()? {
+                bail!(
+                    "pgbouncer exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("pgbouncer did not listen on port {port} within 5 s")
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Context switches so far, machine-wide (`ctxt` in /proc/stat).
+fn context_switches() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("ctxt "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Whether this process runs as root (from /proc/self/status).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            == Some("0")
+    })
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -370,13 +484,18 @@ fn range(v: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
-/// A TPS or latency for the readable summary: whole numbers from 100 up, else two decimals.
-fn fmt(v: f64) -> String {
+/// A rate as printed: whole numbers from 100 up, else two decimals; rounded down.
+fn rate(v: f64) -> String {
     if v >= 100.0 {
-        format!("{v:.0}")
+        format!("{}", v.floor())
     } else {
-        format!("{v:.2}")
+        format!("{:.2}", (v * 100.0).floor() / 100.0)
     }
+}
+
+/// A latency in ms as printed: two decimals, rounded up.
+fn millis(v: f64) -> String {
+    format!("{:.2}", (v * 100.0).ceil() / 100.0)
 }
 
 /// The statement log's lines (one per statement, plus a marker or two per session) and bytes
@@ -405,8 +524,11 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         "--runs, --secs, --clients, --threads and --scale must be positive"
     );
     let protocols = [Protocol::Simple, Protocol::Prepared];
-    let total =
-        args.warmup_secs + (protocols.len() * Route::ALL.len() * args.runs) as u64 * args.secs;
+    let mut routes = vec![Route::Direct, Route::Gateway, Route::Logged];
+    if args.pgbouncer {
+        routes.push(Route::Pgbouncer);
+    }
+    let total = args.warmup_secs + (protocols.len() * routes.len() * args.runs) as u64 * args.secs;
     progress(&format!(
         "about {total} s of pgbench ({} runs of {} s per path and protocol)",
         args.runs, args.secs
@@ -474,6 +596,19 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         let _ = stopped.await;
     }));
 
+    let bouncer = if args.pgbouncer {
+        progress("starting pgbouncer");
+        Some(Pgbouncer::start(dir.path(), &pg).await?)
+    } else {
+        None
+    };
+    let bounced = Endpoint {
+        port: bouncer.as_ref().map_or(0, |b| b.port),
+        user: pg.user().to_owned(),
+        password: String::new(),
+        dbname: DATABASE.to_owned(),
+    };
+
     let limit = Duration::from_secs(args.secs + 120);
     let common_args = |protocol: Protocol, secs: u64| -> Vec<String> {
         vec![
@@ -504,11 +639,12 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
 
     let mut runs: HashMap<(Protocol, Route), Vec<Run>> = HashMap::new();
     let mut cpu: HashMap<(Protocol, Route), String> = HashMap::new();
+    let mut switches: HashMap<(Protocol, Route), Vec<f64>> = HashMap::new();
     let mut logged_transactions = 0u64;
     for protocol in protocols {
         for round in 0..args.runs {
-            let mut order = Route::ALL;
-            order.rotate_left(round % order.len());
+            let mut order = routes.clone();
+            order.rotate_left(round % routes.len());
             for path in order {
                 progress(&format!(
                     "{} protocol, round {}/{}: {}",
@@ -520,6 +656,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
                 reset_tables(&pg)?;
                 let to = match path {
                     Route::Direct => &direct,
+                    Route::Pgbouncer => &bounced,
                     Route::Gateway => {
                         authority.set_recording(RecordingMode::Off);
                         &via
@@ -530,10 +667,16 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
                     }
                 };
                 let before = Snapshot::take();
+                let switched = context_switches();
                 let out = pgbench(&bin, to, &common_args(protocol, args.secs), limit).await?;
+                let switched = context_switches().saturating_sub(switched);
                 cpu.insert((protocol, path), before.since());
                 let run = parse(&out)
                     .with_context(|| format!("pgbench ({}) printed:\n{out}", path.label()))?;
+                switches
+                    .entry((protocol, path))
+                    .or_default()
+                    .push(switched as f64 / run.transactions.max(1) as f64);
                 if path == Route::Logged {
                     logged_transactions += run.transactions;
                 }
@@ -547,6 +690,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     }
     let _ = stop.send(());
     let _ = server.await;
+    drop(bouncer);
 
     let setting = format!(
         "pgbench -n -b {} -c {} -j {} -T {} (scale {}), median of {} runs per path, paths alternating; PostgreSQL {} with fsync=off, sslmode=disable on both legs",
@@ -568,47 +712,28 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         let tps = |path: Route| get(path).iter().map(|r| r.tps).collect::<Vec<_>>();
         let direct_tps = median(&tps(Route::Direct));
         let mut line = format!("{p:<8}");
-        for path in Route::ALL {
+        for &path in &routes {
             let all = get(path);
             let t = tps(path);
             let (lo, hi) = range(&t);
             let med = median(&t);
             let lat = median(&all.iter().map(|r| r.latency_ms).collect::<Vec<_>>());
             let conn = median(&all.iter().map(|r| r.connect_ms).collect::<Vec<_>>());
-            let key = match path {
-                Route::Direct => "direct",
-                Route::Gateway => "gateway",
-                Route::Logged => "logged",
+            let switched = median(switches.get(&(protocol, path)).map_or(&[], Vec::as_slice));
+            let key = path.key();
+            let what = match path {
+                Route::Direct if protocol == Protocol::Simple => setting.clone(),
+                Route::Direct => "-M prepared".to_owned(),
+                Route::Gateway => "statement log off".to_owned(),
+                Route::Logged => "statement log strict".to_owned(),
+                Route::Pgbouncer => "pgbouncer, session pooling, no statement log".to_owned(),
             };
-            let runs_text = t.iter().map(|v| fmt(*v)).collect::<Vec<_>>().join(", ");
-            let detail = match path {
-                Route::Direct if protocol == Protocol::Simple => {
-                    format!(
-                        "{setting}; runs {runs_text}; min {} max {}",
-                        fmt(lo),
-                        fmt(hi)
-                    )
-                }
-                Route::Direct => {
-                    format!(
-                        "-M prepared; runs {runs_text}; min {} max {}",
-                        fmt(lo),
-                        fmt(hi)
-                    )
-                }
-                Route::Gateway => {
-                    format!(
-                        "statement log off; runs {runs_text}; min {} max {}",
-                        fmt(lo),
-                        fmt(hi)
-                    )
-                }
-                Route::Logged => format!(
-                    "statement log strict; runs {runs_text}; min {} max {}",
-                    fmt(lo),
-                    fmt(hi)
-                ),
-            };
+            let runs_text = t.iter().map(|v| rate(*v)).collect::<Vec<_>>().join(", ");
+            let detail = format!(
+                "{what}; runs {runs_text}; min {} max {}",
+                rate(lo),
+                rate(hi)
+            );
             report.add(Figure::new(
                 &format!("pggateway.{p}.{key}_tps"),
                 med,
@@ -633,13 +758,20 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
                     args.clients, args.threads
                 ),
             ));
+            report.add(Figure::new(
+                &format!("pggateway.{p}.{key}_switches_per_tx"),
+                switched,
+                "/tx",
+                Better::Lower,
+                "context switches per transaction, machine-wide (/proc/stat ctxt over the run), median of the runs".into(),
+            ));
             line.push_str(&format!(
                 " | {:<19} {:>6} tx/s [{}–{}] {} ms",
                 path.label(),
-                fmt(med),
-                fmt(lo),
-                fmt(hi),
-                fmt(lat)
+                rate(med),
+                rate(lo),
+                rate(hi),
+                millis(lat)
             ));
             if path != Route::Direct {
                 // The same round's direct run against this one: how much the ratio moves.
@@ -657,16 +789,16 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
                     Better::Higher,
                     format!("median over median; round by round {:.3}–{:.3}", plo, phi),
                 ));
-                line.push_str(&format!(" ×{ratio:.3}"));
+                line.push_str(&format!(" ×{:.3}", (ratio * 1000.0).floor() / 1000.0));
             }
         }
         summary.push(line);
     }
     for protocol in protocols {
-        for path in Route::ALL {
+        for &path in &routes {
             if let Some(c) = cpu.get(&(protocol, path)) {
                 report.note(format!(
-                    "{} protocol, {}, last run: {c} (pgbench and PostgreSQL are the other processes)",
+                    "{} protocol, {}, last run: {c} (the other processes: pgbench, PostgreSQL, pgbouncer when used)",
                     protocol.name(),
                     path.label()
                 ));
