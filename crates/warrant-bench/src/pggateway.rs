@@ -102,12 +102,18 @@ pub struct Args {
     /// fourth path: what another proxy costs on the same machine.
     #[arg(long)]
     pgbouncer: bool,
+    /// TLS on both legs, as PRODUCT.md's target states it: the cluster with a certificate,
+    /// pgbench with `sslmode=require` to it and to the gateway (a self-signed certificate), the
+    /// gateway verifying the cluster against its CA.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The authority of the bench: one person, one token, one target; every session on the
 /// cluster's superuser, logged as `recording` says.
 struct BenchAuthority {
     pg_port: u16,
+    tls: TlsMode,
     user: String,
     password: String,
     recording: Mutex<RecordingMode>,
@@ -162,7 +168,7 @@ impl Authority for BenchAuthority {
             Ok(Upstream {
                 host: "127.0.0.1".to_owned(),
                 port: self.pg_port,
-                tls: TlsMode::Disable,
+                tls: self.tls.clone(),
                 database: DATABASE.to_owned(),
                 user: self.user.clone(),
                 password: Secret::new(self.password.clone()),
@@ -312,6 +318,8 @@ struct Endpoint {
     user: String,
     password: String,
     dbname: String,
+    /// `PGSSLMODE`.
+    sslmode: &'static str,
 }
 
 /// Runs pgbench with `args` against `to`; its stdout.
@@ -328,7 +336,7 @@ async fn pgbench(bin: &Path, to: &Endpoint, args: &[String], limit: Duration) ->
     .args(args)
     .arg(&to.dbname)
     .env("PGPASSWORD", &to.password)
-    .env("PGSSLMODE", "disable")
+    .env("PGSSLMODE", to.sslmode)
     .env("PGPASSFILE", "/dev/null")
     .env("PGCONNECT_TIMEOUT", "10")
     .env_remove("PGSERVICE")
@@ -538,7 +546,13 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         .tempdir_in(&common.data_dir)?;
 
     progress("starting a throwaway PostgreSQL");
-    let pg = PgFixture::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pg = if args.tls {
+        PgFixture::start_tls()
+    } else {
+        PgFixture::start()
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sslmode = if args.tls { "require" } else { "disable" };
     let bin = pgbench_binary(&pg)?;
     pg.create_database(DATABASE)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -547,6 +561,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         user: pg.user().to_owned(),
         password: pg.password().to_owned(),
         dbname: DATABASE.to_owned(),
+        sslmode,
     };
     progress(&format!("pgbench -i -s {}", args.scale));
     pgbench(
@@ -565,6 +580,13 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     let recordings = dir.path().join("recordings");
     let authority = Arc::new(BenchAuthority {
         pg_port: pg.port(),
+        tls: if args.tls {
+            TlsMode::Require {
+                ca_file: pg.ca_file().map(Path::to_path_buf),
+            }
+        } else {
+            TlsMode::Disable
+        },
         user: pg.user().to_owned(),
         password: pg.password().to_owned(),
         recording: Mutex::new(RecordingMode::Off),
@@ -580,6 +602,11 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
                 warrant_recording::RecordingKey::generate().map_err(|e| anyhow::anyhow!("{e}"))?,
             ),
         }),
+        tls: if args.tls {
+            Some(self_signed_tls()?)
+        } else {
+            None
+        },
         ..PgGatewayConfig::new("127.0.0.1:0".parse()?)
     };
     let gw = PgGateway::bind(config, authority.clone() as Arc<dyn Authority>)
@@ -590,6 +617,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         user: PERSON.to_owned(),
         password: TOKEN.to_owned(),
         dbname: TARGET.to_owned(),
+        sslmode,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gw.run(async move {
@@ -607,6 +635,8 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         user: pg.user().to_owned(),
         password: String::new(),
         dbname: DATABASE.to_owned(),
+        // pgbouncer here is set up without TLS.
+        sslmode: "disable",
     };
 
     let limit = Duration::from_secs(args.secs + 120);
@@ -693,7 +723,7 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     drop(bouncer);
 
     let setting = format!(
-        "pgbench -n -b {} -c {} -j {} -T {} (scale {}), median of {} runs per path, paths alternating; PostgreSQL {} with fsync=off, sslmode=disable on both legs",
+        "pgbench -n -b {} -c {} -j {} -T {} (scale {}), median of {} runs per path, paths alternating; PostgreSQL {} with fsync=off, {}",
         args.builtin.name(),
         args.clients,
         args.threads,
@@ -704,6 +734,11 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
             .parent()
             .and_then(|p| p.file_name())
             .map_or_else(|| "?".into(), |v| v.to_string_lossy().into_owned()),
+        if args.tls {
+            "TLS on both legs (sslmode=require; the gateway verifies the cluster)"
+        } else {
+            "sslmode=disable on both legs"
+        },
     );
     let mut summary = Vec::new();
     for protocol in protocols {
@@ -823,6 +858,20 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
     }
     drop(pg);
     close_dir(dir, common)
+}
+
+/// The gateway's TLS for `--tls`: a self-signed certificate for 127.0.0.1 (pgbench's
+/// `sslmode=require` does not verify it; the handshake and encryption are what is measured).
+fn self_signed_tls() -> Result<Arc<rustls::ServerConfig>> {
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![made.cert.der().clone()], key)?;
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
