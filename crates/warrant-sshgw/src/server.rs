@@ -221,6 +221,10 @@ pub(crate) struct Conn {
     /// An outer `ssh -J` connection (the login named an identity only): it may only open
     /// channels to targets.
     jump_host: bool,
+    /// Whether the person proved a second factor on this connection.
+    second_factor_proved: bool,
+    /// Wrong second-factor codes on this connection.
+    codes_tried: u8,
     phase: Phase,
     channels: HashMap<ChannelId, Chan>,
 }
@@ -244,6 +248,8 @@ impl Conn {
             second_factor: None,
             jump,
             jump_host: false,
+            second_factor_proved: false,
+            codes_tried: 0,
             phase: Phase::Unauthorized,
             channels: HashMap::new(),
         }
@@ -348,6 +354,27 @@ impl Conn {
         let (Some(person), Some(login)) = (&self.person, &self.login) else {
             return Phase::Refused("warrant: not logged in\n".to_owned());
         };
+        // Asked again now: a grant that became active (or was approved) since the key was
+        // accepted may be one whose rule requires a second factor.
+        if !self.second_factor_proved {
+            match self.second_factor_required(person, login).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    return Phase::Refused(format!(
+                        "warrant: {} on {} requires a second factor: connect again to be asked for it\n",
+                        login.role.as_deref().unwrap_or("this role"),
+                        login.target
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(session = %self.id, code = e.code(), "deciding on a second factor failed: {e}");
+                    return Phase::Refused(
+                        "warrant: the gateway could not decide on a second factor; try again\n"
+                            .to_owned(),
+                    );
+                }
+            }
+        }
         let answer = tokio::time::timeout(
             self.shared.authority_timeout,
             self.shared.authority.authorize(person, login),
@@ -673,7 +700,9 @@ impl Conn {
             // Keyboard-interactive only ever follows an accepted key.
             return Auth::reject();
         };
-        if self.login_for(user).ok().map(|(l, _)| l).as_ref() != Some(&login) {
+        if self.codes_tried >= MAX_CODES
+            || self.login_for(user).ok().map(|(l, _)| l).as_ref() != Some(&login)
+        {
             return Auth::reject();
         }
         let Some(mut response) = response else {
@@ -705,6 +734,7 @@ impl Conn {
         match ok {
             Ok(true) => {
                 tracing::info!(session = %self.id, identity = %person.identity, target = %login.target, key = %fingerprint, "authenticated with a second factor");
+                self.second_factor_proved = true;
                 self.login = Some(login);
                 self.person = Some(person);
                 self.key_fingerprint = fingerprint;
@@ -714,8 +744,10 @@ impl Conn {
                 if let Err(e) = ok {
                     tracing::warn!(session = %self.id, code = e.code(), "checking a second factor failed: {e}");
                 }
+                // Counted per connection: offering the key again does not reset it.
+                self.codes_tried = self.codes_tried.saturating_add(1);
                 let tries = tries + 1;
-                if tries < MAX_CODES {
+                if self.codes_tried < MAX_CODES {
                     self.second_factor = Some((login, person, fingerprint, tries));
                     Auth::Reject {
                         proceed_with_methods: Some(MethodSet::from(
