@@ -23,8 +23,11 @@ pub(crate) const CANCEL_REQUEST: i32 = 80_877_102;
 const MAX_STARTUP: usize = 10_000;
 /// The largest message accepted from a client before it is logged in.
 const MAX_AUTH_MESSAGE: usize = 10_000;
-/// The largest message relayed (PostgreSQL's own limit for a query is 1 GB).
-pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+/// The largest message a client may send (each is held whole until it is logged): 64 MiB,
+/// below PostgreSQL's own 1 GB so that one session cannot take the server's memory. A larger
+/// one ends the session with a protocol error. The target's messages are not held, whatever
+/// their size.
+pub(crate) const MAX_MESSAGE: usize = 64 << 20;
 
 /// A protocol violation or a closed connection.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,12 @@
-//! What a session's statement log says: each statement the person runs, from the client's
-//! messages — `Query` (simple protocol), `Execute` of a portal bound from a `Parse`d statement
-//! (extended protocol: the text comes from the `Parse`, the values from the `Bind` when the role
-//! records input), `FunctionCall`, and COPY data as a count.
+//! What a session's statement log says: each statement the person sends, from the client's
+//! messages — `Query` (simple protocol); for the extended protocol every `Parse` with its text
+//! as it passes (so the log holds every text the server may run, whatever the server accepted
+//! or skipped after an error), then each `Execute` with the text its portal was bound from
+//! (and the values from the `Bind` when the role records input); `FunctionCall`, and COPY data
+//! as a count.
+//!
+//! Control characters are escaped (`\x1b`, …) so that a statement cannot rewrite what an
+//! auditor's terminal shows on replay.
 //!
 //! Lines are written to the session's recording as terminal output (`=> SELECT 1`), so that
 //! `warrant sessions play` replays a database session as it does a shell.
@@ -15,6 +20,9 @@ use crate::proto::cstr;
 /// Prepared statements whose text is kept per session: a client that prepares more is still
 /// logged, with the statement's name in place of its text.
 const MAX_STATEMENTS: usize = 10_000;
+/// Bytes of statement text kept per session for the `Execute` lines (each text is in the log
+/// at its `Parse` anyway).
+const MAX_KEPT_BYTES: usize = 16 << 20;
 /// Characters of one bound value kept in the log.
 const MAX_VALUE_CHARS: usize = 200;
 /// Bytes of a binary bound value shown (as hex).
@@ -29,6 +37,8 @@ pub(crate) struct Statements {
     portals: HashMap<String, (String, Option<String>)>,
     copy_bytes: u64,
     copy_messages: u64,
+    /// Bytes of statement text in `statements`.
+    kept_bytes: usize,
 }
 
 impl Statements {
@@ -56,14 +66,28 @@ impl Statements {
     fn read(&mut self, tag: u8, body: &[u8]) -> Result<Option<String>, ()> {
         let mut b = body;
         match tag {
-            b'Q' => Ok(Some(format!("=> {}", cstr(&mut b).map_err(drop)?))),
+            b'Q' => Ok(Some(format!(
+                "=> {}",
+                printable(&cstr(&mut b).map_err(drop)?)
+            ))),
             b'P' => {
                 let name = cstr(&mut b).map_err(drop)?;
-                let sql = cstr(&mut b).map_err(drop)?;
-                if self.statements.len() < MAX_STATEMENTS || self.statements.contains_key(&name) {
+                let sql = printable(&cstr(&mut b).map_err(drop)?);
+                let line = if name.is_empty() {
+                    format!("-- parse: {sql}")
+                } else {
+                    format!("-- parse [{}]: {sql}", printable(&name))
+                };
+                if let Some(old) = self.statements.remove(&name) {
+                    self.kept_bytes -= old.len();
+                }
+                if self.statements.len() < MAX_STATEMENTS
+                    && self.kept_bytes + sql.len() <= MAX_KEPT_BYTES
+                {
+                    self.kept_bytes += sql.len();
                     self.statements.insert(name, sql);
                 }
-                Ok(None)
+                Ok(Some(line))
             }
             b'B' => {
                 let portal = cstr(&mut b).map_err(drop)?;
@@ -86,12 +110,12 @@ impl Statements {
                 let label = if statement.is_empty() {
                     String::new()
                 } else {
-                    format!("[{statement}] ")
+                    format!("[{}] ", printable(statement))
                 };
                 let text = self
                     .statements
                     .get(statement)
-                    .map_or("(statement text not kept)", String::as_str);
+                    .map_or("(its text is at its parse above)", String::as_str);
                 Ok(Some(match values {
                     Some(v) if !v.is_empty() => format!("=> {label}{text}  -- values: {v}"),
                     _ => format!("=> {label}{text}"),
@@ -104,7 +128,11 @@ impl Statements {
                 let kind = b.get_u8();
                 let name = cstr(&mut b).map_err(drop)?;
                 match kind {
-                    b'S' => drop(self.statements.remove(&name)),
+                    b'S' => {
+                        if let Some(old) = self.statements.remove(&name) {
+                            self.kept_bytes -= old.len();
+                        }
+                    }
                     b'P' => drop(self.portals.remove(&name)),
                     _ => return Err(()),
                 }
@@ -135,6 +163,32 @@ impl Statements {
             _ => Ok(None),
         }
     }
+}
+
+/// `text` with control characters (but newlines and tabs) escaped as `\xNN` / `\u{…}`.
+fn printable(text: &str) -> String {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {
+                let n = u32::from(c);
+                if n < 0x100 {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{n:x}}}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The values of a `Bind` message (after portal and statement names), as logged: text values
@@ -181,7 +235,7 @@ fn bound_values(b: &mut &[u8]) -> Result<String, ()> {
             if shown.len() < text.len() {
                 shown.push('…');
             }
-            format!("'{}'", shown.replace('\'', "''"))
+            format!("'{}'", printable(&shown.replace('\'', "''")))
         });
         b.advance(len);
     }
@@ -209,8 +263,9 @@ mod tests {
             s.on_message(
                 b'P',
                 &msg(&[b"s1\0", b"SELECT $1, $2\0", &0_i16.to_be_bytes()])
-            ),
-            None
+            )
+            .as_deref(),
+            Some("-- parse [s1]: SELECT $1, $2")
         );
         let bind = msg(&[
             b"\0s1\0",
@@ -238,6 +293,29 @@ mod tests {
                 .as_deref(),
             Some("=> [execute portal \"\"]")
         );
+    }
+
+    #[test]
+    fn every_parse_is_in_the_log_whatever_the_server_skipped() {
+        // A client that has the server skip a Parse (after an error) cannot make the log show
+        // another text than the one that runs: every Parse's text is logged as it passes.
+        let mut s = Statements::new(false);
+        let parse = |sql: &[u8]| msg(&[b"\0", sql, b"\0", &0_i16.to_be_bytes()]);
+        let first = s.on_message(b'P', &parse(b"DELETE FROM accounts")).unwrap();
+        let second = s.on_message(b'P', &parse(b"SELECT 1")).unwrap();
+        assert!(first.contains("DELETE FROM accounts"), "{first}");
+        assert!(second.contains("SELECT 1"), "{second}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut s = Statements::new(false);
+        let line = s
+            .on_message(b'Q', b"DROP TABLE audit; -- \x1b[2K\r=> SELECT 1\0")
+            .unwrap();
+        assert!(!line.contains('\x1b') && !line.contains('\r'), "{line:?}");
+        assert!(line.contains("\\x1b[2K\\x0d=> SELECT 1"), "{line:?}");
+        assert_eq!(printable("a\tb\nc"), "a\tb\nc");
     }
 
     #[test]

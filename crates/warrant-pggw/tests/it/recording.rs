@@ -138,11 +138,16 @@ async fn every_statement_is_logged_and_the_log_is_signed() {
         "{statements:#?}"
     );
     assert_eq!(statements[1], "INSERT INTO t VALUES (1, 'simple')");
-    // The prepared statement's text at each of its three executes, not at its preparation;
-    // its values are not logged for this role.
+    // The prepared statement's text once at its preparation, and at each of its three
+    // executes; its values are not logged for this role.
+    let parses: Vec<&String> = statements
+        .iter()
+        .filter(|s| s.starts_with("-- parse [s") && s.ends_with("]: INSERT INTO t VALUES ($1, $2)"))
+        .collect();
+    assert_eq!(parses.len(), 1, "{statements:#?}");
     let executes: Vec<&String> = statements
         .iter()
-        .filter(|s| s.contains("INSERT INTO t VALUES ($1, $2)"))
+        .filter(|s| s.starts_with("=> ") && s.contains("INSERT INTO t VALUES ($1, $2)"))
         .collect();
     assert_eq!(executes.len(), 3, "{statements:#?}");
     for line in executes {
