@@ -152,6 +152,7 @@ impl Authority for BenchAuthority {
             let known = user == PERSON && password.expose() == TOKEN;
             Ok(known.then(|| Person {
                 identity: PERSON.to_owned(),
+                second_factor: false,
             }))
         })
     }

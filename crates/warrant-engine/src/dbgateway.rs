@@ -5,7 +5,8 @@
 //! - Database tokens (`warrant db-token`) are bearer tokens of scope `db`: minutes long
 //!   (10 by default, 1 hour at most), usable only as the gateway's password, bound to the
 //!   identity that typed them as `user`; making one needs a fresh second factor when the person
-//!   has one.
+//!   has one, and a token made with a fresh factor carries it, which a role whose rule requires
+//!   MFA needs at the gateway.
 //! - The credential the gateway injects: the role's vaulted account when the role names one
 //!   (`account:`), else a temporary role of the grant (`db_roles`), made at the first
 //!   connection and reused by the next ones of this server process. Its password lives only in
@@ -92,6 +93,9 @@ impl Engine {
             ));
         }
         let now = self.now();
+        // The token carries the factor only while it is fresh, so the gateway can honour a
+        // rule's `require_mfa` for a token made right after `warrant mfa verify`.
+        let mfa_at = actor.mfa_at.filter(|_| crate::mfa::is_fresh(actor, now));
         let mut tx = self.store().begin().await?;
         let token = issue_token(
             &mut tx,
@@ -101,7 +105,7 @@ impl Engine {
                 label: "database token",
                 expires_at: Some(now.plus_secs(ttl)),
                 scope: Scope::Db,
-                mfa_at: None,
+                mfa_at,
             },
             now,
         )
@@ -111,16 +115,18 @@ impl Engine {
     }
 
     /// The active identity a database token belongs to, if it is `claimed` (the `user` the
-    /// client gave). `None` for anything else: an unknown, expired or revoked token, a token of
-    /// another scope or another person.
+    /// client gave), and whether the token carries a second factor (one proved within minutes
+    /// before the token was made). `None` for anything else: an unknown, expired or revoked
+    /// token, a token of another scope or another person.
     pub async fn db_token_identity(
         &self,
         claimed: &str,
         token: &Secret<String>,
-    ) -> Result<Option<Name>> {
+    ) -> Result<Option<(Name, bool)>> {
         match self.authenticate(token.expose()).await {
             Ok(a) if a.scope == Scope::Db && a.name.as_str().eq_ignore_ascii_case(claimed) => {
-                Ok(Some(a.name))
+                let second_factor = a.mfa_at.is_some();
+                Ok(Some((a.name, second_factor)))
             }
             Ok(_) => Ok(None),
             Err(e) if e.code == "invalid_token" => Ok(None),
@@ -130,13 +136,15 @@ impl Engine {
 
     /// The upstream of a PostgreSQL gateway session for `identity` on `target` (and `role`,
     /// needed when several of the person's active grants there give database access), on
-    /// `database` (default `postgres`). Refusals say what to do.
+    /// `database` (default `postgres`). `second_factor`: whether the person's token carries one;
+    /// a grant whose rule requires MFA is refused without it. Refusals say what to do.
     pub async fn db_gateway_upstream(
         &self,
         identity: &str,
         target: &str,
         role: Option<&str>,
         database: Option<&str>,
+        second_factor: bool,
     ) -> Result<DbUpstream> {
         let now = self.now();
         let (t, grant, role_def, vaulted) = {
@@ -192,6 +200,12 @@ impl Engine {
                     )));
                 }
             };
+            if !second_factor && crate::gateway::rule_requires_mfa(&self.policy(), &grant) {
+                return Err(denied(format!(
+                    "{} on {target} requires a second factor: run `warrant mfa verify CODE`, then make a new token with `warrant db-token`",
+                    grant.role
+                )));
+            }
             let vaulted = match &rd.account {
                 Some(a) => Some(r.q().vaulted_account(target, a).await?.ok_or_else(|| {
                     denied(format!(

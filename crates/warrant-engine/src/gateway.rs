@@ -4,11 +4,12 @@
 //! role's `login`, valid until the grant ends (recorded for the KRL and audited like every
 //! certificate).
 
-use warrant_core::{GrantStatus, IdentityStatus, Name, Secret, TargetKind, Timestamp};
+use warrant_core::{Grant, GrantStatus, IdentityStatus, Name, Secret, TargetKind, Timestamp};
 use warrant_sshca::CaKey;
 
 use crate::Engine;
 use crate::error::{EngineError, Result};
+use crate::policy::PolicyState;
 
 /// Where and how the gateway connects upstream for one session.
 #[derive(Debug)]
@@ -455,13 +456,7 @@ impl Engine {
                     && g.status_at(now) == GrantStatus::Active
                     && role.is_none_or(|r| r == g.role.as_str())
             })
-            .any(|g| {
-                let settings = match g.rule_id.strip_prefix("policy:") {
-                    Some(name) => policy.custom_settings.get(name),
-                    None => policy.rules.get(&g.rule_id).map(|r| &r.settings),
-                };
-                settings.is_none_or(|s| s.require_mfa)
-            }))
+            .any(|g| rule_requires_mfa(&policy, g)))
     }
 
     /// Checks a second factor typed at the gateway (a TOTP code or a recovery code): rate
@@ -499,4 +494,14 @@ impl Engine {
         self.mfa_succeeded(identity);
         Ok(true)
     }
+}
+
+/// Whether the rule that gave `grant` asks for a second factor at the gateway. Fails closed: a
+/// rule that is no longer in the policy requires one.
+pub(crate) fn rule_requires_mfa(policy: &PolicyState, grant: &Grant) -> bool {
+    let settings = match grant.rule_id.strip_prefix("policy:") {
+        Some(name) => policy.custom_settings.get(name),
+        None => policy.rules.get(&grant.rule_id).map(|r| &r.settings),
+    };
+    settings.is_none_or(|s| s.require_mfa)
 }

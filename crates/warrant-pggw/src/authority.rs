@@ -44,6 +44,9 @@ pub trait Authority: Send + Sync + 'static {
 pub struct Person {
     /// Their identity.
     pub identity: String,
+    /// Whether the credential the person logged in with carries a recent second factor: a
+    /// role whose rule requires MFA is refused without one.
+    pub second_factor: bool,
 }
 
 /// Where a connection asks to go: the start-up packet's `database`, `TARGET[+ROLE][/DBNAME]`.

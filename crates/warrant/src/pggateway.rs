@@ -129,8 +129,9 @@ impl Authority for EngineDbAuthority {
                 .db_token_identity(user, password)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(who.map(|name| Person {
+            Ok(who.map(|(name, second_factor)| Person {
                 identity: name.to_string(),
+                second_factor,
             }))
         })
     }
@@ -148,6 +149,7 @@ impl Authority for EngineDbAuthority {
                     &login.target,
                     login.role.as_deref(),
                     login.database.as_deref(),
+                    person.second_factor,
                 )
                 .await
                 .map_err(|e| Denied(e.message))?;

@@ -69,6 +69,7 @@ impl Authority for TestAuthority {
             let known = user == PERSON && password.expose() == TOKEN;
             Ok(known.then(|| Person {
                 identity: PERSON.to_owned(),
+                second_factor: false,
             }))
         })
     }

@@ -330,3 +330,77 @@ fn a_role_naming_a_vaulted_account_logs_in_as_that_account() {
     assert!(!accounts.contains(password));
     assert!(!st.w.all_logs().contains(password));
 }
+
+/// The current TOTP code of `seed`.
+fn totp_now(seed: &[u8]) -> String {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    warrant_iam::totp::code_at(seed, warrant_iam::totp::Hash::Sha1, 6, now).unwrap()
+}
+
+#[test]
+fn a_rule_that_requires_mfa_needs_a_token_made_after_a_second_factor() {
+    let st = setup_with(|org| {
+        org.replace(
+            "      - name: readonly\n        db_roles: [pg_read_all_data]\n",
+            "      - name: readonly\n        db_roles: [pg_read_all_data]\n      - name: mfa-read\n        db_roles: [pg_read_all_data]\n",
+        )
+        .replace(
+            "policies:\n",
+            "  - group: dba\n    target: pg-prod\n    role: mfa-read\n    max_duration: 1h\n    require_reason: true\n    require_mfa: true\npolicies:\n",
+        )
+    });
+    let w = &st.w;
+    // Made before alice has any second factor: the token carries none.
+    let without = db_token(&st);
+
+    let e = w.run(&st.alice, &["mfa", "enrol", "--json"]).json();
+    let seed = warrant_iam::totp::seed_from_base32(s(&e, "secret")).unwrap();
+    let confirmed = w
+        .run(&st.alice, &["mfa", "confirm", &totp_now(&seed)])
+        .ok()
+        .to_owned();
+    let recovery: Vec<&str> = confirmed
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.trim().len() == 19)
+        .map(str::trim)
+        .collect();
+    assert!(!recovery.is_empty(), "{confirmed}");
+    w.run(&st.alice, &["mfa", "verify", recovery[0]]).ok();
+    w.run(
+        &st.alice,
+        &[
+            "request", "pg-prod", "mfa-read", "--for", "30m", "--reason", "report",
+        ],
+    )
+    .ok();
+
+    let o = psql(&st, "alice", "pg-prod", &without, &["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("requires a second factor"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("warrant db-token"), "{}", text(&o));
+
+    // Made right after the second factor: admitted.
+    let with = db_token(&st);
+    let o = psql(
+        &st,
+        "alice",
+        "pg-prod",
+        &with,
+        &["-tA", "-c", "SELECT current_user"],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.starts_with("w_alice_"), "{out}");
+}
