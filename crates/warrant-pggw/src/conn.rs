@@ -437,9 +437,24 @@ fn open_recording(
 async fn relay(shared: &Arc<Shared>, mut s: Session, mut stop: watch::Receiver<bool>) {
     let now = shared.config.clock.now();
     let left = s.live.snapshot().grant_end.millis() - now.millis();
-    let grant_end = tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0)));
-    tokio::pin!(grant_end);
+    // The grant's end and shutdown end the session like a kill: one signal, which every wait
+    // of the relay (reads, and writes to a side that does not read) gives way to.
+    let ender = {
+        let live = s.live.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0))) => {
+                    live.end(EndReason::GrantEnded);
+                }
+                _ = stop.wait_for(|v| *v) => {
+                    live.end(EndReason::Shutdown);
+                }
+            }
+        })
+    };
     let mut ending = s.live.ending();
+    // The select's own receiver (the other one is lent to the waits inside its arms).
+    let mut ended = s.live.ending();
     let mut failures = s.recording.as_ref().map(Recording::failures);
     let mut failure_reported = false;
     let mut cbuf = BytesMut::with_capacity(16 * 1024);
@@ -447,20 +462,25 @@ async fn relay(shared: &Arc<Shared>, mut s: Session, mut stop: watch::Receiver<b
     let mut boundaries = proto::Boundaries::default();
     let reason = loop {
         tokio::select! {
+            biased;
+            () = ending_signal(&mut ended) => break end_reason(&ending),
             read = s.client.read_buf(&mut cbuf) => match read {
                 Ok(0) | Err(_) => break EndReason::Closed,
-                Ok(_) => match from_client(&mut s, &mut cbuf).await {
+                Ok(_) => match from_client(&mut s, &mut cbuf, &mut ending).await {
                     Ok(true) => {}
                     Ok(false) => break EndReason::Closed,
-                    Err(e) => break EndReason::Error(e),
+                    Err(Some(e)) => break EndReason::Error(e),
+                    Err(None) => break end_reason(&ending),
                 },
             },
             read = s.upstream.read_buf(&mut ubuf) => match read {
                 Ok(0) | Err(_) => break EndReason::UpstreamClosed,
                 Ok(n) => {
                     boundaries.feed(&ubuf);
-                    if s.client.write_all(&ubuf).await.is_err() {
-                        break EndReason::Closed;
+                    match or_end(&mut ending, s.client.write_all(&ubuf)).await {
+                        None => break end_reason(&ending),
+                        Some(Err(_)) => break EndReason::Closed,
+                        Some(Ok(())) => {}
                     }
                     s.live.bytes_down.fetch_add(n as u64, Ordering::Relaxed);
                     ubuf.clear();
@@ -469,19 +489,6 @@ async fn relay(shared: &Arc<Shared>, mut s: Session, mut stop: watch::Receiver<b
                     }
                 }
             },
-            () = &mut grant_end => break EndReason::GrantEnded,
-            changed = ending.changed() => {
-                if changed.is_ok()
-                    && let Some(r) = ending.borrow().clone()
-                {
-                    break r;
-                }
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    break EndReason::Shutdown;
-                }
-            }
             Some(failure) = recording_failure(failures.as_mut()) => {
                 let rec = s.recording.as_ref();
                 if rec.is_some_and(|r| r.mode() == RecordingMode::Strict) {
@@ -500,7 +507,30 @@ async fn relay(shared: &Arc<Shared>, mut s: Session, mut stop: watch::Receiver<b
             }
         }
     };
+    ender.abort();
     close(shared, s, reason, boundaries.at_boundary()).await;
+}
+
+/// Runs `f` unless the session is ending first (`None` then).
+async fn or_end<T>(
+    ending: &mut watch::Receiver<Option<EndReason>>,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = ending_signal(ending) => None,
+        r = f => Some(r),
+    }
+}
+
+/// Resolves once the session is ending (its reason is not held, so the future stays `Send`).
+async fn ending_signal(ending: &mut watch::Receiver<Option<EndReason>>) {
+    let _ = ending.wait_for(Option::is_some).await;
+}
+
+/// Why the session is ending, once it is.
+fn end_reason(ending: &watch::Receiver<Option<EndReason>>) -> EndReason {
+    ending.borrow().clone().unwrap_or(EndReason::Shutdown)
 }
 
 /// The next failure of the statement log, or never.
@@ -522,8 +552,12 @@ async fn recording_failure(
 
 /// Handles the client's whole messages in `buf`: logs statements (before the target sees
 /// them, so that it never runs one the log does not hold, in strict mode), then passes them on.
-/// False when the client said goodbye.
-async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String> {
+/// False when the client said goodbye; `Err(None)` when the session is ending meanwhile.
+async fn from_client(
+    s: &mut Session,
+    buf: &mut BytesMut,
+    ending: &mut watch::Receiver<Option<EndReason>>,
+) -> Result<bool, Option<String>> {
     let strict_failed =
         |r: &Option<Recording>| r.as_ref().is_some_and(|r| r.strict_failure().is_some());
     let mut pos = 0;
@@ -534,7 +568,7 @@ async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String
             break;
         }
         let rest = &buf[pos..];
-        match proto::whole_message(rest).map_err(|e| e.to_string())? {
+        match proto::whole_message(rest).map_err(|e| Some(e.to_string()))? {
             Some(n) => {
                 let tag = rest[0];
                 if let Some(line) = s.statements.on_message(tag, &rest[5..n])
@@ -542,7 +576,9 @@ async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String
                 {
                     let mut text = line.replace('\n', "\r\n");
                     text.push_str("\r\n");
-                    r.output(text.as_bytes()).await;
+                    if or_end(ending, r.output(text.as_bytes())).await.is_none() {
+                        return Err(None);
+                    }
                     if strict_failed(&s.recording) {
                         break;
                     }
@@ -562,10 +598,14 @@ async fn from_client(s: &mut Session, buf: &mut BytesMut) -> Result<bool, String
         }
     }
     if pos > 0 {
-        s.upstream
-            .write_all(&buf[..pos])
+        let ended = ending.borrow().is_some();
+        if ended {
+            return Err(None);
+        }
+        or_end(ending, s.upstream.write_all(&buf[..pos]))
             .await
-            .map_err(|e| format!("writing to the target: {e}"))?;
+            .ok_or(None)?
+            .map_err(|e| Some(format!("writing to the target: {e}")))?;
         s.live.bytes_up.fetch_add(pos as u64, Ordering::Relaxed);
         buf.advance(pos);
     }

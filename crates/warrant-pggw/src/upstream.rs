@@ -88,7 +88,16 @@ async fn login(
     let io = |e: ProtoError| fail(e.to_string());
     proto::flush(&mut stream, &mut out).await.map_err(io)?;
     let password = up.password.expose().as_bytes();
+    // The password itself (cleartext) or its MD5 goes only inside TLS or to this machine: a
+    // server that asks for them on a plain connection elsewhere may be an impostor.
+    let may_send_password = !matches!(up.tls, TlsMode::Disable)
+        || up.host == "localhost"
+        || up
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
     let mut scram: Option<ScramSha256> = None;
+    let mut scram_verified = false;
     let mut greeting = BytesMut::new();
     let (mut pid, mut key) = (0, Vec::new());
     loop {
@@ -98,7 +107,17 @@ async fn login(
                 let mut b = body.as_slice();
                 let kind = take_i32(&mut b).ok_or_else(|| fail("a short message".into()))?;
                 match kind {
+                    0 if scram.is_some() && !scram_verified => {
+                        return Err(fail(
+                            "the server accepted the login without proving it knows the password (no SCRAM final message)".into(),
+                        ));
+                    }
                     0 => {}
+                    3 | 5 if !may_send_password => {
+                        return Err(fail(
+                            "the server asks for the password in the clear or as MD5 over a connection without TLS; refused (set the target's tls, or use SCRAM)".into(),
+                        ));
+                    }
                     3 => frontend::password_message(password, &mut out)
                         .map_err(|e| fail(e.to_string()))?,
                     5 => {
@@ -141,6 +160,7 @@ async fn login(
                             .ok_or_else(|| fail("SCRAM out of order".into()))?;
                         s.finish(b)
                             .map_err(|e| fail(format!("the server's SCRAM proof: {e}")))?;
+                        scram_verified = true;
                     }
                     other => {
                         return Err(fail(format!("authentication method {other} is not spoken")));

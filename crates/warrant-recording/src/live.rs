@@ -136,6 +136,16 @@ impl Failure {
         }
     }
 
+    fn writer_gone(path: &Path) -> Self {
+        Self {
+            cause: "the recording's writer stopped".to_owned(),
+            detail: format!(
+                "recording_writer: the writer of {} stopped before writing everything",
+                path.display()
+            ),
+        }
+    }
+
     fn stalled(path: &Path) -> Self {
         Self {
             cause: format!("the disk did not keep up for {} s", STALL_LIMIT.as_secs()),
@@ -202,6 +212,8 @@ pub struct Recording {
     /// Best-effort mode after a chunk waited [`STALL_LIMIT`] in vain: chunks that do not fit
     /// at once are left out, until one does.
     stalled: AtomicBool,
+    /// Set when [`Recording::finish`] starts: the writer's end is expected from then on.
+    finished: Arc<AtomicBool>,
     /// Bytes left out while stalled.
     dropped: AtomicU64,
     /// The first failure, for the supervisor.
@@ -255,6 +267,7 @@ impl Recording {
             header: Mutex::new(Some(header)),
             pty_noted: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
+            finished: Arc::new(AtomicBool::new(false)),
             dropped: AtomicU64::new(0),
             failure,
         })
@@ -355,6 +368,7 @@ impl Recording {
     /// Ends the recording: a marker for what was left out (best-effort), then the writer
     /// syncs the file and writes its signed manifest.
     pub async fn finish(&self, facts: SessionFacts) -> RecordingOutcome {
+        self.finished.store(true, Ordering::SeqCst);
         self.begin().await;
         let dropped = self.dropped.load(Ordering::SeqCst);
         if dropped > 0 {
@@ -411,7 +425,9 @@ impl Recording {
         };
         let deadline = tokio::time::Instant::now() + STALL_LIMIT;
         match tokio::time::timeout_at(deadline, self.tx.send(op)).await {
-            Ok(_) => {}
+            Ok(Ok(())) => {}
+            // The writer is gone (the [`Written`] then reports it).
+            Ok(Err(_)) => {}
             Err(_) => report(&self.failure, Failure::stalled(&self.path)),
         }
         Some(Written {
@@ -419,6 +435,7 @@ impl Recording {
             deadline,
             failure: self.failure.clone(),
             path: self.path.clone(),
+            finished: self.finished.clone(),
         })
     }
 
@@ -432,14 +449,19 @@ impl Recording {
                 written: Some(written),
             };
             let waited = tokio::time::timeout(STALL_LIMIT, async {
-                // Closed: the recording is finished, nothing more is written.
-                if self.tx.send(op).await.is_ok() {
-                    let _ = done.await;
+                // Closed, or dropped unanswered: nothing was written.
+                match self.tx.send(op).await {
+                    Ok(()) => done.await.is_ok(),
+                    Err(_) => false,
                 }
             })
             .await;
-            if waited.is_err() {
-                report(&self.failure, Failure::stalled(&self.path));
+            match waited {
+                Err(_) => report(&self.failure, Failure::stalled(&self.path)),
+                Ok(false) if !self.finished.load(Ordering::SeqCst) => {
+                    report(&self.failure, Failure::writer_gone(&self.path));
+                }
+                Ok(_) => {}
             }
             return;
         }
@@ -472,6 +494,7 @@ pub struct Written {
     deadline: tokio::time::Instant,
     failure: watch::Sender<Option<Failure>>,
     path: PathBuf,
+    finished: Arc<AtomicBool>,
 }
 
 impl Written {
@@ -479,11 +502,15 @@ impl Written {
     /// failure is set, and [`Recording::strict_failure`] says so). Waiting past the stall
     /// limit from when it was queued counts as a failure.
     pub async fn wait(&mut self) {
-        if tokio::time::timeout_at(self.deadline, &mut self.done)
-            .await
-            .is_err()
-        {
-            report(&self.failure, Failure::stalled(&self.path));
+        match tokio::time::timeout_at(self.deadline, &mut self.done).await {
+            Ok(Ok(())) => {}
+            // The writer is gone without writing it (a strict recording fails closed).
+            Ok(Err(_)) => {
+                if !self.finished.load(Ordering::SeqCst) {
+                    report(&self.failure, Failure::writer_gone(&self.path));
+                }
+            }
+            Err(_) => report(&self.failure, Failure::stalled(&self.path)),
         }
     }
 }

@@ -212,3 +212,47 @@ async fn shutdown_ends_sessions_and_returns() {
             .all(|e| !matches!(e, PgEvent::Refused { .. }))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_ends_a_session_whose_target_does_not_read() {
+    // The target runs a long statement and reads nothing meanwhile; the client pipelines
+    // more than the sockets hold behind it, so the gateway's write to the target blocks. A
+    // kill must still end the session (and cancel the statement), not wait for that write.
+    let gw = Gw::start().await;
+    let admin = gw.admin().await;
+    let (client, _connection) = gw.connect().await;
+    let id = gw.handle.sessions()[0].id;
+    let client = std::sync::Arc::new(client);
+    let sleeper = {
+        let c = client.clone();
+        tokio::spawn(async move { c.query("SELECT pg_sleep(30)", &[]).await })
+    };
+    wait_until("pg_sleep running on the target", async || {
+        active_queries(&admin, gw.account(), "pg_sleep(30)").await == 1
+    })
+    .await;
+    let big = format!("SELECT 1 -- {}", "x".repeat(16 << 20));
+    let mut pipelined = Vec::new();
+    for _ in 0..3 {
+        let c = client.clone();
+        let q = big.clone();
+        pipelined.push(tokio::spawn(async move { c.simple_query(&q).await }));
+    }
+    // Let the sockets fill.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(gw.handle.kill(id, "revoked"));
+    wait_until("the session to end", async || {
+        gw.handle.sessions().is_empty()
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), sleeper)
+        .await
+        .expect("the client sees the end");
+    wait_until("the target's backend to go", async || {
+        backends(&admin, gw.account()).await == 0
+    })
+    .await;
+    for p in pipelined {
+        p.abort();
+    }
+}
