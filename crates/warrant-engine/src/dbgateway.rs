@@ -244,8 +244,23 @@ impl Engine {
     }
 
     /// The grant's temporary role for the gateway: the one this process made, or a new one
-    /// (recorded and audited; dropped by the grant's clean-up).
+    /// (recorded and audited; dropped by the grant's clean-up). Made on a task of its own, so
+    /// that a caller that gives up waiting cannot leave a role made on the target but not
+    /// recorded for the clean-up.
     async fn gateway_role(
+        &self,
+        target: &warrant_core::Target,
+        grant: &warrant_core::Grant,
+        db_roles: &[String],
+    ) -> Result<(String, Secret<String>)> {
+        let engine = self.clone();
+        let (target, grant, db_roles) = (target.clone(), grant.clone(), db_roles.to_vec());
+        tokio::spawn(async move { engine.make_gateway_role(&target, &grant, &db_roles).await })
+            .await
+            .map_err(|e| EngineError::internal(format!("making a gateway role: {e}")))?
+    }
+
+    async fn make_gateway_role(
         &self,
         target: &warrant_core::Target,
         grant: &warrant_core::Grant,

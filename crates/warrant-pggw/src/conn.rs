@@ -226,7 +226,9 @@ async fn start(
             INVALID_AUTHORIZATION,
             "the gateway takes tokens only over TLS",
         )
-        .hint("connect with sslmode=require")));
+        .hint(
+            "connect with sslmode=verify-full and the gateway's certificate as sslrootcert",
+        )));
     }
     // The token, as a cleartext password: inside TLS (or on this machine).
     proto::auth_cleartext(&mut out);

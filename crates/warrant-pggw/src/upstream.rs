@@ -21,6 +21,18 @@ use crate::proto::{self, ProtoError, parse_error};
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// The start-up parameters passed on to the target: presentation settings only. Others
+/// (`options`, `search_path`, `session_replication_role`, …) could change what a logged
+/// statement means without appearing in the log, and are dropped.
+pub(crate) const PASSED_PARAMETERS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "TimeZone",
+    "IntervalStyle",
+    "extra_float_digits",
+];
+
 /// The largest message accepted from a target while logging in.
 const MAX_LOGIN_MESSAGE: usize = 1 << 20;
 
@@ -80,7 +92,7 @@ async fn login(
     let mut out = BytesMut::new();
     let mut params: Vec<(&str, &str)> = vec![("user", &up.user), ("database", &up.database)];
     for (k, v) in client_params {
-        if !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_.") {
+        if PASSED_PARAMETERS.contains(&k.as_str()) {
             params.push((k, v));
         }
     }

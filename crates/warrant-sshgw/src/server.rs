@@ -67,7 +67,12 @@ pub(crate) struct ConnState {
     /// session of its own (its inner connection), so the time limit for a first session is
     /// met.
     pub(crate) jumping: AtomicBool,
+    /// `ssh -J` inner connections open through this one now (at most [`MAX_JUMPS`]).
+    pub(crate) jumps_open: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Inner `ssh -J` connections one jump host connection may carry at a time.
+pub(crate) const MAX_JUMPS: usize = 8;
 
 /// Where a connection stands.
 enum Phase {
@@ -902,18 +907,28 @@ impl server::Handler for Conn {
                 identity: person.identity.clone(),
                 target: host_to_connect.to_owned(),
             };
+            let open = self.state.jumps_open.clone();
+            if open.fetch_add(1, Ordering::SeqCst) >= MAX_JUMPS {
+                open.fetch_sub(1, Ordering::SeqCst);
+                tracing::info!(session = %self.id, identity = %jump.identity, "too many jumps at once; refused");
+                return Ok(());
+            }
             tracing::info!(session = %self.id, identity = %jump.identity, target = %jump.target, "jump to a target");
             self.state.jumping.store(true, Ordering::SeqCst);
             reply.accept().await;
             let peer = self
                 .peer
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-            tokio::spawn(crate::gateway::connection(
+            let inner = crate::gateway::connection(
                 self.shared.clone(),
                 channel.into_stream(),
                 peer,
                 Some(jump),
-            ));
+            );
+            tokio::spawn(async move {
+                inner.await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
             return Ok(());
         }
         // `ssh -N -L` opens no session channel: the forwarding is what starts the session.

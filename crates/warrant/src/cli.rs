@@ -677,7 +677,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 println!("{}", t.token);
                 eprintln!(
                     "the password of {} at the PostgreSQL gateway until {} (for new connections): \
-                     psql \"host=GATEWAY port=PORT user={} dbname=TARGET sslmode=require\"",
+                     psql \"host=GATEWAY port=PORT user={} dbname=TARGET sslmode=verify-full sslrootcert=GATEWAY-CERT\"",
                     t.user, t.expires_at, t.user
                 );
             }

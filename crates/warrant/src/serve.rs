@@ -214,7 +214,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("--pg-listen {listen}: {e}"))?;
         eprintln!(
-            "PostgreSQL gateway listening on {} (TLS certificate {}): psql \"host=HOST port={} user=IDENTITY dbname=TARGET sslmode=require\" with `warrant db-token` as the password",
+            "PostgreSQL gateway listening on {} (TLS certificate {}): psql \"host=HOST port={} user=IDENTITY dbname=TARGET sslmode=verify-full sslrootcert=CERT\" with `warrant db-token` as the password",
             gw.local_addr(),
             cert.display(),
             gw.local_addr().port()

@@ -247,7 +247,10 @@ async fn a_token_without_tls_is_taken_only_from_loopback() {
     let db = error.as_db_error().unwrap_or_else(|| panic!("{error:?}"));
     assert_eq!(db.code(), &SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
     assert_eq!(db.message(), "the gateway takes tokens only over TLS");
-    assert_eq!(db.hint(), Some("connect with sslmode=require"));
+    assert_eq!(
+        db.hint(),
+        Some("connect with sslmode=verify-full and the gateway's certificate as sslrootcert")
+    );
 
     // The same gateway takes the token from loopback.
     let (client, _conn) = gw.connect().await;
