@@ -1056,6 +1056,9 @@ impl server::Handler for Conn {
             return Ok(false);
         }
         let ok = self.ask_upstream(channel, UpRequest::Agent).await;
+        if ok && let Some(live) = self.live() {
+            live.agent_requested.store(true, Ordering::SeqCst);
+        }
         tracing::info!(session = %self.id, ok, "agent forwarding passed on");
         Ok(ok)
     }
@@ -1638,6 +1641,12 @@ async fn agent_channels(
             },
             _ = ending.wait_for(Option::is_some) => return,
         };
+        if !live.agent_requested.load(Ordering::SeqCst) {
+            // The person never asked for their agent here: the target's channel is closed.
+            tracing::info!(session = %live.id(), "an agent channel the person did not ask for; closed");
+            drop(up);
+            continue;
+        }
         let down = match live.down.channel_open_agent().await {
             Ok(c) => c,
             Err(e) => {

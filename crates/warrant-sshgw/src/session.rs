@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -128,6 +128,9 @@ pub(crate) struct Live {
     pub(crate) port_forwarding: bool,
     /// Whether the target may use the person's agent (`ssh -A`).
     pub(crate) agent_forwarding: bool,
+    /// Set once the person asked for agent forwarding and the target agreed: only then are
+    /// the target's agent channels passed on.
+    pub(crate) agent_requested: AtomicBool,
 }
 
 impl Live {
@@ -151,6 +154,7 @@ impl Live {
             recording,
             port_forwarding,
             agent_forwarding,
+            agent_requested: AtomicBool::new(false),
         }
     }
 
