@@ -161,7 +161,7 @@ async fn setup(
         })),
         Err(refusal) => {
             if let Some((identity, target)) = &refusal.audit {
-                shared.authority.event(&PgEvent::Refused {
+                shared.refused(PgEvent::Refused {
                     identity: identity.clone(),
                     target: target.clone(),
                     peer: Some(peer),

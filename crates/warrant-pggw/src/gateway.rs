@@ -14,7 +14,7 @@ use uuid::Uuid;
 use warrant_core::{Clock, SystemClock};
 use warrant_recording::RecordingKey;
 
-use crate::authority::{Authority, EndReason};
+use crate::authority::{Authority, EndReason, PgEvent};
 use crate::session::{Registry, SessionInfo};
 
 /// How long shutdown waits for connections to finish after ending their sessions.
@@ -95,6 +95,74 @@ pub(crate) struct Shared {
     pub(crate) authority: Arc<dyn Authority>,
     pub(crate) registry: Registry,
     pub(crate) config: PgGatewayConfig,
+    /// Refusals reported one by one, per window (a flood of bad logins is summarised).
+    pub(crate) refusals: std::sync::Mutex<RefusalWindow>,
+}
+
+/// Refusals reported in the current window, and those only counted.
+#[derive(Default)]
+pub(crate) struct RefusalWindow {
+    started: Option<tokio::time::Instant>,
+    reported: u32,
+    counted: u64,
+}
+
+/// Refusals reported one by one per [`REFUSAL_WINDOW`]; more are counted and reported as one.
+const REFUSALS_PER_WINDOW: u32 = 20;
+/// See [`REFUSALS_PER_WINDOW`].
+const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+
+impl Shared {
+    /// Reports a refusal, unless this window already reported its share: then it is counted,
+    /// and the count is reported with the first refusal of a later window.
+    pub(crate) fn refused(&self, event: PgEvent) {
+        let now = tokio::time::Instant::now();
+        let summary = {
+            let mut w = crate::session::lock(&self.refusals);
+            let fresh = w
+                .started
+                .is_none_or(|s| now.duration_since(s) >= REFUSAL_WINDOW);
+            let summary = if fresh {
+                let counted = std::mem::take(&mut w.counted);
+                w.started = Some(now);
+                w.reported = 0;
+                (counted > 0).then_some(counted)
+            } else {
+                None
+            };
+            if w.reported >= REFUSALS_PER_WINDOW {
+                w.counted += 1;
+                if w.counted == 1 {
+                    drop(w);
+                    // The flood is in the audit trail at once; its size follows later.
+                    self.authority.event(&PgEvent::Refused {
+                        identity: "*".to_owned(),
+                        target: None,
+                        peer: None,
+                        reason: format!(
+                            "more than {REFUSALS_PER_WINDOW} refused connections within {} s: further ones are counted and reported as one",
+                            REFUSAL_WINDOW.as_secs()
+                        ),
+                    });
+                }
+                return;
+            }
+            w.reported += 1;
+            summary
+        };
+        if let Some(n) = summary {
+            self.authority.event(&PgEvent::Refused {
+                identity: "*".to_owned(),
+                target: None,
+                peer: None,
+                reason: format!(
+                    "{n} more refused connections in the previous {} s were counted, not reported one by one",
+                    REFUSAL_WINDOW.as_secs()
+                ),
+            });
+        }
+        self.authority.event(&event);
+    }
 }
 
 /// A bound PostgreSQL gateway, ready to [`run`](PgGateway::run).
@@ -133,6 +201,7 @@ impl PgGateway {
                 authority,
                 registry: Registry::default(),
                 config,
+                refusals: std::sync::Mutex::default(),
             }),
         })
     }

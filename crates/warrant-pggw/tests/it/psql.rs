@@ -257,3 +257,37 @@ async fn a_token_without_tls_is_taken_only_from_loopback() {
     let row = client.query_one("SELECT 1", &[]).await.unwrap();
     assert_eq!(row.get::<_, i32>(0), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_is_summarised_not_audited_one_by_one() {
+    let gw = Gw::start().await;
+    for _ in 0..30 {
+        let mut config = gw.client_config(TARGET);
+        config.password("not-the-token");
+        assert!(config.connect(NoTls).await.is_err());
+    }
+    let refused: Vec<String> = gw
+        .authority
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            PgEvent::Refused { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    // Twenty one by one, then one notice that the rest is counted.
+    assert_eq!(refused.len(), 21, "{refused:#?}");
+    assert!(
+        refused[20].contains("further ones are counted"),
+        "{refused:#?}"
+    );
+    // Each client was still told.
+    let mut config = gw.client_config(TARGET);
+    config.password("not-the-token");
+    let e = config.connect(NoTls).await.err().unwrap();
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.message().contains("password authentication failed")),
+        "{e:?}"
+    );
+}
