@@ -459,10 +459,15 @@ fn port_forwarding_goes_through_only_where_the_role_allows_it() {
     assert!(nothing.is_empty(), "{nothing:?}\n{log}");
 
     let admin = w.admin();
-    let audit = w
-        .run(&admin, &["audit", "tail", "-n", "300", "--json"])
-        .ok()
-        .to_owned();
+    // Refusals are recorded by a task of their own: the audit may lag a little.
+    let audit = poll(Duration::from_secs(10), || {
+        let a = w
+            .run(&admin, &["audit", "tail", "-n", "300", "--json"])
+            .ok()
+            .to_owned();
+        a.contains("port forwarding to 127.0.0.1").then_some(a)
+    })
+    .unwrap_or_default();
     assert!(
         audit.contains("port forwarding to 127.0.0.1"),
         "the refusal is audited"
@@ -636,9 +641,11 @@ fn agent_forwarding_goes_through_only_where_the_role_allows_it() {
     );
     let admin = w.admin();
     assert!(!refused.status.success(), "{}", text(&refused));
-    let audit = w
-        .run(&admin, &["audit", "tail", "-n", "300", "--json"])
-        .ok()
-        .to_owned();
-    assert!(audit.contains("agent forwarding"), "the refusal is audited");
+    let audited = poll(Duration::from_secs(10), || {
+        w.run(&admin, &["audit", "tail", "-n", "300", "--json"])
+            .ok()
+            .contains("agent forwarding")
+            .then_some(())
+    });
+    assert!(audited.is_some(), "the refusal is audited");
 }

@@ -121,12 +121,15 @@ fn psql_through_the_gateway_under_a_grant_logged_and_cut_when_revoked() {
     assert!(out.contains("gateway-canary-42"), "{out}");
 
     // The session is listed, ended, with its statement log signed and verifiable.
-    let sessions = st.w.run(&st.alice, &["sessions", "--json"]).json_array();
-    let session = sessions
-        .iter()
-        .find(|x| s(x, "kind") == "postgres")
-        .unwrap_or_else(|| panic!("no postgres session in {sessions:?}"));
-    let id = s(session, "id").to_owned();
+    // (Sessions are recorded by a task of their own: the listing may lag the client a little.)
+    let session = poll(Duration::from_secs(10), || {
+        st.w.run(&st.alice, &["sessions", "--json"])
+            .json_array()
+            .into_iter()
+            .find(|x| s(x, "kind") == "postgres")
+    })
+    .expect("the postgres session is listed");
+    let id = s(&session, "id").to_owned();
     let ended = poll(Duration::from_secs(10), || {
         let one = st.w.run(&st.admin, &["sessions", "--json"]).json_array();
         one.into_iter()
