@@ -49,6 +49,16 @@ pub struct ServeArgs {
     /// The private key of `--pg-tls-cert` (PEM).
     #[arg(long, env = "WARRANT_PG_TLS_KEY", requires = "pg_tls_cert")]
     pub pg_tls_key: Option<PathBuf>,
+    /// A host name people reach the PostgreSQL gateway by, for the self-signed certificate
+    /// (repeat for several; comma-separated in the environment), so that `sslmode=verify-full`
+    /// works from other machines.
+    #[arg(
+        long,
+        env = "WARRANT_PG_TLS_NAME",
+        value_delimiter = ',',
+        conflicts_with = "pg_tls_cert"
+    )]
+    pub pg_tls_name: Vec<String>,
     /// Seed the demo organisation (on an empty store).
     #[arg(long, env = "WARRANT_DEMO")]
     pub demo: bool,

@@ -198,14 +198,16 @@ impl LiveControl for PgGatewayHandle {
 }
 
 /// The gateway's TLS configuration: `cert` and `key` (PEM) when given, else a self-signed
-/// certificate for `localhost`, the loopback addresses and `listen`'s address, made at first
-/// start as `pg_gateway_tls.crt` / `.key` (0600) in the data directory. Returns it with the
-/// certificate's path (what clients give as `sslrootcert`).
+/// certificate for `localhost`, the loopback addresses, `listen`'s address and `extra_names`
+/// (the host names people connect to), kept as `pg_gateway_tls.crt` / `.key` (0600) in the
+/// data directory and made again when the names change. Returns it with the certificate's path
+/// (what clients give as `sslrootcert` for `sslmode=verify-full`).
 pub fn tls(
     data_dir: &Path,
     listen: std::net::SocketAddr,
     cert: Option<&Path>,
     key: Option<&Path>,
+    extra_names: &[String],
 ) -> anyhow::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -214,20 +216,26 @@ pub fn tls(
         _ => {
             let c = data_dir.join("pg_gateway_tls.crt");
             let k = data_dir.join("pg_gateway_tls.key");
-            if !c.exists() || !k.exists() {
-                let mut names = vec![
-                    "localhost".to_owned(),
-                    "127.0.0.1".to_owned(),
-                    "::1".to_owned(),
-                ];
-                if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
-                    names.push(listen.ip().to_string());
-                }
+            let n = data_dir.join("pg_gateway_tls.names");
+            let mut names = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
+            if !listen.ip().is_unspecified() && !listen.ip().is_loopback() {
+                names.push(listen.ip().to_string());
+            }
+            names.extend(extra_names.iter().cloned());
+            let wanted = names.join("\n");
+            let same_names = std::fs::read_to_string(&n).is_ok_and(|had| had == wanted);
+            if !c.exists() || !k.exists() || !same_names {
                 let made = rcgen::generate_simple_self_signed(names)
                     .context("making the PostgreSQL gateway's TLS certificate")?;
                 write_private(&k, made.signing_key.serialize_pem().as_bytes())?;
                 std::fs::write(&c, made.cert.pem())
                     .with_context(|| format!("cannot write {}", c.display()))?;
+                std::fs::write(&n, &wanted)
+                    .with_context(|| format!("cannot write {}", n.display()))?;
             }
             (c, k)
         }

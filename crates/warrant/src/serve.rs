@@ -200,6 +200,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             listen,
             args.pg_tls_cert.as_deref(),
             args.pg_tls_key.as_deref(),
+            &args.pg_tls_name,
         )
         .with_context(|| format!("--pg-listen {listen}"))?;
         let (authority, recorder) = crate::pggateway::EngineDbAuthority::new(engine.clone());

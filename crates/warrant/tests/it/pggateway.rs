@@ -407,3 +407,41 @@ fn a_rule_that_requires_mfa_needs_a_token_made_after_a_second_factor() {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.starts_with("w_alice_"), "{out}");
 }
+
+#[test]
+fn the_gateway_certificate_names_the_hosts_people_connect_to() {
+    let gw_port = warrant_testkit::free_port();
+    let w = World::start(&[
+        "--demo",
+        "--pg-listen",
+        &format!("127.0.0.1:{gw_port}"),
+        "--pg-tls-name",
+        "warrant-gw.test",
+    ]);
+    let alice = w.login("alice");
+    let token = w.run(&alice, &["db-token"]).ok().trim().to_owned();
+    let cert = w.data_dir.join("pg_gateway_tls.crt");
+    let connect = |host: &str| {
+        Command::new("psql")
+            .arg(format!(
+                "host={host} hostaddr=127.0.0.1 port={gw_port} user=alice dbname=pg-prod sslmode=verify-full sslrootcert={} connect_timeout=10",
+                cert.display()
+            ))
+            .args(["-X", "-c", "SELECT 1"])
+            .env("PGPASSWORD", &token)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // The name verifies: the refusal is the gateway's (no grant), past TLS.
+    let named = connect("warrant-gw.test");
+    assert!(text(&named).contains("no active grant"), "{}", text(&named));
+    // Another name does not.
+    let other = connect("elsewhere.test");
+    assert!(
+        !text(&other).contains("no active grant"),
+        "{}",
+        text(&other)
+    );
+    assert!(text(&other).contains("certificate"), "{}", text(&other));
+}
