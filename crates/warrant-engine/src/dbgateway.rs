@@ -21,6 +21,7 @@ use warrant_pgroles::{TempRoleSpec, TlsMode};
 
 use crate::auth::{IssuedToken, Scope, TokenSpec, issue_token};
 use crate::error::{EngineError, Result};
+use crate::gateway::denied;
 use crate::pg::{ROLE_PREFIX, host_port, on_drop};
 use crate::{Actor, Engine};
 
@@ -58,10 +59,6 @@ pub struct DbUpstream {
 /// The gateway's temporary roles made by this process, by grant: (role name, password).
 #[derive(Default)]
 pub(crate) struct GatewayRoles(tokio::sync::Mutex<HashMap<String, (String, Secret<String>)>>);
-
-fn denied(message: impl Into<String>) -> EngineError {
-    EngineError::forbidden("gateway_denied", message)
-}
 
 impl Engine {
     /// Issues a database token for the actor: the password at the PostgreSQL gateway, for
@@ -163,43 +160,16 @@ impl Engine {
                 .await?
                 .filter(|i| i.status == IdentityStatus::Active)
                 .ok_or_else(|| denied("your identity is not active"))?;
-            let mut candidates = Vec::new();
-            for g in r.q().grants(Some(who.name.as_str()), true, 1000).await? {
-                if g.target.as_str() != target
-                    || g.status_at(now) != GrantStatus::Active
-                    || role.is_some_and(|r| r != g.role.as_str())
-                {
-                    continue;
-                }
-                let Some(rd) = r.q().role(target, g.role.as_str()).await? else {
-                    continue;
-                };
-                if rd.account.is_some() || !rd.db_roles.is_empty() {
-                    candidates.push((g, rd));
-                }
-            }
-            candidates.sort_by(|a, b| a.0.role.cmp(&b.0.role).then(b.0.ends_at.cmp(&a.0.ends_at)));
-            candidates.dedup_by(|a, b| a.0.role == b.0.role);
-            let (grant, rd) = match candidates.len() {
-                1 => candidates.remove(0),
-                0 => {
-                    return Err(denied(match role {
-                        Some(r) => format!(
-                            "you hold no active grant of {r} on {target}: warrant request {target} {r} --for 1h --reason …"
-                        ),
-                        None => format!(
-                            "you hold no active grant on {target} with database access: warrant request {target} ROLE --for 1h --reason …"
-                        ),
-                    }));
-                }
-                _ => {
-                    let roles: Vec<&str> = candidates.iter().map(|c| c.0.role.as_str()).collect();
-                    return Err(denied(format!(
-                        "you hold several roles on {target} ({}): choose one with dbname={target}+ROLE",
-                        roles.join(", ")
-                    )));
-                }
-            };
+            let (grant, rd) = crate::gateway::the_grant(
+                &mut r.q(),
+                &who.name,
+                target,
+                role,
+                now,
+                |rd| rd.account.is_some() || !rd.db_roles.is_empty(),
+                ("with database access", &format!("dbname={target}+ROLE")),
+            )
+            .await?;
             if !second_factor && crate::gateway::rule_requires_mfa(&self.policy(), &grant) {
                 return Err(denied(format!(
                     "{} on {target} requires a second factor: run `warrant mfa verify CODE`, then make a new token with `warrant db-token`",

@@ -45,8 +45,57 @@ pub struct GatewayUpstream {
     pub agent_forwarding: bool,
 }
 
-fn denied(message: impl Into<String>) -> EngineError {
+pub(crate) fn denied(message: impl Into<String>) -> EngineError {
     EngineError::forbidden("gateway_denied", message)
+}
+
+/// The one active grant of `identity` on `target` (of `role`, when named) whose role `fits`
+/// the gateway, with that role. Refusals say what to request (`kind`: e.g. "with an SSH
+/// login") or, for several roles, how to choose one (`choose`: e.g. `alice+web-1+ROLE`).
+pub(crate) async fn the_grant(
+    q: &mut warrant_store::Q<'_>,
+    identity: &Name,
+    target: &str,
+    role: Option<&str>,
+    now: Timestamp,
+    fits: impl Fn(&warrant_core::TargetRole) -> bool,
+    (kind, choose): (&str, &str),
+) -> Result<(warrant_core::Grant, warrant_core::TargetRole)> {
+    let mut candidates = Vec::new();
+    for g in q.grants(Some(identity.as_str()), true, 1000).await? {
+        if g.target.as_str() != target
+            || g.status_at(now) != GrantStatus::Active
+            || role.is_some_and(|r| r != g.role.as_str())
+        {
+            continue;
+        }
+        let Some(r) = q.role(target, g.role.as_str()).await? else {
+            continue;
+        };
+        if fits(&r) {
+            candidates.push((g, r));
+        }
+    }
+    candidates.sort_by(|a, b| a.0.role.cmp(&b.0.role).then(b.0.ends_at.cmp(&a.0.ends_at)));
+    candidates.dedup_by(|a, b| a.0.role == b.0.role);
+    match candidates.len() {
+        1 => Ok(candidates.remove(0)),
+        0 => Err(denied(match role {
+            Some(r) => format!(
+                "you hold no active grant of {r} on {target}: warrant request {target} {r} --for 1h --reason …"
+            ),
+            None => format!(
+                "you hold no active grant on {target} {kind}: warrant request {target} ROLE --for 1h --reason …"
+            ),
+        })),
+        _ => {
+            let roles: Vec<&str> = candidates.iter().map(|c| c.0.role.as_str()).collect();
+            Err(denied(format!(
+                "you hold several roles on {target} ({}): choose one with {choose}",
+                roles.join(", ")
+            )))
+        }
+    }
 }
 
 impl Engine {
@@ -126,43 +175,17 @@ impl Engine {
             .await?
             .filter(|i| i.status == IdentityStatus::Active)
             .ok_or_else(|| denied("your identity is not active"))?;
-        let mut candidates = Vec::new();
-        for g in tx.q().grants(Some(who.name.as_str()), true, 1000).await? {
-            if g.target.as_str() != target || g.status_at(now) != GrantStatus::Active {
-                continue;
-            }
-            if role.is_some_and(|r| r != g.role.as_str()) {
-                continue;
-            }
-            let Some(r) = tx.q().role(target, g.role.as_str()).await? else {
-                continue;
-            };
-            if let Some(login) = r.login.clone() {
-                candidates.push((g, login, r));
-            }
-        }
-        candidates.sort_by(|a, b| a.0.role.cmp(&b.0.role).then(b.0.ends_at.cmp(&a.0.ends_at)));
-        candidates.dedup_by(|a, b| a.0.role == b.0.role);
-        let (grant, account, role_def) = match candidates.len() {
-            1 => candidates.remove(0),
-            0 => {
-                return Err(denied(match role {
-                    Some(r) => format!(
-                        "you hold no active grant of {r} on {target}: warrant request {target} {r} --for 1h --reason …"
-                    ),
-                    None => format!(
-                        "you hold no active grant on {target} with an SSH login: warrant request {target} ROLE --for 1h --reason …"
-                    ),
-                }));
-            }
-            _ => {
-                let roles: Vec<&str> = candidates.iter().map(|c| c.0.role.as_str()).collect();
-                return Err(denied(format!(
-                    "you hold several roles on {target} ({}): choose one with {identity}+{target}+ROLE",
-                    roles.join(", ")
-                )));
-            }
-        };
+        let (grant, role_def) = the_grant(
+            &mut tx.q(),
+            &who.name,
+            target,
+            role,
+            now,
+            |r| r.login.is_some(),
+            ("with an SSH login", &format!("{identity}+{target}+ROLE")),
+        )
+        .await?;
+        let account = role_def.login.clone().unwrap_or_default();
         let (host, port) = crate::pg::host_port(&t, 22)?;
         let host_key = t.host_key.clone().ok_or_else(|| {
             denied(format!(

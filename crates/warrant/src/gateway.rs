@@ -70,25 +70,15 @@ async fn record(engine: &Engine, ev: &GatewayEvent) -> warrant_engine::Result<()
                 EndReason::RecordingFailed { error } => format!("recording_failed: {error}"),
                 other => other.code().to_owned(),
             };
-            if let RecordingOutcome::Unfinished { file, error } = recording {
-                engine
-                    .gateway_refused(
-                        &info.identity,
-                        Some(&info.target),
-                        "recording",
-                        &format!("{file} could not be finished: {error}"),
-                    )
-                    .await?;
-            }
-            engine
-                .gateway_session_ended(
-                    &info.id.to_string(),
-                    &reason,
-                    info.bytes_up,
-                    info.bytes_down,
-                    recording.summary().map(|s| s.sha256.clone()),
-                )
-                .await
+            session_ended(
+                engine,
+                &info.id.to_string(),
+                (&info.identity, &info.target),
+                &reason,
+                (info.bytes_up, info.bytes_down),
+                recording,
+            )
+            .await
         }
         GatewayEvent::RecordingFailed {
             identity, error, ..
@@ -124,6 +114,37 @@ async fn record(engine: &Engine, ev: &GatewayEvent) -> warrant_engine::Result<()
         }
         _ => Ok(()),
     }
+}
+
+/// Records the end of a session of either gateway: a recording that could not be finished is
+/// audited first, then the session is closed with its reason, counters and recording hash.
+pub async fn session_ended(
+    engine: &Engine,
+    session_id: &str,
+    (identity, target): (&str, &str),
+    reason: &str,
+    (bytes_up, bytes_down): (u64, u64),
+    recording: &RecordingOutcome,
+) -> warrant_engine::Result<()> {
+    if let RecordingOutcome::Unfinished { file, error } = recording {
+        engine
+            .gateway_refused(
+                identity,
+                Some(target),
+                "recording",
+                &format!("{file} could not be finished: {error}"),
+            )
+            .await?;
+    }
+    engine
+        .gateway_session_ended(
+            session_id,
+            reason,
+            bytes_up,
+            bytes_down,
+            recording.summary().map(|s| s.sha256.clone()),
+        )
+        .await
 }
 
 impl Authority for EngineAuthority {

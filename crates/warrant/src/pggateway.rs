@@ -20,10 +20,10 @@ use warrant_core::Secret;
 use warrant_engine::Engine;
 use warrant_pggw::{
     Authority, BoxFuture, DbLogin, Denied, EndReason, Person, PgEvent, PgGatewayHandle,
-    RecordingMode, RecordingOutcome, Upstream,
+    RecordingMode, Upstream,
 };
 
-use crate::gateway::{LiveControl, LiveRef};
+use crate::gateway::{LiveControl, LiveRef, session_ended};
 
 /// The engine as the PostgreSQL gateway's authority.
 pub struct EngineDbAuthority {
@@ -75,25 +75,15 @@ async fn record(engine: &Engine, ev: &PgEvent) -> warrant_engine::Result<()> {
                 EndReason::Error(e) => format!("protocol_error: {e}"),
                 other => other.code().to_owned(),
             };
-            if let RecordingOutcome::Unfinished { file, error } = recording {
-                engine
-                    .gateway_refused(
-                        &info.identity,
-                        Some(&info.target),
-                        "recording",
-                        &format!("{file} could not be finished: {error}"),
-                    )
-                    .await?;
-            }
-            engine
-                .gateway_session_ended(
-                    &info.id.to_string(),
-                    &reason,
-                    info.bytes_up,
-                    info.bytes_down,
-                    recording.summary().map(|s| s.sha256.clone()),
-                )
-                .await
+            session_ended(
+                engine,
+                &info.id.to_string(),
+                (&info.identity, &info.target),
+                &reason,
+                (info.bytes_up, info.bytes_down),
+                recording,
+            )
+            .await
         }
         PgEvent::Refused {
             identity,
