@@ -332,19 +332,20 @@ async fn start(
         pid,
         key,
     });
+    // Until the session is handed over, leaving (an error, or the start-up time limit dropping
+    // this future) forgets the cancel key and removes the unfinished log.
+    let mut pending = Pending {
+        shared,
+        cancel: Some(cancel),
+        recording,
+    };
     // AuthenticationOk, the target's parameters and notices, our key, its ReadyForQuery.
     proto::auth_ok(&mut out);
     let (before, ready) = greeting.split_at(greeting.len().saturating_sub(6));
     out.extend_from_slice(before);
     proto::backend_key_data(&mut out, cancel.0, cancel.1);
     out.extend_from_slice(ready);
-    if let Err(e) = proto::flush(client, &mut out).await {
-        shared.registry.forget_cancel_key(cancel.0, cancel.1);
-        if let Some(r) = recording {
-            r.discard();
-        }
-        return Err(e);
-    }
+    proto::flush(client, &mut out).await?;
     let info = SessionInfo {
         id,
         identity: person.identity.clone(),
@@ -357,10 +358,10 @@ async fn start(
         started: now,
         bytes_up: 0,
         bytes_down: 0,
-        recording: recording.as_ref().map(|r| r.file().to_owned()),
+        recording: pending.recording.as_ref().map(|r| r.file().to_owned()),
         tls,
     };
-    if let Some(r) = &recording {
+    if let Some(r) = &pending.recording {
         r.begin().await;
         r.marker(format!(
             "session: {} on {}/{} as {} (grant {})",
@@ -371,13 +372,32 @@ async fn start(
     let live = Arc::new(Live::new(info.clone()));
     shared.registry.insert(live.clone());
     shared.authority.event(&PgEvent::SessionStarted(info));
+    pending.cancel = None;
     Ok(Ok(Started {
         upstream,
         live,
-        recording,
+        recording: pending.recording.take(),
         statements: Statements::new(up.record_values),
         cancel,
     }))
+}
+
+/// A session being started: what to undo if it never is.
+struct Pending<'a> {
+    shared: &'a Shared,
+    cancel: Option<(i32, [u8; 4])>,
+    recording: Option<Recording>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some((pid, key)) = self.cancel.take() {
+            self.shared.registry.forget_cancel_key(pid, key);
+        }
+        if let Some(r) = self.recording.take() {
+            r.discard();
+        }
+    }
 }
 
 async fn authorize(shared: &Shared, person: &Person, login: &DbLogin) -> Result<Upstream, Denied> {
