@@ -768,6 +768,37 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// What the person sent on a session channel (stdin, or extended data `ext`): counted,
+    /// recorded as the role says, then passed to the target, waiting for its window (the
+    /// backpressure on the person's side, see the module docs) unless the session is ending.
+    async fn pass_up(&self, channel: ChannelId, ext: Option<u32>, data: &[u8]) {
+        let (
+            Some(Chan {
+                up: Some(up),
+                traffic,
+                ..
+            }),
+            Some(live),
+        ) = (self.channels.get(&channel), self.live())
+        else {
+            return;
+        };
+        live.bytes_up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let mut ending = live.ending();
+        if !record_input(live, traffic, data, &mut ending).await {
+            return;
+        }
+        let _ = match ext {
+            None => unless_ending(&mut ending, up.data_bytes(data.to_vec())).await,
+            Some(code) => {
+                unless_ending(&mut ending, up.extended_data_bytes(code, data.to_vec())).await
+            }
+        };
+    }
+}
+
 /// Codes a connection may try at the second-factor prompt.
 const MAX_CODES: u8 = 3;
 
@@ -1217,26 +1248,7 @@ impl server::Handler for Conn {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (
-            Some(Chan {
-                up: Some(up),
-                traffic,
-                ..
-            }),
-            Some(live),
-        ) = (self.channels.get(&channel), self.live())
-        else {
-            return Ok(());
-        };
-        live.bytes_up
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let mut ending = live.ending();
-        if !record_input(live, traffic, data, &mut ending).await {
-            return Ok(());
-        }
-        // Waits for the target's window: this is the backpressure on the person's side (see
-        // the module docs). A session that is ending stops waiting.
-        let _ = unless_ending(&mut ending, up.data_bytes(data.to_vec())).await;
+        self.pass_up(channel, None, data).await;
         Ok(())
     }
 
@@ -1247,24 +1259,7 @@ impl server::Handler for Conn {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (
-            Some(Chan {
-                up: Some(up),
-                traffic,
-                ..
-            }),
-            Some(live),
-        ) = (self.channels.get(&channel), self.live())
-        else {
-            return Ok(());
-        };
-        live.bytes_up
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
-        let mut ending = live.ending();
-        if !record_input(live, traffic, data, &mut ending).await {
-            return Ok(());
-        }
-        let _ = unless_ending(&mut ending, up.extended_data_bytes(code, data.to_vec())).await;
+        self.pass_up(channel, Some(code), data).await;
         Ok(())
     }
 
@@ -1400,38 +1395,10 @@ impl Pump {
             let delivered = match msg {
                 None | Some(ChannelMsg::Close) => break,
                 Some(ChannelMsg::Data { data }) => {
-                    match self.record_output(&data, &mut ending).await {
-                        Output::Stop => return,
-                        Output::Hold(written) => {
-                            held = Some(Held {
-                                written,
-                                data,
-                                ext: None,
-                            });
-                            Some(true)
-                        }
-                        Output::Pass => unless_ending(&mut ending, self.down.data_bytes(data))
-                            .await
-                            .map(|r| r.is_ok()),
-                    }
+                    self.output(data, None, &mut held, &mut ending).await
                 }
                 Some(ChannelMsg::ExtendedData { data, ext }) => {
-                    match self.record_output(&data, &mut ending).await {
-                        Output::Stop => return,
-                        Output::Hold(written) => {
-                            held = Some(Held {
-                                written,
-                                data,
-                                ext: Some(ext),
-                            });
-                            Some(true)
-                        }
-                        Output::Pass => {
-                            unless_ending(&mut ending, self.down.extended_data_bytes(ext, data))
-                                .await
-                                .map(|r| r.is_ok())
-                        }
-                    }
+                    self.output(data, Some(ext), &mut held, &mut ending).await
                 }
                 Some(ChannelMsg::Eof) => unless_ending(&mut ending, self.down.eof())
                     .await
@@ -1502,11 +1469,40 @@ impl Pump {
         if !recording_holds(&self.live) {
             return None;
         }
-        match h.ext {
-            None => unless_ending(ending, self.down.data_bytes(h.data))
+        self.send_down(h.data, h.ext, ending).await
+    }
+
+    /// Output (stdout, or extended data `ext`) from the target: recorded, then passed on now,
+    /// or held until written (strict mode) in `held`. `None`: pass nothing more on.
+    async fn output(
+        &self,
+        data: bytes::Bytes,
+        ext: Option<u32>,
+        held: &mut Option<Held>,
+        ending: &mut watch::Receiver<Option<EndReason>>,
+    ) -> Option<bool> {
+        match self.record_output(&data, ending).await {
+            Output::Stop => None,
+            Output::Hold(written) => {
+                *held = Some(Held { written, data, ext });
+                Some(true)
+            }
+            Output::Pass => self.send_down(data, ext, ending).await,
+        }
+    }
+
+    /// Passes output to the person's channel (`Some(false)`: their side is gone).
+    async fn send_down(
+        &self,
+        data: bytes::Bytes,
+        ext: Option<u32>,
+        ending: &mut watch::Receiver<Option<EndReason>>,
+    ) -> Option<bool> {
+        match ext {
+            None => unless_ending(ending, self.down.data_bytes(data))
                 .await
                 .map(|r| r.is_ok()),
-            Some(ext) => unless_ending(ending, self.down.extended_data_bytes(ext, h.data))
+            Some(ext) => unless_ending(ending, self.down.extended_data_bytes(ext, data))
                 .await
                 .map(|r| r.is_ok()),
         }
