@@ -30,19 +30,46 @@ pub struct EngineAuthority {
 impl EngineAuthority {
     /// The authority, and the task that records its events (run it).
     pub fn new(engine: Engine) -> (Self, impl std::future::Future<Output = ()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<GatewayEvent>();
-        let recorder = {
-            let engine = engine.clone();
-            async move {
-                while let Some(ev) = rx.recv().await {
-                    if let Err(e) = record(&engine, &ev).await {
-                        tracing::error!(error = %e, ?ev, "recording a gateway event failed");
-                    }
-                }
-            }
-        };
-        (Self { engine, events: tx }, recorder)
+        let (events, recorder) = event_recorder(engine.clone());
+        (Self { engine, events }, recorder)
     }
+}
+
+/// A gateway's event, as the engine records it.
+pub trait Recorded: Send + 'static {
+    /// Records (and audits) it.
+    fn record<'a>(
+        &'a self,
+        engine: &'a Engine,
+    ) -> impl std::future::Future<Output = warrant_engine::Result<()>> + Send + 'a;
+}
+
+impl Recorded for GatewayEvent {
+    fn record<'a>(
+        &'a self,
+        engine: &'a Engine,
+    ) -> impl std::future::Future<Output = warrant_engine::Result<()>> + Send + 'a {
+        record(engine, self)
+    }
+}
+
+/// A channel for a gateway's events, and the task that records them in order (run it), so
+/// that the gateway never waits for the store.
+pub fn event_recorder<E: Recorded>(
+    engine: Engine,
+) -> (
+    mpsc::UnboundedSender<E>,
+    impl std::future::Future<Output = ()>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<E>();
+    let recorder = async move {
+        while let Some(ev) = rx.recv().await {
+            if let Err(e) = ev.record(&engine).await {
+                tracing::error!(error = %e, "recording a gateway event failed");
+            }
+        }
+    };
+    (tx, recorder)
 }
 
 async fn record(engine: &Engine, ev: &GatewayEvent) -> warrant_engine::Result<()> {

@@ -23,7 +23,7 @@ use warrant_pggw::{
     RecordingMode, Upstream,
 };
 
-use crate::gateway::{LiveControl, LiveRef, session_ended};
+use crate::gateway::{LiveControl, LiveRef, Recorded, event_recorder, session_ended};
 
 /// The engine as the PostgreSQL gateway's authority.
 pub struct EngineDbAuthority {
@@ -34,18 +34,17 @@ pub struct EngineDbAuthority {
 impl EngineDbAuthority {
     /// The authority, and the task that records its events (run it).
     pub fn new(engine: Engine) -> (Self, impl std::future::Future<Output = ()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<PgEvent>();
-        let recorder = {
-            let engine = engine.clone();
-            async move {
-                while let Some(ev) = rx.recv().await {
-                    if let Err(e) = record(&engine, &ev).await {
-                        tracing::error!(error = %e, "recording a database gateway event failed");
-                    }
-                }
-            }
-        };
-        (Self { engine, events: tx }, recorder)
+        let (events, recorder) = event_recorder(engine.clone());
+        (Self { engine, events }, recorder)
+    }
+}
+
+impl Recorded for PgEvent {
+    fn record<'a>(
+        &'a self,
+        engine: &'a Engine,
+    ) -> impl std::future::Future<Output = warrant_engine::Result<()>> + Send + 'a {
+        record(engine, self)
     }
 }
 
