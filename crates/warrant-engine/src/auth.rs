@@ -110,6 +110,14 @@ pub struct IssuedToken {
 /// How often a session's last use is written (the idle timeout's resolution).
 const TOUCH_EVERY_SECS: i64 = 60;
 
+/// How the audit names a claimed identity that is none: people type passwords into the name
+/// field, so only a digest is kept, which still correlates repeated attempts.
+pub(crate) fn unknown_name(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = hex::encode(Sha256::digest(name.as_bytes()));
+    format!("unknown:{}", &d[..12])
+}
+
 fn bad_credentials() -> EngineError {
     EngineError::unauthenticated("invalid_credentials", "unknown identity or wrong password")
 }
@@ -202,15 +210,9 @@ impl Engine {
                 now,
                 None,
                 &Event::SigninFailed {
-                    // People type passwords into the name field: a name that is no identity is
-                    // recorded only as a digest, which still correlates repeated attempts.
                     identity: match &ident {
                         Some(i) => i.name.to_string(),
-                        None => {
-                            use sha2::{Digest, Sha256};
-                            let d = hex::encode(Sha256::digest(name.as_bytes()));
-                            format!("unknown:{}", &d[..12])
-                        }
+                        None => unknown_name(name),
                     },
                     source: source.to_owned(),
                     reason: reason.to_owned(),

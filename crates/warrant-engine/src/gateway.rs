@@ -368,6 +368,12 @@ impl Engine {
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.store().begin().await?;
+        // A name the person typed that is no identity (maybe a password) is kept as a digest.
+        let identity = if identity == "*" || tx.q().identity(identity).await?.is_some() {
+            identity.to_owned()
+        } else {
+            crate::auth::unknown_name(identity)
+        };
         tx.audit(
             now,
             None,

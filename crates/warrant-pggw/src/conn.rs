@@ -86,6 +86,9 @@ struct Refusal {
     hint: Option<&'static str>,
     /// Recorded as an event (the person and target, when known).
     audit: Option<(String, Option<String>)>,
+    /// The event's reason, when it must differ from the message (which may repeat what the
+    /// client typed).
+    audit_reason: Option<&'static str>,
 }
 
 impl Refusal {
@@ -95,11 +98,19 @@ impl Refusal {
             message: message.into(),
             hint: None,
             audit: None,
+            audit_reason: None,
         }
     }
 
     fn hint(mut self, hint: &'static str) -> Self {
         self.hint = Some(hint);
+        self
+    }
+
+    /// The event says `reason` instead of the message (the message names the user as typed,
+    /// which may be a password).
+    fn reason_in_audit(mut self, reason: &'static str) -> Self {
+        self.audit_reason = Some(reason);
         self
     }
 
@@ -165,7 +176,9 @@ async fn setup(
                     identity: identity.clone(),
                     target: target.clone(),
                     peer: Some(peer),
-                    reason: refusal.message.clone(),
+                    reason: refusal
+                        .audit_reason
+                        .map_or_else(|| refusal.message.clone(), str::to_owned),
                 });
             }
             let mut out = BytesMut::new();
@@ -256,7 +269,10 @@ async fn start(
                 format!("password authentication failed for user \"{user}\""),
             )
             .hint("the password is a token from `warrant db-token`; it lasts minutes")
-            .audited(user, None)));
+            .audited(user, None)
+            .reason_in_audit(
+                "password authentication failed (no live database token of that identity)",
+            )));
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "the authority could not check a database token");

@@ -243,6 +243,26 @@ fn bad_tokens_other_people_and_the_api_are_refused() {
         "{}",
         text(&o)
     );
+    // A password typed into the user field reaches no audit record (kept as a digest).
+    let o = psql(
+        &st,
+        "Hunter2-typed-as-user",
+        "pg-prod",
+        &token,
+        &["-c", "SELECT 1"],
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let audited = poll(Duration::from_secs(10), || {
+        let a =
+            st.w.run(&st.admin, &["audit", "tail", "-n", "200", "--json"])
+                .ok()
+                .to_owned();
+        a.contains("unknown:").then_some(a)
+    })
+    .expect("the refusal is audited");
+    assert!(!audited.contains("Hunter2-typed-as-user"), "{audited}");
     // A database name that is no target.
     let o = psql(&st, "alice", "nowhere", &token, &["-c", "SELECT 1"])
         .output()
