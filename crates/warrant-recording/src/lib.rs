@@ -27,6 +27,7 @@
 
 pub mod live;
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -305,23 +306,72 @@ impl<W: Write> Recorder<W> {
 
     /// Terminal output.
     pub fn output(&mut self, data: &[u8]) -> Result<()> {
-        let text = take_utf8(&mut self.pending_out, data);
-        self.event_at(self.elapsed(), "o", &text)
+        self.write_output(data)?;
+        self.flush()
     }
 
     /// Terminal input (only when the role records input).
     pub fn input(&mut self, data: &[u8]) -> Result<()> {
-        let text = take_utf8(&mut self.pending_in, data);
-        self.event_at(self.elapsed(), "i", &text)
+        self.write_input(data)?;
+        self.flush()
     }
 
     /// The window changed.
     pub fn resize(&mut self, cols: u32, rows: u32) -> Result<()> {
-        self.event_at(self.elapsed(), "r", &format!("{cols}x{rows}"))
+        self.write_resize(cols, rows)?;
+        self.flush()
     }
 
     /// A marker: an exec command, a file transfer, the reason the session ended.
     pub fn marker(&mut self, text: &str) -> Result<()> {
+        self.write_marker(text)?;
+        self.flush()
+    }
+
+    /// Passes what the writes since the last flush left in the buffer on to the file (the
+    /// live writer flushes once per batch of events, not once per event).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| {
+            self.write_errors += 1;
+            RecordingError::io("writing", &self.path, e)
+        })
+    }
+
+    /// [`Recorder::output`] without the flush.
+    pub(crate) fn write_output(&mut self, data: &[u8]) -> Result<()> {
+        let secs = self.elapsed();
+        let text = take_utf8(&mut self.pending_out, data);
+        write_event(
+            &mut self.out,
+            &self.path,
+            &mut self.write_errors,
+            secs,
+            "o",
+            &text,
+        )
+    }
+
+    /// [`Recorder::input`] without the flush.
+    pub(crate) fn write_input(&mut self, data: &[u8]) -> Result<()> {
+        let secs = self.elapsed();
+        let text = take_utf8(&mut self.pending_in, data);
+        write_event(
+            &mut self.out,
+            &self.path,
+            &mut self.write_errors,
+            secs,
+            "i",
+            &text,
+        )
+    }
+
+    /// [`Recorder::resize`] without the flush.
+    pub(crate) fn write_resize(&mut self, cols: u32, rows: u32) -> Result<()> {
+        self.event_at(self.elapsed(), "r", &format!("{cols}x{rows}"))
+    }
+
+    /// [`Recorder::marker`] without the flush.
+    pub(crate) fn write_marker(&mut self, text: &str) -> Result<()> {
         self.event_at(self.elapsed(), "m", text)
     }
 
@@ -336,18 +386,14 @@ impl<W: Write> Recorder<W> {
     }
 
     fn event_at(&mut self, secs: f64, code: &str, data: &str) -> Result<()> {
-        if data.is_empty() && (code == "o" || code == "i") {
-            return Ok(());
-        }
-        // Encoded straight into the buffered writer: no line string in between.
-        let done = serde_json::to_writer(&mut self.out, &(round6(secs), code, data))
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"))
-            .and_then(|()| self.out.flush());
-        done.map_err(|e| {
-            self.write_errors += 1;
-            RecordingError::io("writing", &self.path, e)
-        })
+        write_event(
+            &mut self.out,
+            &self.path,
+            &mut self.write_errors,
+            secs,
+            code,
+            data,
+        )
     }
 
     /// Writes what is left of a split character (as U+FFFD) at the end.
@@ -368,22 +414,54 @@ fn round6(v: f64) -> f64 {
     (v * 1_000_000.0).round() / 1_000_000.0
 }
 
+/// Writes one event line `[secs, code, data]`, unflushed: encoded straight into the buffered
+/// writer, no line string in between. A failed write is counted in `write_errors`.
+fn write_event<W: Write>(
+    out: &mut W,
+    path: &Path,
+    write_errors: &mut u64,
+    secs: f64,
+    code: &str,
+    data: &str,
+) -> Result<()> {
+    if data.is_empty() && (code == "o" || code == "i") {
+        return Ok(());
+    }
+    let done = serde_json::to_writer(&mut *out, &(round6(secs), code, data))
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"));
+    done.map_err(|e| {
+        *write_errors += 1;
+        RecordingError::io("writing", path, e)
+    })
+}
+
 /// Decodes `pending + data` as UTF-8, keeping an incomplete character at the end for the next
-/// chunk; invalid bytes become U+FFFD.
-fn take_utf8(pending: &mut Vec<u8>, data: &[u8]) -> String {
+/// chunk; invalid bytes become U+FFFD. Borrows `data` in the usual case (nothing pending, valid
+/// text): no copy of a chunk that is already text.
+fn take_utf8<'a>(pending: &mut Vec<u8>, data: &'a [u8]) -> Cow<'a, str> {
     if pending.is_empty() {
         // The usual case: decode in place, keep only a split character's first bytes.
         let keep = incomplete_tail(data);
         let whole = data.len() - keep;
         pending.extend_from_slice(&data[whole..]);
-        return String::from_utf8_lossy(&data[..whole]).into_owned();
+        return decode(&data[..whole]);
     }
     pending.extend_from_slice(data);
     let keep = incomplete_tail(pending);
     let whole = pending.len() - keep;
-    let text = String::from_utf8_lossy(&pending[..whole]).into_owned();
+    let text = decode(&pending[..whole]).into_owned();
     pending.drain(..whole);
-    text
+    Cow::Owned(text)
+}
+
+/// `bytes` as text: borrowed when valid UTF-8 (`str::from_utf8` checks ASCII runs a word at a
+/// time, several times faster than the lossy decoder), invalid bytes as U+FFFD otherwise.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// How many bytes at the end of `b` start a UTF-8 character that is not complete yet.

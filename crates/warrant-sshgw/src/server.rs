@@ -1337,6 +1337,10 @@ struct Pump {
     traffic: Arc<Traffic>,
 }
 
+/// Chunks of output (each at most one SSH packet, 32 KiB) a channel holds at most while its
+/// strict recording writes them.
+const HELD: usize = 8;
+
 /// Output from the target held until its strict recording has it.
 struct Held {
     written: live::Written,
@@ -1358,21 +1362,34 @@ enum Output {
 impl Pump {
     async fn run(mut self) {
         let mut ending = self.live.ending();
-        // Strict recording: the output being written, passed on as soon as it is, while the
-        // next message is read (writing and passing on overlap instead of alternating).
-        let mut held: Option<Held> = None;
+        // Strict recording: output being written, passed on in order as soon as each chunk is,
+        // while the next messages are read (writing and passing on overlap instead of
+        // alternating, and the writer gets several chunks per batch).
+        let mut held: VecDeque<Held> = VecDeque::with_capacity(HELD);
         loop {
-            let msg = if let Some(h) = held.as_mut() {
-                tokio::select! {
-                    () = h.written.wait() => {
-                        let Some(h) = held.take() else { continue };
-                        match self.deliver(h, &mut ending).await {
-                            Some(true) => continue,
-                            Some(false) => break,
-                            None => return,
+            let full = held.len() >= HELD;
+            let msg = if let Some(h) = held.front_mut() {
+                if !full {
+                    tokio::select! {
+                        () = h.written.wait() => {
+                            match self.deliver_front(&mut held, &mut ending).await {
+                                Some(true) => continue,
+                                Some(false) => break,
+                                None => return,
+                            }
                         }
+                        msg = unless_ending(&mut ending, self.up.wait()) => msg,
                     }
-                    msg = unless_ending(&mut ending, self.up.wait()) => msg,
+                } else {
+                    // As much held as allowed: read nothing more until the oldest is written.
+                    if unless_ending(&mut ending, h.written.wait()).await.is_none() {
+                        return;
+                    }
+                    match self.deliver_front(&mut held, &mut ending).await {
+                        Some(true) => continue,
+                        Some(false) => break,
+                        None => return,
+                    }
                 }
             } else {
                 unless_ending(&mut ending, self.up.wait()).await
@@ -1381,12 +1398,12 @@ impl Pump {
                 // The supervisor tells the person and closes the channel.
                 return;
             };
-            // Whatever came next goes after the held output.
-            if let Some(mut h) = held.take() {
-                if unless_ending(&mut ending, h.written.wait()).await.is_none() {
-                    return;
-                }
-                match self.deliver(h, &mut ending).await {
+            // Anything but more output goes after all the held output.
+            if !matches!(
+                msg,
+                Some(ChannelMsg::Data { .. } | ChannelMsg::ExtendedData { .. })
+            ) {
+                match self.deliver_all(&mut held, &mut ending).await {
                     Some(true) => {}
                     Some(false) => break,
                     None => return,
@@ -1459,35 +1476,60 @@ impl Pump {
         self.live.remove_channel(self.id);
     }
 
-    /// Passes held output on, once its recording has it (`None`: the session is ending;
-    /// `Some(false)`: the person's side is gone).
-    async fn deliver(
+    /// Passes the oldest held output on, once its recording has it (`None`: the session is
+    /// ending; `Some(false)`: the person's side is gone).
+    async fn deliver_front(
         &self,
-        h: Held,
+        held: &mut VecDeque<Held>,
         ending: &mut watch::Receiver<Option<EndReason>>,
     ) -> Option<bool> {
+        let Some(h) = held.pop_front() else {
+            return Some(true);
+        };
         if !recording_holds(&self.live) {
             return None;
         }
         self.send_down(h.data, h.ext, ending).await
     }
 
-    /// Output (stdout, or extended data `ext`) from the target: recorded, then passed on now,
-    /// or held until written (strict mode) in `held`. `None`: pass nothing more on.
+    /// Passes all held output on, in order, each once its recording has it.
+    async fn deliver_all(
+        &self,
+        held: &mut VecDeque<Held>,
+        ending: &mut watch::Receiver<Option<EndReason>>,
+    ) -> Option<bool> {
+        while let Some(h) = held.front_mut() {
+            unless_ending(ending, h.written.wait()).await?;
+            match self.deliver_front(held, ending).await {
+                Some(true) => {}
+                other => return other,
+            }
+        }
+        Some(true)
+    }
+
+    /// Output (stdout, or extended data `ext`) from the target: recorded, then passed on now
+    /// (after anything held), or held until written (strict mode). `None`: pass nothing more
+    /// on.
     async fn output(
         &self,
         data: bytes::Bytes,
         ext: Option<u32>,
-        held: &mut Option<Held>,
+        held: &mut VecDeque<Held>,
         ending: &mut watch::Receiver<Option<EndReason>>,
     ) -> Option<bool> {
         match self.record_output(&data, ending).await {
             Output::Stop => None,
             Output::Hold(written) => {
-                *held = Some(Held { written, data, ext });
+                held.push_back(Held { written, data, ext });
                 Some(true)
             }
-            Output::Pass => self.send_down(data, ext, ending).await,
+            Output::Pass => {
+                if !self.deliver_all(held, ending).await? {
+                    return Some(false);
+                }
+                self.send_down(data, ext, ending).await
+            }
         }
     }
 
@@ -1513,7 +1555,7 @@ impl Pump {
     /// recording has failed).
     async fn record_output(
         &self,
-        data: &[u8],
+        data: &bytes::Bytes,
         ending: &mut watch::Receiver<Option<EndReason>>,
     ) -> Output {
         self.live

@@ -171,6 +171,28 @@ async fn an_exec_session_is_recorded_and_signed() {
     );
 }
 
+/// Bulk output through a strict recording: many chunks in flight between the target, the
+/// recording's writer and the person at once. Every byte reaches the person in order, and the
+/// recording holds exactly what they got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_output_through_a_strict_recording_arrives_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, key) = start(Some(dir.path()), RecordingMode::Strict, false).await;
+    let out = gw.ssh(LOGIN, &[], "seq 1 400000", b"").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let expected: String = (1..=400_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        out.stdout == expected,
+        "output differs ({} bytes)",
+        out.stdout.len()
+    );
+
+    let (info, reason, outcome) = ended(&gw, 1).await;
+    assert_eq!(reason, EndReason::ClientClosed);
+    let cast = check_signed(dir.path(), &key, &info, &outcome);
+    assert!(cast.joined("o") == expected, "the recording differs");
+}
+
 /// Runs an interactive shell (`ssh -tt`) through the gateway, typing `typed`; returns its
 /// output once the shell has exited by itself.
 async fn shell(gw: &Gw, typed: &[u8]) -> String {
