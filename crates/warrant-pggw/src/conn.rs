@@ -588,38 +588,29 @@ async fn recording_failure(
     }
 }
 
-/// Handles the client's whole messages in `buf`: logs statements (before the target sees
+/// Handles the client's whole messages in `buf`: logs their statements (before the target sees
 /// them, so that it never runs one the log does not hold, in strict mode), then passes them on.
-/// False when the client said goodbye; `Err(None)` when the session is ending meanwhile.
+/// The statements of one read go to the log together: one wait for the writer per read, not
+/// per statement, for a client that pipelines. False when the client said goodbye;
+/// `Err(None)` when the session is ending meanwhile.
 async fn from_client(
     s: &mut Session,
     buf: &mut BytesMut,
     ending: &mut watch::Receiver<Option<EndReason>>,
 ) -> Result<bool, Option<String>> {
-    let strict_failed =
-        |r: &Option<Recording>| r.as_ref().is_some_and(|r| r.strict_failure().is_some());
     let mut pos = 0;
     let mut goodbye = false;
+    let mut lines = String::new();
     loop {
-        if strict_failed(&s.recording) {
-            // Not in the log: not passed on (the relay ends the session for the failure).
-            break;
-        }
         let rest = &buf[pos..];
         match proto::whole_message(rest).map_err(|e| Some(e.to_string()))? {
             Some(n) => {
                 let tag = rest[0];
-                if let Some(line) = s.statements.on_message(tag, &rest[5..n])
-                    && let Some(r) = &s.recording
+                // Unlogged sessions keep no statements at all.
+                if s.recording.is_some()
+                    && let Some(line) = s.statements.on_message(tag, &rest[5..n])
                 {
-                    let mut text = line.replace('\n', "\r\n");
-                    text.push_str("\r\n");
-                    if or_end(ending, r.output(text.as_bytes())).await.is_none() {
-                        return Err(None);
-                    }
-                    if strict_failed(&s.recording) {
-                        break;
-                    }
+                    push_line(&mut lines, &line);
                 }
                 goodbye |= tag == b'X';
                 pos += n;
@@ -635,6 +626,18 @@ async fn from_client(
             }
         }
     }
+    if let Some(r) = &s.recording
+        && (!lines.is_empty() || r.strict_failure().is_some())
+    {
+        if !lines.is_empty() && or_end(ending, r.output(lines.as_bytes())).await.is_none() {
+            return Err(None);
+        }
+        if r.strict_failure().is_some() {
+            // Not in the log: not passed on (the relay ends the session for the failure).
+            buf.advance(pos);
+            return Ok(true);
+        }
+    }
     if pos > 0 {
         let ended = ending.borrow().is_some();
         if ended {
@@ -648,6 +651,18 @@ async fn from_client(
         buf.advance(pos);
     }
     Ok(!goodbye)
+}
+
+/// Appends a statement line as terminal output: each line ends with CR LF, as a terminal
+/// shows it on replay.
+fn push_line(lines: &mut String, line: &str) {
+    for (i, part) in line.split('\n').enumerate() {
+        if i > 0 {
+            lines.push_str("\r\n");
+        }
+        lines.push_str(part);
+    }
+    lines.push_str("\r\n");
 }
 
 /// Ends a session: tells the person why (when the relay stopped between two messages), says
