@@ -197,6 +197,49 @@ async fn every_statement_is_logged_and_the_log_is_signed() {
     );
 }
 
+/// Statements a client pipelines (sent together, before any answer) are each logged, in
+/// order, with the answers in order too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_statements_are_each_logged_in_order() {
+    let gw = start(RecordingMode::Strict, false).await;
+    let (client, connection) = gw.connect().await;
+    let c = &client;
+    let select = |i: i32| async move {
+        let row = c.query_one(&format!("SELECT {i} AS n"), &[]).await?;
+        Ok::<i32, tokio_postgres::Error>(row.get(0))
+    };
+    // join_all polls in order: the client sends the statements in order.
+    let answers: Vec<i32> = futures_util::future::join_all((1..=5).map(select))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(answers, [1, 2, 3, 4, 5]);
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    let (info, _, outcome) = gw.authority.ended(1).await;
+    let statements = check_signed(&gw, &info, &outcome).statements();
+    // Each prepared (`-- parse [sN]: …`), then each executed (`=> [sN] …`), in order.
+    let parsed: Vec<&str> = statements
+        .iter()
+        .filter(|s| s.starts_with("-- parse "))
+        .filter_map(|s| s.split_once("]: ").map(|(_, sql)| sql))
+        .collect();
+    let executed: Vec<&str> = statements
+        .iter()
+        .filter(|s| s.starts_with("=> "))
+        .filter_map(|s| s.split_once("] ").map(|(_, sql)| sql))
+        .collect();
+    let expected: Vec<String> = (1..=5).map(|i| format!("SELECT {i} AS n")).collect();
+    assert_eq!(parsed, expected, "{statements:#?}");
+    assert_eq!(executed, expected, "{statements:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bound_values_are_logged_when_the_role_says() {
     let gw = start(RecordingMode::BestEffort, true).await;
