@@ -79,6 +79,56 @@ impl Client {
         Ok(self.raw::<()>(Method::GET, path, None).await?.1)
     }
 
+    /// GET of a long answer, written to `out` as it arrives (an audit export): the bytes
+    /// written. An answer cut short by the server is an error, never a short success.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(Method::GET, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req.send().await.map_err(|e| ClientError {
+            status: None,
+            code: "connection_failed".into(),
+            message: format!(
+                "cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)",
+                self.base
+            ),
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(decode_error(status, &bytes));
+        }
+        let failed = |code: &str, message: String| ClientError {
+            status: Some(status.as_u16()),
+            code: code.into(),
+            message,
+        };
+        let mut written = 0u64;
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| {
+                failed(
+                    "download_cut",
+                    format!(
+                        "the server stopped before the end (what was written is incomplete): {e}"
+                    ),
+                )
+            })?;
+            let Some(chunk) = chunk else { break };
+            out.write_all(&chunk)
+                .map_err(|e| failed("write_failed", format!("writing the answer: {e}")))?;
+            written += chunk.len() as u64;
+        }
+        out.flush()
+            .map_err(|e| failed("write_failed", format!("writing the answer: {e}")))?;
+        Ok(written)
+    }
+
     /// Sends a request; the status and body of a successful answer, a decoded error otherwise.
     async fn raw<B: Serialize + ?Sized>(
         &self,
@@ -109,18 +159,7 @@ impl Client {
             message: format!("reading the answer failed: {e}"),
         })?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => ClientError {
-                    status: Some(status.as_u16()),
-                    code: b.error.code,
-                    message: b.error.message,
-                },
-                Err(_) => ClientError {
-                    status: Some(status.as_u16()),
-                    code: "http_error".into(),
-                    message: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
-                },
-            });
+            return Err(decode_error(status, &bytes));
         }
         Ok((status.as_u16(), bytes.to_vec()))
     }
@@ -184,6 +223,22 @@ impl Client {
     /// DELETE.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send::<(), T>(Method::DELETE, path, None).await
+    }
+}
+
+/// The error of an unsuccessful answer: Warrant's JSON error, or the status and text.
+fn decode_error(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(b) => ClientError {
+            status: Some(status.as_u16()),
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError {
+            status: Some(status.as_u16()),
+            code: "http_error".into(),
+            message: format!("{status}: {}", String::from_utf8_lossy(bytes)),
+        },
     }
 }
 

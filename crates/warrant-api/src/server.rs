@@ -299,6 +299,7 @@ fn entries() -> Vec<Entry> {
         route!(POST, "/api/v1/check", Signed, check),
         route!(GET, "/api/v1/audit", Auditor, audit_list),
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
+        route!(GET, "/api/v1/audit/export", Auditor, audit_export),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
         route!(POST, "/api/v1/vault/rekey", Admin, crate::vault::rekey),
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
@@ -1458,6 +1459,60 @@ async fn audit_list(
 
 async fn audit_verify(State(s): State<AppState>) -> ApiResult<warrant_audit::VerifyReport> {
     Ok(Json(s.engine.audit_verify().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// Records from this time on, ms since the epoch (default: all).
+    #[serde(default)]
+    since_ms: Option<i64>,
+    /// `bundle` (default), `jsonl` or `ocsf`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The audit trail from a time on, streamed as JSON lines: a signed bundle (default), Warrant's
+/// JSON lines or OCSF. An error after the first bytes ends the stream abruptly, so that a
+/// client never takes a cut export for a whole one.
+async fn audit_export(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    QueryArgs(q): QueryArgs<ExportQuery>,
+) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    use warrant_engine::audittrail::ExportFormat;
+    let format = match q.format.as_deref().unwrap_or("bundle") {
+        "bundle" => ExportFormat::Bundle,
+        "jsonl" => ExportFormat::Jsonl,
+        "ocsf" => ExportFormat::Ocsf,
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_format",
+                format!("format {other:?} is not one of bundle, jsonl, ocsf"),
+            ));
+        }
+    };
+    let since = q.since_ms.unwrap_or(0);
+    let (mut writer, reader) = tokio::io::duplex(64 * 1024);
+    let engine = s.engine.clone();
+    let task = tokio::spawn(async move {
+        let done = engine.audit_export(&a, since, format, &mut writer).await;
+        drop(writer);
+        done
+    });
+    let end = futures_util::stream::once(async move {
+        let failed = match task.await {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(error = %failed, "audit export failed");
+        Some(Err(std::io::Error::other(failed)))
+    })
+    .filter_map(std::future::ready);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader).chain(end));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 async fn list_jobs(

@@ -6,7 +6,11 @@
 //! `data`, never trusted on their own.) Modifying, deleting or reordering any
 //! record breaks the chain at that position.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
+
+use crate::checkpoint::{Checkpoint, fingerprint};
 
 /// The `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -72,25 +76,35 @@ pub struct VerifyReport {
     pub first_broken: Option<i64>,
     /// What is wrong there.
     pub problem: Option<String>,
+    /// Signed checkpoints checked (signature, and the record they sign).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// The position of the last checkpoint, if any.
+    #[serde(default)]
+    pub last_checkpoint: Option<i64>,
+    /// The fingerprint of the audit key the checkpoints were checked against.
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
 }
 
-/// Walks records in `seq` order, one at a time, and stops at the first break.
+/// Walks records in `seq` order, one at a time, and stops at the first break; checks signed
+/// checkpoints on the way ([`Verifier::with_checkpoints`]).
 #[derive(Debug)]
 pub struct Verifier {
     expected_seq: i64,
     prev_hash: String,
     records: u64,
     broken: Option<(i64, String)>,
+    /// Checkpoints by position, not yet reached.
+    checkpoints: BTreeMap<i64, Checkpoint>,
+    checked: u64,
+    last_checkpoint: Option<i64>,
+    key_fingerprint: Option<String>,
 }
 
 impl Default for Verifier {
     fn default() -> Self {
-        Self {
-            expected_seq: 1,
-            prev_hash: GENESIS_HASH.to_owned(),
-            records: 0,
-            broken: None,
-        }
+        Self::starting_at(1, GENESIS_HASH)
     }
 }
 
@@ -98,6 +112,74 @@ impl Verifier {
     /// A verifier expecting the chain from its first record.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A verifier expecting a piece of the chain that starts at `seq`, after a record whose
+    /// hash is `prev_hash` (an export bundle's).
+    pub fn starting_at(seq: i64, prev_hash: &str) -> Self {
+        Self {
+            expected_seq: seq,
+            prev_hash: prev_hash.to_owned(),
+            records: 0,
+            broken: None,
+            checkpoints: BTreeMap::new(),
+            checked: 0,
+            last_checkpoint: None,
+            key_fingerprint: None,
+        }
+    }
+
+    /// Also checks `checkpoints` against `public_key` (base64): each one's signature now, the
+    /// record it signs as the walk reaches it, and at the end that none lies beyond the chain's
+    /// end (a tail cut off after a checkpoint). A checkpoint before the piece being verified
+    /// is only checked for its signature. Without a public key, checkpoints cannot be trusted:
+    /// any checkpoint then is a break.
+    #[must_use]
+    pub fn with_checkpoints(
+        mut self,
+        checkpoints: Vec<Checkpoint>,
+        public_key: Option<&str>,
+    ) -> Self {
+        self.key_fingerprint = public_key.map(fingerprint);
+        for c in checkpoints {
+            if self.broken.is_some() {
+                break;
+            }
+            let signed = match public_key {
+                None => Err("there is no audit key to check it against".to_owned()),
+                Some(k) => c.verify(k).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = signed {
+                self.broken = Some((
+                    c.seq,
+                    format!("the checkpoint at record {} is not valid: {e}", c.seq),
+                ));
+                break;
+            }
+            self.last_checkpoint = Some(self.last_checkpoint.map_or(c.seq, |l| l.max(c.seq)));
+            if c.seq < self.expected_seq {
+                self.checked += 1;
+            } else {
+                self.checkpoints.insert(c.seq, c);
+            }
+        }
+        self
+    }
+
+    /// For a piece that holds no record: only the checkpoints' signatures are checked, and
+    /// none may sign a record (there is none to match).
+    #[must_use]
+    pub fn expect_nothing(mut self) -> Self {
+        if self.broken.is_none()
+            && let Some(c) = self.checkpoints.values().next()
+        {
+            self.broken = Some((
+                c.seq,
+                format!("a checkpoint signs record {} but there is none", c.seq),
+            ));
+        }
+        self.checkpoints.clear();
+        self
     }
 
     /// Checks the next record. Returns false once the chain is broken.
@@ -132,6 +214,20 @@ impl Verifier {
                 false
             }
             None => {
+                if let Some(c) = self.checkpoints.remove(&r.seq) {
+                    if c.hash != r.hash {
+                        self.broken = Some((
+                            r.seq,
+                            format!(
+                                "record {} is not the one the checkpoint of {} signed: the chain was rewritten from here or before",
+                                r.seq,
+                                format_ms(c.at_ms)
+                            ),
+                        ));
+                        return false;
+                    }
+                    self.checked += 1;
+                }
                 self.expected_seq += 1;
                 self.prev_hash.clone_from(&r.hash);
                 true
@@ -143,6 +239,19 @@ impl Verifier {
     /// recorded elsewhere.
     pub fn finish(self, expected_head: Option<(i64, &str)>) -> VerifyReport {
         let mut broken = self.broken;
+        if broken.is_none()
+            && let Some(c) = self.checkpoints.values().next()
+        {
+            broken = Some((
+                self.expected_seq,
+                format!(
+                    "the chain ends at record {} but a checkpoint of {} signed record {}: records were cut off at the end",
+                    self.expected_seq - 1,
+                    format_ms(c.at_ms),
+                    c.seq
+                ),
+            ));
+        }
         if broken.is_none()
             && let Some((seq, hash)) = expected_head
             && (seq != self.expected_seq - 1 || hash != self.prev_hash)
@@ -161,8 +270,22 @@ impl Verifier {
             head: self.prev_hash,
             first_broken: broken.as_ref().map(|b| b.0),
             problem: broken.map(|b| b.1),
+            checkpoints: self.checked,
+            last_checkpoint: self.last_checkpoint,
+            key_fingerprint: self.key_fingerprint,
         }
     }
+}
+
+/// A time in ms since the epoch as RFC 3339, for messages.
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 #[cfg(test)]
@@ -239,5 +362,78 @@ mod tests {
         let rep = v.finish(Some((head.0, &head.1)));
         assert!(!rep.intact);
         assert_eq!(rep.first_broken, Some(4));
+    }
+
+    fn verify_with(records: &[Record], checkpoints: Vec<Checkpoint>, key: &str) -> VerifyReport {
+        let mut v = Verifier::new().with_checkpoints(checkpoints, Some(key));
+        for r in records {
+            v.push(r);
+        }
+        let head = records.last().map(|r| (r.seq, r.hash.clone()));
+        v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str())))
+    }
+
+    #[test]
+    fn checkpoints_find_a_cut_tail_and_a_rewritten_chain() {
+        let key = crate::checkpoint::AuditKey::generate().unwrap();
+        let public = key.public_base64();
+        let c = chain(10);
+        let at4 = key.checkpoint(4, &c[3].hash, 1_000);
+        let at8 = key.checkpoint(8, &c[7].hash, 2_000);
+
+        let ok = verify_with(&c, vec![at4.clone(), at8.clone()], &public);
+        assert!(ok.intact, "{ok:?}");
+        assert_eq!((ok.checkpoints, ok.last_checkpoint), (2, Some(8)));
+        assert!(ok.key_fingerprint.is_some());
+
+        // The tail after the checkpoint cut off, and the recorded head moved back with it:
+        // the hash chain alone cannot tell.
+        let cut = verify_with(&c[..6], vec![at4.clone(), at8.clone()], &public);
+        assert!(!cut.intact);
+        assert_eq!(cut.first_broken, Some(7));
+        assert!(cut.problem.unwrap().contains("cut off"));
+
+        // Rewritten from record 3 on with every hash recomputed: links hold, checkpoint not.
+        let mut rewritten = chain(10);
+        rewritten[2].data = "{\"n\":99}".into();
+        let mut prev = rewritten[1].hash.clone();
+        for r in &mut rewritten[2..] {
+            r.prev_hash.clone_from(&prev);
+            r.hash = record_hash(&prev, r.seq, r.at_ms, r.actor.as_deref(), &r.kind, &r.data);
+            prev.clone_from(&r.hash);
+        }
+        assert!(verify(&rewritten).intact, "the chain alone holds");
+        let found = verify_with(&rewritten, vec![at4.clone(), at8.clone()], &public);
+        assert_eq!(found.first_broken, Some(4));
+        assert!(found.problem.unwrap().contains("rewritten"));
+
+        // A checkpoint not signed by the key.
+        let other = crate::checkpoint::AuditKey::generate().unwrap();
+        let forged = other.checkpoint(8, &c[7].hash, 2_000);
+        let bad = verify_with(&c, vec![at4, forged], &public);
+        assert_eq!(bad.first_broken, Some(8));
+        assert!(bad.problem.unwrap().contains("not valid"));
+
+        // Without a key, a checkpoint cannot be trusted.
+        let mut v = Verifier::new().with_checkpoints(vec![at8], None);
+        for r in &c {
+            v.push(r);
+        }
+        assert!(!v.finish(None).intact);
+    }
+
+    #[test]
+    fn a_piece_of_the_chain_verifies_from_its_anchor() {
+        let c = chain(10);
+        let mut v = Verifier::starting_at(5, &c[3].hash);
+        for r in &c[4..] {
+            assert!(v.push(r));
+        }
+        let rep = v.finish(Some((10, &c[9].hash)));
+        assert!(rep.intact, "{rep:?}");
+        assert_eq!(rep.records, 6);
+        // The wrong anchor is a break at the first record.
+        let mut v = Verifier::starting_at(5, &c[2].hash);
+        assert!(!v.push(&c[4]));
     }
 }

@@ -750,6 +750,12 @@ pub enum Event {
         /// Its public key, base64.
         public_key: String,
     },
+    /// The key that signs the audit chain's checkpoints and export seals was created.
+    #[serde(rename = "audit.key_created")]
+    AuditKeyCreated {
+        /// Its public key, base64.
+        public_key: String,
+    },
     /// A gateway session began (the person authenticated, the grant checked, upstream reached).
     #[serde(rename = "gateway.session_started")]
     GatewaySessionStarted {

@@ -7,8 +7,11 @@
 //!
 //! Storage of the chain is `warrant-store`'s job; this crate does no IO.
 
+pub mod bundle;
 pub mod chain;
+pub mod checkpoint;
 pub mod event;
+pub mod ocsf;
 
 pub use chain::{GENESIS_HASH, Record, Verifier, VerifyReport, record_hash};
 pub use event::{Event, Refs};

@@ -17,6 +17,7 @@
 
 mod access;
 pub mod accounts;
+pub mod audittrail;
 mod auth;
 mod catalogue;
 pub mod dbgateway;
@@ -230,11 +231,6 @@ impl Engine {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Audit verification of the whole chain.
-    pub async fn audit_verify(&self) -> Result<warrant_audit::VerifyReport> {
-        Ok(verify_store(&self.inner.store).await?)
-    }
-
     /// Audit records after `after_seq`, at most `limit`.
     pub async fn audit_records(
         &self,
@@ -253,35 +249,7 @@ impl Engine {
     }
 }
 
-/// Verifies the audit chain of a store, record by record, against its recorded head.
-pub async fn verify_store(store: &Store) -> warrant_store::Result<warrant_audit::VerifyReport> {
-    let mut r = store.read().await?;
-    let head = r.q().audit_head().await?;
-    let mut v = warrant_audit::Verifier::new();
-    let mut after = 0;
-    loop {
-        let batch = r
-            .q()
-            .audit(&warrant_store::AuditQuery {
-                after_seq: after,
-                limit: 10_000,
-            })
-            .await?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        let mut ok = true;
-        for rec in &batch {
-            if !v.push(rec) {
-                ok = false;
-                break;
-            }
-        }
-        if !ok {
-            break;
-        }
-    }
-    Ok(v.finish(Some((head.0, &head.1))))
-}
+pub use audittrail::verify_store;
 
 /// Refuses unless the actor's system role is at least `min` (auditor < admin).
 pub(crate) fn require_role(actor: &Actor, min: SystemRole) -> Result<()> {

@@ -17,6 +17,7 @@
 //! The conformance suite in `tests/it` runs every behaviour against both backends.
 
 mod account_queries;
+mod audit_queries;
 mod discovery_queries;
 mod gateway_queries;
 mod oidc_queries;

@@ -359,7 +359,7 @@ fn token(row: &AnyRow) -> Result<TokenRow> {
     })
 }
 
-fn record(row: &AnyRow) -> Result<Record> {
+pub(crate) fn record(row: &AnyRow) -> Result<Record> {
     Ok(Record {
         seq: row.try_get("seq")?,
         at_ms: row.try_get("at")?,

@@ -371,4 +371,14 @@ CREATE TABLE gateway_db_roles (
 );
 CREATE INDEX gateway_db_roles_grant ON gateway_db_roles (grant_id);
 "#,
+    // Issue 6: signed checkpoints of the audit chain; the time index export and search use.
+    r#"
+CREATE TABLE audit_checkpoints (
+    seq BIGINT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at);
+"#,
 ];

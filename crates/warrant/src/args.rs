@@ -806,8 +806,33 @@ pub enum TokenCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Verify the hash chain (through the server, or offline with --data-dir / --database-url).
-    Verify(StoreArgs),
+    /// Verify the hash chain and its signed checkpoints (through the server, offline with
+    /// --data-dir / --database-url, or an export bundle with --bundle).
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Verify this export bundle (`warrant audit export`) offline instead.
+        #[arg(long, conflicts_with_all = ["data_dir", "database_url"])]
+        bundle: Option<PathBuf>,
+        /// Trust only this audit key (base64, as `warrant audit verify --json` shows it on the
+        /// server) for the bundle; default: the key the bundle names (its fingerprint is shown).
+        #[arg(long, requires = "bundle")]
+        key: Option<String>,
+    },
+    /// Export the audit trail from a time on: a signed bundle (verify it offline with
+    /// `warrant audit verify --bundle FILE`), Warrant's JSON lines, or OCSF JSON lines.
+    Export {
+        /// From when: an RFC 3339 time (2026-12-01T00:00:00Z) or a duration ago (24h, 7d);
+        /// default: everything.
+        #[arg(long)]
+        since: Option<String>,
+        /// bundle (default), jsonl or ocsf.
+        #[arg(long, default_value = "bundle", value_parser = ["bundle", "jsonl", "ocsf"])]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Show the latest events.
     Tail {
         /// How many.

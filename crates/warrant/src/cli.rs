@@ -211,7 +211,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         crate::serve::run(args).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Audit(AuditCmd::Verify(s)) = &cli.command
+    if let Command::Audit(AuditCmd::Verify {
+        bundle: Some(b),
+        key,
+        ..
+    }) = &cli.command
+    {
+        return verify_bundle(b, key.as_deref(), cli.json);
+    }
+    if let Command::Audit(AuditCmd::Verify { store: s, .. }) = &cli.command
         && (s.data_dir.is_some() || s.database_url.is_some())
     {
         return verify_offline(s, cli.json).await;
@@ -245,6 +253,68 @@ async fn verify_offline(s: &StoreArgs, json: bool) -> Result<ExitCode> {
     print_verify(&report, json)
 }
 
+/// `warrant audit verify --bundle FILE`: offline, nothing but the file (and a trusted key).
+fn verify_bundle(path: &std::path::Path, key: Option<&str>, json: bool) -> Result<ExitCode> {
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+    open().with_context(|| format!("cannot read the bundle {}", path.display()))?;
+    let report = warrant_audit::bundle::verify_bundle(open, key)
+        .with_context(|| format!("{} cannot be verified", path.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        if let Some(seal) = &report.seal {
+            println!(
+                "bundle of records {}–{} ({} records) since {}, sealed {}, key {}",
+                seal.first_seq,
+                seal.last_seq,
+                seal.records,
+                ms_rfc3339(seal.since_ms),
+                ms_rfc3339(seal.at_ms),
+                report.key_fingerprint
+            );
+        }
+        print_verify(&report.chain, false)?;
+        if key.is_none() && report.chain.intact {
+            println!(
+                "compare the key fingerprint with `warrant audit verify` on the server, or pass --key"
+            );
+        }
+    }
+    Ok(if report.chain.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A time in ms since the epoch as RFC 3339.
+fn ms_rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// `--since`: an RFC 3339 time, or a duration ago; ms since the epoch.
+fn parse_since(v: &str) -> Result<i64> {
+    if let Ok(t) =
+        time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
+    {
+        return i64::try_from(t.unix_timestamp_nanos() / 1_000_000).context("time out of range");
+    }
+    let ago = humantime::parse_duration(v.trim()).map_err(|_| {
+        anyhow::anyhow!(
+            "--since {v:?} is neither an RFC 3339 time (2026-12-01T00:00:00Z) nor a duration (24h, 7d)"
+        )
+    })?;
+    let now = time::OffsetDateTime::now_utc();
+    let then = now - time::Duration::try_from(ago).context("duration too long")?;
+    i64::try_from(then.unix_timestamp_nanos() / 1_000_000).context("time out of range")
+}
+
 fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
@@ -253,6 +323,14 @@ fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<Exit
             "audit chain intact: {} records, head {}",
             report.records, report.head
         );
+        match (report.last_checkpoint, &report.key_fingerprint) {
+            (Some(last), Some(fp)) => println!(
+                "{} signed checkpoints checked, the last at record {last}; audit key {fp}",
+                report.checkpoints
+            ),
+            (None, Some(fp)) => println!("no signed checkpoint yet; audit key {fp}"),
+            _ => println!("no signed checkpoint yet"),
+        }
     } else {
         println!(
             "audit chain BROKEN at record {}: {}",
@@ -646,7 +724,43 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 t
             })?;
         }
-        Command::Audit(AuditCmd::Verify(_)) => {
+        Command::Audit(AuditCmd::Export {
+            since,
+            format,
+            output,
+        }) => {
+            let since = since.as_deref().map(parse_since).transpose()?.unwrap_or(0);
+            let path = format!("/api/v1/audit/export?since_ms={since}&format={format}");
+            let bytes = match &output {
+                Some(file) => {
+                    // Written beside the target and renamed at the end: a cut export never
+                    // takes the file's name.
+                    let part = file.with_extension("part");
+                    let mut f = std::fs::File::create(&part)
+                        .with_context(|| format!("cannot create {}", part.display()))?;
+                    let n = ctx.client.download(&path, &mut f).await;
+                    let n = match n {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&part);
+                            return Err(e.into());
+                        }
+                    };
+                    f.sync_all()?;
+                    std::fs::rename(&part, file)
+                        .with_context(|| format!("cannot write {}", file.display()))?;
+                    n
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout());
+                    ctx.client.download(&path, &mut out).await?
+                }
+            };
+            if let Some(file) = output {
+                eprintln!("wrote {bytes} bytes to {}", file.display());
+            }
+        }
+        Command::Audit(AuditCmd::Verify { .. }) => {
             let r: warrant_audit::VerifyReport = ctx.get("/api/v1/audit/verify").await?;
             return print_verify(&r, ctx.json);
         }

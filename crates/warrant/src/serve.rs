@@ -326,12 +326,45 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         });
     }
+    let checkpoints = {
+        let every = settings
+            .audit
+            .checkpoint_every
+            .as_deref()
+            .map(|v| crate::settings::secs("audit.checkpoint_every", v))
+            .transpose()?
+            .unwrap_or(60);
+        // The key exists before the first request, so that its creation is not a surprise
+        // in the middle of someone's export.
+        engine.audit_key().await?;
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(every.unsigned_abs());
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = rx.wait_for(|v| *v) => break,
+                }
+                if let Err(e) = engine.audit_checkpoint().await {
+                    tracing::warn!(error = %e, "signing an audit checkpoint failed");
+                }
+            }
+        })
+    };
     let mut rx2 = rx.clone();
     warrant_api::serve(listener, state, async move {
         let _ = rx2.wait_for(|v| *v).await;
     })
     .await?;
     let _ = sched.await;
+    let _ = checkpoints.await;
+    // The last word of this run: the head as it is at shutdown, signed.
+    match engine.audit_checkpoint().await {
+        Ok(Some(c)) => eprintln!("Signed the audit chain's head at record {}.", c.seq),
+        Ok(None) => {}
+        Err(e) => eprintln!("Could not sign the audit chain's head at shutdown: {e}"),
+    }
     engine.store().close().await;
     eprintln!("Warrant stopped.");
     Ok(())

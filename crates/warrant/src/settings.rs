@@ -12,6 +12,7 @@
 //!   connection: { preset: active_directory, url: ldaps://dc1:636, base_dn: "dc=corp,dc=example" }
 //!   interval: 15m
 //! webauthn: { rp_id: warrant.example.com, rp_origin: "https://warrant.example.com" }
+//! audit: { checkpoint_every: 1m }
 //! ```
 
 use std::path::Path;
@@ -51,6 +52,19 @@ pub struct ServerConfig {
     /// Scheduled discovery of privileged accounts.
     #[serde(default)]
     pub discovery: Discovery,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditSettings,
+}
+
+/// `audit:` in the server config.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// How often the chain's head is signed (a checkpoint), e.g. `1m`; default 1m. It is
+    /// also signed at shutdown, and skipped while nothing new was recorded.
+    #[serde(default)]
+    pub checkpoint_every: Option<String>,
 }
 
 /// `discovery:` in the server config.

@@ -21,6 +21,12 @@ enum Tamper {
     Swap,
     /// The last record deleted.
     DeleteLast,
+    /// The last three records deleted and the recorded head moved back with them: only the
+    /// signed checkpoint (made at shutdown) can tell.
+    CutTail,
+    /// A record in the middle rewritten and every later hash recomputed, the head too: the
+    /// links all hold, only the signed checkpoint can tell.
+    Rewrite,
 }
 
 /// Applies `tamper` to the SQLite store in `dir` (the server must be stopped).
@@ -71,6 +77,39 @@ fn tamper(dir: &Path, tamper: Tamper) -> i64 {
             Tamper::DeleteLast => {
                 let done = query("DELETE FROM audit WHERE seq = ?").bind(last).execute(&mut db).await.expect("delete");
                 assert_eq!(done.rows_affected(), 1);
+                last
+            }
+            Tamper::CutTail => {
+                let done = query("DELETE FROM audit WHERE seq > ?").bind(last - 3).execute(&mut db).await.expect("delete");
+                assert_eq!(done.rows_affected(), 3);
+                let hash: String = query_scalar("SELECT hash FROM audit WHERE seq = ?").bind(last - 3).fetch_one(&mut db).await.expect("new last");
+                query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1").bind(last - 3).bind(hash).execute(&mut db).await.expect("head");
+                last - 2
+            }
+            Tamper::Rewrite => {
+                let rows: Vec<(i64, i64, Option<String>, String, String, String)> = sqlx::query_as(
+                    "SELECT seq, at, actor, kind, data, prev_hash FROM audit WHERE seq >= ? ORDER BY seq",
+                )
+                .bind(middle)
+                .fetch_all(&mut db)
+                .await
+                .expect("the tail");
+                let mut prev = rows[0].5.clone();
+                for (seq, at, actor, kind, data, _) in rows {
+                    let data = if seq == middle { data.replace('"', "'") } else { data };
+                    let hash = warrant_audit::record_hash(&prev, seq, at, actor.as_deref(), &kind, &data);
+                    query("UPDATE audit SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?")
+                        .bind(&data)
+                        .bind(&prev)
+                        .bind(&hash)
+                        .bind(seq)
+                        .execute(&mut db)
+                        .await
+                        .expect("rewrite");
+                    prev = hash;
+                }
+                query("UPDATE audit_head SET hash = ? WHERE id = 1").bind(&prev).execute(&mut db).await.expect("head");
+                // Found where the checkpoint signed the head.
                 last
             }
         };
@@ -166,11 +205,35 @@ fn audit_verify_tail_and_tampering() {
         .fails();
     assert!(msg.contains("holds no Warrant store"), "{msg}");
 
+    // The shutdown signed the head; the chain and that checkpoint verify offline.
+    let report: Value = serde_json::from_str(
+        &w.run(
+            &admin,
+            &[
+                "audit",
+                "verify",
+                "--json",
+                "--data-dir",
+                w.data_dir.to_str().expect("utf-8"),
+            ],
+        )
+        .ok(),
+    )
+    .expect("JSON report");
+    assert_eq!(report["last_checkpoint"], n, "{report:#}");
+    assert!(report["checkpoints"].as_u64() >= Some(1), "{report:#}");
+    assert!(
+        offline.stdout.contains("signed checkpoints checked"),
+        "{offline}"
+    );
+
     for how in [
         Tamper::Modify,
         Tamper::DeleteMiddle,
         Tamper::Swap,
         Tamper::DeleteLast,
+        Tamper::CutTail,
+        Tamper::Rewrite,
     ] {
         let dir = w.root().join(format!("{how:?}"));
         copy_dir(&w.data_dir, &dir);
@@ -193,4 +256,181 @@ fn audit_verify_tail_and_tampering() {
     // The untouched store still verifies, online too after a restart.
     w.restart();
     assert_eq!(records(&w, &admin, &["audit", "verify", "--json"]), n);
+}
+
+/// A bundle's lines, each parsed.
+fn bundle_lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .expect("read the bundle")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn line_type(line: &str) -> String {
+    let v: Value = serde_json::from_str(line).expect("a JSON line");
+    s(&v, "type").to_owned()
+}
+
+#[test]
+fn audit_export_bundle_verifies_offline_and_finds_tampering() {
+    let mut w = World::demo();
+    let admin = w.admin();
+    let alice = w.login("alice");
+    for reason in ["one", "two"] {
+        w.run(
+            &alice,
+            &[
+                "request", "pg-prod", "readonly", "--for", "1h", "--reason", reason,
+            ],
+        )
+        .ok();
+    }
+    let n = records(&w, &admin, &["audit", "verify", "--json"]);
+    let msg = w.run(&alice, &["audit", "export"]).fails();
+    assert!(msg.contains("auditor"), "{msg}");
+
+    // The whole trail: header, every record, the seal.
+    let file = w.root().join("trail.bundle");
+    let path = file.to_str().expect("utf-8");
+    w.run(&admin, &["audit", "export", "-o", path]).ok();
+    assert!(!file.with_extension("part").exists());
+    let lines = bundle_lines(&file);
+    assert_eq!(line_type(&lines[0]), "header");
+    assert_eq!(line_type(lines.last().expect("lines")), "seal");
+    let record_lines: Vec<usize> = (0..lines.len())
+        .filter(|&i| line_type(&lines[i]) == "record")
+        .collect();
+    assert_eq!(record_lines.len() as u64, n, "every record up to the head");
+
+    let ok = w.run(&admin, &["audit", "verify", "--bundle", path]);
+    assert!(ok.ok().contains(&format!("({n} records)")), "{ok}");
+    assert!(ok.stdout.contains("audit chain intact"), "{ok}");
+    // The key the server shows is the one the bundle is sealed with.
+    let online = w.run(&admin, &["audit", "verify", "--json"]).json();
+    let report = w
+        .run(&admin, &["audit", "verify", "--bundle", path, "--json"])
+        .json();
+    assert_eq!(
+        report["key_fingerprint"], online["key_fingerprint"],
+        "{report:#}"
+    );
+    let public: Value = serde_json::from_str(&lines[0]).expect("header");
+    w.run(
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--bundle",
+            path,
+            "--key",
+            s(&public, "public_key"),
+        ],
+    )
+    .ok();
+    let other = "A".repeat(43) + "=";
+    let msg = w
+        .run(
+            &admin,
+            &["audit", "verify", "--bundle", path, "--key", &other],
+        )
+        .fails();
+    assert!(msg.contains("not the trusted key"), "{msg}");
+
+    // Each kind of damage, on a copy of the lines.
+    let middle = record_lines[record_lines.len() / 2];
+    let last_record = *record_lines.last().expect("records");
+    let damaged: Vec<(&str, Vec<String>)> = vec![
+        ("modified", {
+            let mut l = lines.clone();
+            l[middle] = l[middle].replace("pg-prod", "pg-test");
+            if l[middle] == lines[middle] {
+                l[middle] = l[middle].replacen("\\\"type\\\"", "\\\"kind\\\"", 1);
+            }
+            l
+        }),
+        ("deleted in the middle", {
+            let mut l = lines.clone();
+            l.remove(middle);
+            l
+        }),
+        ("reordered", {
+            let mut l = lines.clone();
+            l.swap(middle, middle + 1);
+            l
+        }),
+        ("first record cut", {
+            let mut l = lines.clone();
+            l.remove(record_lines[0]);
+            l
+        }),
+        ("last record cut", {
+            let mut l = lines.clone();
+            l.remove(last_record);
+            l
+        }),
+        ("seal cut off", lines[..lines.len() - 1].to_vec()),
+        ("a line after the seal", {
+            let mut l = lines.clone();
+            l.push(lines[middle].clone());
+            l
+        }),
+    ];
+    for (how, l) in damaged {
+        assert_ne!(l, lines, "{how}: nothing changed");
+        let copy = w.root().join("damaged.bundle");
+        fs::write(&copy, l.join("\n") + "\n").expect("write the copy");
+        let out = w.run(
+            &admin,
+            &["audit", "verify", "--bundle", copy.to_str().expect("utf-8")],
+        );
+        assert_eq!(out.code, Some(1), "{how} not detected:\n{out}");
+        assert!(out.stdout.contains("BROKEN"), "{how}:\n{out}");
+    }
+
+    // From a time on: nothing yet in the future, an empty bundle that still verifies.
+    let future = w.root().join("future.bundle");
+    w.run(
+        &admin,
+        &[
+            "audit",
+            "export",
+            "--since",
+            "2999-01-01T00:00:00Z",
+            "-o",
+            future.to_str().expect("utf-8"),
+        ],
+    )
+    .ok();
+    assert_eq!(bundle_lines(&future).len(), 2, "header and seal only");
+    w.run(
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--bundle",
+            future.to_str().expect("utf-8"),
+        ],
+    )
+    .ok();
+    let msg = w
+        .run(&admin, &["audit", "export", "--since", "yesterday-ish"])
+        .fails();
+    assert!(msg.contains("RFC 3339"), "{msg}");
+
+    // Warrant's own JSON lines: one per record, in order, on standard output.
+    let jsonl = w.run(
+        &admin,
+        &["audit", "export", "--format", "jsonl", "--since", "1h"],
+    );
+    let seqs: Vec<u64> = jsonl
+        .ok()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            assert!(v["event"].is_object(), "{v:#}");
+            v["seq"].as_u64().expect("seq")
+        })
+        .collect();
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
 }

@@ -1,0 +1,1 @@
+//! OCSF 1.5 mapping of audit records (being written).

@@ -1,0 +1,88 @@
+//! Storage for the audit chain's signed checkpoints, and the look-ups verification and export
+//! need.
+
+use sqlx::Row;
+use warrant_audit::Record;
+use warrant_audit::checkpoint::Checkpoint;
+
+use crate::{Q, Result, Store};
+
+impl Store {
+    /// Keeps a signed checkpoint of the chain (a second one for the same position is ignored).
+    ///
+    /// Written outside [`crate::WriteTx`] and without an audit event: a checkpoint is a
+    /// statement about the chain, not a change anyone is held to account for, and an event for
+    /// it would move the head it signs.
+    pub async fn add_audit_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(c.at_ms)
+        .bind(&c.signature)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Q<'_> {
+    /// Every stored checkpoint, by position.
+    pub async fn audit_checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+        let rows =
+            sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq")
+                .fetch_all(&mut *self.0)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Checkpoint {
+                    seq: r.try_get(0)?,
+                    hash: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    signature: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The last checkpoint, if any.
+    pub async fn last_audit_checkpoint(&mut self) -> Result<Option<Checkpoint>> {
+        let row = sqlx::query(
+            "SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.map(|r| {
+            Ok(Checkpoint {
+                seq: r.try_get(0)?,
+                hash: r.try_get(1)?,
+                at_ms: r.try_get(2)?,
+                signature: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The position of the first record at or after `at_ms` (None: there is none).
+    pub async fn first_audit_seq_since(&mut self, at_ms: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MIN(seq) FROM audit WHERE at >= $1")
+                .bind(at_ms)
+                .fetch_one(&mut *self.0)
+                .await?,
+        )
+    }
+
+    /// The record at `seq`, if any.
+    pub async fn audit_record(&mut self, seq: i64) -> Result<Option<Record>> {
+        let row = sqlx::query(
+            "SELECT seq, at, actor, kind, data, prev_hash, hash FROM audit WHERE seq = $1",
+        )
+        .bind(seq)
+        .fetch_optional(&mut *self.0)
+        .await?;
+        row.as_ref().map(crate::queries::record).transpose()
+    }
+}
