@@ -290,6 +290,8 @@ fn format_ms(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
     use super::*;
 
     fn chain(n: i64) -> Vec<Record> {

@@ -147,7 +147,7 @@ impl Engine {
                     let line = match format {
                         ExportFormat::Bundle => bundle_record(rec),
                         ExportFormat::Jsonl => jsonl_record(rec),
-                        ExportFormat::Ocsf => jsonl_record(rec), // OCSF-PENDING
+                        ExportFormat::Ocsf => warrant_audit::ocsf::to_ocsf(rec),
                     };
                     lines.push_str(&line.to_string());
                     lines.push('\n');

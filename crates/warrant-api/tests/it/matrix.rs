@@ -74,6 +74,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/check", Signed),
     ("GET", "/api/v1/audit", Auditor),
     ("GET", "/api/v1/audit/verify", Auditor),
+    ("GET", "/api/v1/audit/export", Auditor),
     ("GET", "/api/v1/jobs", Auditor),
     ("POST", "/api/v1/vault/rekey", Admin),
     ("GET", "/api/v1/ssh/ca", Public),

@@ -433,4 +433,34 @@ fn audit_export_bundle_verifies_offline_and_finds_tampering() {
         })
         .collect();
     assert_eq!(seqs, (1..=n).collect::<Vec<_>>());
+
+    // OCSF 1.5: one event per record, each with its class, activity and type_uid.
+    let ocsf = w.run(&admin, &["audit", "export", "--format", "ocsf"]);
+    let events: Vec<Value> = ocsf
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(events.len() as u64, n, "{ocsf}");
+    for e in &events {
+        let class = e["class_uid"].as_u64().expect("class_uid");
+        let activity = e["activity_id"].as_u64().expect("activity_id");
+        assert_eq!(
+            e["type_uid"].as_u64(),
+            Some(class * 100 + activity),
+            "{e:#}"
+        );
+        assert_eq!(e["metadata"]["version"], "1.5.0", "{e:#}");
+        assert!(e["time"].as_i64().is_some(), "{e:#}");
+    }
+    let signin = events
+        .iter()
+        .find(|e| e["unmapped"]["warrant_kind"] == "auth.signin_succeeded")
+        .unwrap_or_else(|| panic!("no sign-in among {events:#?}"));
+    assert_eq!(signin["class_uid"], 3002, "{signin:#}");
+    let grant = events
+        .iter()
+        .find(|e| e["unmapped"]["warrant_kind"] == "grant.created")
+        .unwrap_or_else(|| panic!("no grant among {events:#?}"));
+    assert_eq!(grant["class_uid"], 3005, "{grant:#}");
 }
