@@ -310,9 +310,9 @@ fn parse_since(v: &str) -> Result<i64> {
             "--since {v:?} is neither an RFC 3339 time (2026-12-01T00:00:00Z) nor a duration (24h, 7d)"
         )
     })?;
-    let now = time::OffsetDateTime::now_utc();
-    let then = now - time::Duration::try_from(ago).context("duration too long")?;
-    i64::try_from(then.unix_timestamp_nanos() / 1_000_000).context("time out of range")
+    let now = warrant_core::Clock::now(&warrant_core::SystemClock).millis();
+    let ago = i64::try_from(ago.as_millis()).context("duration too long")?;
+    Ok(now.saturating_sub(ago))
 }
 
 fn print_verify(report: &warrant_audit::VerifyReport, json: bool) -> Result<ExitCode> {

@@ -206,8 +206,8 @@ fn audit_verify_tail_and_tampering() {
     assert!(msg.contains("holds no Warrant store"), "{msg}");
 
     // The shutdown signed the head; the chain and that checkpoint verify offline.
-    let report: Value = serde_json::from_str(
-        &w.run(
+    let report = w
+        .run(
             &admin,
             &[
                 "audit",
@@ -217,9 +217,7 @@ fn audit_verify_tail_and_tampering() {
                 w.data_dir.to_str().expect("utf-8"),
             ],
         )
-        .ok(),
-    )
-    .expect("JSON report");
+        .json();
     assert_eq!(report["last_checkpoint"], n, "{report:#}");
     assert!(report["checkpoints"].as_u64() >= Some(1), "{report:#}");
     assert!(
@@ -274,7 +272,7 @@ fn line_type(line: &str) -> String {
 
 #[test]
 fn audit_export_bundle_verifies_offline_and_finds_tampering() {
-    let mut w = World::demo();
+    let w = World::demo();
     let admin = w.admin();
     let alice = w.login("alice");
     for reason in ["one", "two"] {
