@@ -9,6 +9,7 @@
 //! - [`webauthn`]: security-key registration, step-up and sign-in.
 
 pub mod accounts;
+pub mod audit_search;
 pub mod client;
 pub mod directory_sources;
 pub mod error;

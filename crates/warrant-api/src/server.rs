@@ -298,8 +298,10 @@ fn entries() -> Vec<Entry> {
         route!(POST, "/api/v1/grants/{id}/revoke", Signed, revoke_grant),
         route!(POST, "/api/v1/check", Signed, check),
         route!(GET, "/api/v1/audit", Auditor, audit_list),
+        route!(GET, "/api/v1/audit/search", Auditor, crate::audit_search::search),
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
         route!(GET, "/api/v1/audit/export", Auditor, audit_export),
+        route!(GET, "/api/v1/audit/sinks", Auditor, audit_sinks),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
         route!(POST, "/api/v1/vault/rekey", Admin, crate::vault::rekey),
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
@@ -1459,6 +1461,14 @@ async fn audit_list(
 
 async fn audit_verify(State(s): State<AppState>) -> ApiResult<warrant_audit::VerifyReport> {
     Ok(Json(s.engine.audit_verify().await?))
+}
+
+/// Each SIEM sink's delivery state: cursor, lag, errors.
+async fn audit_sinks(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+) -> ApiResult<Vec<warrant_engine::sinks::SinkStatus>> {
+    Ok(Json(s.engine.sink_statuses(&a)?))
 }
 
 #[derive(Debug, Deserialize)]

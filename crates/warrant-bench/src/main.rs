@@ -9,6 +9,7 @@
 //! - `workflow`: request → approve → active grant, through the engine and through HTTP.
 //! - `expiry`: 100,000 active grants closed by the real scheduler, with a burst of 10,000.
 //! - `audit`: durable audit events per second, and chain verification speed.
+//! - `auditsearch`: audit search over 10,000,000 events, by filter, first and deep pages.
 //! - `leaver`: from a SCIM deactivation to every grant of the identity revoked.
 //! - `roledrop`: from grant end to the temporary PostgreSQL role gone, 1,000 ending at once.
 //! - `certs`: SSH certificates issued per second through `POST /api/v1/ssh/certs`.
@@ -21,6 +22,7 @@
 //! (store, engine, demo organisation), one module per scenario.
 
 mod audit;
+mod auditsearch;
 mod certs;
 mod check;
 mod cpu;
@@ -73,6 +75,9 @@ enum Scenario {
     Expiry(expiry::Args),
     /// Durable audit events per second, and verification speed of the chain.
     Audit(audit::Args),
+    /// Audit search over a large trail (10,000,000 events by default): fill time and search
+    /// latency by filter.
+    Auditsearch(auditsearch::Args),
     /// From a SCIM deactivation to every grant of the identity revoked.
     Leaver(leaver::Args),
     /// From grant end to the temporary PostgreSQL role gone, many ending at once.
@@ -110,6 +115,7 @@ async fn main() -> Result<()> {
         Scenario::Workflow(a) => ("workflow", format!("{a:?}")),
         Scenario::Expiry(a) => ("expiry", format!("{a:?}")),
         Scenario::Audit(a) => ("audit", format!("{a:?}")),
+        Scenario::Auditsearch(a) => ("auditsearch", format!("{a:?}")),
         Scenario::Leaver(a) => ("leaver", format!("{a:?}")),
         Scenario::Roledrop(a) => ("roledrop", format!("{a:?}")),
         Scenario::Certs(a) => ("certs", format!("{a:?}")),
@@ -122,6 +128,7 @@ async fn main() -> Result<()> {
         Scenario::Workflow(a) => workflow::run(&common, a, &mut report).await,
         Scenario::Expiry(a) => expiry::run(&common, a, &mut report).await,
         Scenario::Audit(a) => audit::run(&common, a, &mut report).await,
+        Scenario::Auditsearch(a) => auditsearch::run(&common, a, &mut report).await,
         Scenario::Leaver(a) => leaver::run(&common, a, &mut report).await,
         Scenario::Roledrop(a) => roledrop::run(&common, a, &mut report).await,
         Scenario::Certs(a) => certs::run(&common, a, &mut report).await,

@@ -390,6 +390,8 @@ impl Engine {
         target: &str,
         name: &str,
     ) -> Result<CheckoutRow> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let row = tx

@@ -143,6 +143,8 @@ impl Engine {
         database: Option<&str>,
         second_factor: bool,
     ) -> Result<DbUpstream> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let now = self.now();
         let (t, grant, role_def, vaulted) = {
             let mut r = self.store().read().await?;

@@ -160,6 +160,8 @@ impl Engine {
         target: &str,
         role: Option<&str>,
     ) -> Result<GatewayUpstream> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let ca = self.ssh_ca().await?;
         let now = self.now();
         let mut tx = self.store().begin().await?;

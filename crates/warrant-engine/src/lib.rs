@@ -17,6 +17,7 @@
 
 mod access;
 pub mod accounts;
+pub mod auditsearch;
 pub mod audittrail;
 mod auth;
 mod catalogue;
@@ -34,6 +35,7 @@ pub mod pg;
 pub mod policy;
 mod scheduler;
 pub mod scim;
+pub mod sinks;
 pub mod ssh;
 pub mod sshkeys;
 pub mod sync;
@@ -123,6 +125,8 @@ struct Inner {
     pg_sessions: pg::PgSessions,
     /// The PostgreSQL gateway's temporary roles made by this process, by grant.
     gateway_roles: dbgateway::GatewayRoles,
+    /// The SIEM sinks' delivery state, once started.
+    sinks: sinks::SinkBoard,
 }
 
 impl std::fmt::Debug for Engine {
@@ -164,6 +168,7 @@ impl Engine {
                 scans: discovery::ScanProgressMap::default(),
                 pg_sessions: pg::PgSessions::default(),
                 gateway_roles: dbgateway::GatewayRoles::default(),
+                sinks: sinks::SinkBoard::default(),
             }),
         })
     }

@@ -191,6 +191,8 @@ impl Engine {
     /// Creates the temporary role for the actor's active grant `grant_id` and returns its
     /// credentials, once: a grant gets one role, shown one time.
     pub async fn db_creds(&self, actor: &Actor, grant_id: &str) -> Result<DbCreds> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let now = self.now();
         let (grant, target, role) = {
             let mut r = self.store().read().await?;

@@ -105,6 +105,8 @@ impl Engine {
         role: &str,
         public_key: &str,
     ) -> Result<IssuedCert> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let ca = self.ssh_ca().await?;
         let now = self.now();
         let mut tx = self.store().begin().await?;

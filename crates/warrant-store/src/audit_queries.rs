@@ -28,7 +28,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Moves a sink's cursor to `seq` (the last record it delivered). Outside
+    /// [`crate::WriteTx`] and unaudited, like checkpoints: delivery is not a change of state
+    /// anyone is held to account for, and an event per delivery would feed itself.
+    pub async fn set_sink_cursor(&self, name: &str, seq: i64, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_sink_cursors (name, seq, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET seq = $2, updated_at = $3",
+        )
+        .bind(name)
+        .bind(seq)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
+
 impl Q<'_> {
+    /// A sink's cursor: the last record it delivered (None: it never delivered any).
+    pub async fn sink_cursor(&mut self, name: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM audit_sink_cursors WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *self.0)
+                .await?,
+        )
+    }
+
     /// Every stored checkpoint, by position.
     pub async fn audit_checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let rows =

@@ -18,6 +18,7 @@
 
 mod account_queries;
 mod audit_queries;
+pub mod audit_search;
 mod discovery_queries;
 mod gateway_queries;
 mod oidc_queries;

@@ -371,7 +371,8 @@ CREATE TABLE gateway_db_roles (
 );
 CREATE INDEX gateway_db_roles_grant ON gateway_db_roles (grant_id);
 "#,
-    // Issue 6: signed checkpoints of the audit chain; the time index export and search use.
+    // Issue 6: signed checkpoints of the audit chain; the time index export and search use;
+    // each SIEM sink's durable cursor (the last record it has delivered).
     r#"
 CREATE TABLE audit_checkpoints (
     seq BIGINT PRIMARY KEY,
@@ -380,5 +381,27 @@ CREATE TABLE audit_checkpoints (
     signature TEXT NOT NULL
 );
 CREATE INDEX audit_at ON audit (at);
+CREATE TABLE audit_sink_cursors (
+    name TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    // Issue 6: audit search (`audit_search`). Results are in (at, seq) order, so every index
+    // ends in (at, seq): a filter, its time range and the page's position are one index range.
+    // (at, seq) replaces (at) (export's `first_audit_seq_since` uses it as well). One index per
+    // filter the issue asks for and nothing more, since each costs every append a B-tree
+    // insert; the columns an event may lack are partial (events without them cost nothing
+    // there). A request or a grant has a handful of events, so (request_id) and (grant_id)
+    // need no (at, seq): their few rows are sorted in memory.
+    r#"
+DROP INDEX audit_at;
+CREATE INDEX audit_at_seq ON audit (at, seq);
+CREATE INDEX audit_actor ON audit (actor, at, seq) WHERE actor IS NOT NULL;
+CREATE INDEX audit_identity ON audit (identity, at, seq) WHERE identity IS NOT NULL;
+CREATE INDEX audit_target ON audit (target, at, seq) WHERE target IS NOT NULL;
+CREATE INDEX audit_kind ON audit (kind, at, seq);
+CREATE INDEX audit_request ON audit (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX audit_grant ON audit (grant_id) WHERE grant_id IS NOT NULL;
 "#,
 ];

@@ -19,6 +19,8 @@
 //! * [`LinuxAccountFixture`] creates a throwaway local account (`wt-…`) with a password, puts
 //!   it in groups and gives it `authorized_keys`; [`SudoersDropIn`] adds a temporary file to
 //!   `/etc/sudoers.d`. Both clean up on drop.
+//! * [`RsyslogFixture`] starts a throwaway rsyslog (Debian `rsyslog`, `rsyslog-openssl`) that
+//!   receives RFC 5424 over TCP or TLS and writes what it parsed of each message as JSON.
 //! * [`free_port`] / [`try_free_port`] pick a free port on 127.0.0.1 for any other component a test
 //!   starts. Never hard-code a port.
 //!
@@ -31,6 +33,7 @@ mod linux;
 mod oidc;
 mod pg;
 mod port;
+mod rsyslog;
 mod slapd;
 mod sshd;
 
@@ -39,5 +42,6 @@ pub use linux::{LinuxAccountFixture, SudoersDropIn};
 pub use oidc::{OidcProviderFixture, OidcProviderOptions};
 pub use pg::PgFixture;
 pub use port::{free_port, try_free_port};
+pub use rsyslog::RsyslogFixture;
 pub use slapd::SlapdFixture;
 pub use sshd::SshdFixture;

@@ -833,6 +833,10 @@ pub enum AuditCmd {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Each SIEM sink's delivery: cursor, lag, errors, whether it blocks access.
+    Sinks,
+    /// Search the trail by time, actor, identity, target, kind, request or grant.
+    Search(crate::cli::audit_search::SearchArgs),
     /// Show the latest events.
     Tail {
         /// How many.

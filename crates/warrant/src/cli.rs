@@ -18,6 +18,7 @@ use crate::args::*;
 use crate::config;
 
 mod accounts;
+pub(crate) mod audit_search;
 mod sessions;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8200";
@@ -765,6 +766,47 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
             return print_verify(&r, ctx.json);
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
+        Command::Audit(AuditCmd::Search(a)) => audit_search::run(ctx, a).await?,
+        Command::Audit(AuditCmd::Sinks) => {
+            let sinks: Vec<warrant_engine::sinks::SinkStatus> =
+                ctx.get("/api/v1/audit/sinks").await?;
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&sinks)?);
+            } else if sinks.is_empty() {
+                println!("no audit sinks configured (audit: sinks: in the server config)");
+            } else {
+                let mut t = table(&[
+                    "SINK",
+                    "KIND",
+                    "DELIVERED UP TO",
+                    "HEAD",
+                    "LAG",
+                    "ERRORS",
+                    "LAST ERROR",
+                    "MANDATORY",
+                ]);
+                for s in &sinks {
+                    t.add_row(vec![
+                        s.name.clone(),
+                        s.kind.clone(),
+                        s.cursor.to_string(),
+                        s.head.to_string(),
+                        format!("{} records, {:.1} s", s.lag_records, s.lag_seconds),
+                        s.errors.to_string(),
+                        match (&s.last_error, &s.last_error_at) {
+                            (Some(e), Some(at)) => format!("{at}: {e}"),
+                            _ => "-".to_owned(),
+                        },
+                        match s.max_lag_seconds {
+                            Some(max) if s.blocking => format!("BLOCKING (over {max} s)"),
+                            Some(max) => format!("yes, {max} s"),
+                            None => "no".to_owned(),
+                        },
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
         Command::Mfa(cmd) => mfa(ctx, cmd).await?,
         Command::DbCreds { grant } => {
             let c: warrant_api::pg::DbCredsOut = ctx

@@ -352,6 +352,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         })
     };
+    let sinks = engine
+        .start_sinks(&settings.audit.sinks, &rx)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut rx2 = rx.clone();
     warrant_api::serve(listener, state, async move {
         let _ = rx2.wait_for(|v| *v).await;
@@ -359,6 +362,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await?;
     let _ = sched.await;
     let _ = checkpoints.await;
+    for sink in sinks {
+        let _ = sink.await;
+    }
     // The last word of this run: the head as it is at shutdown, signed.
     match engine.audit_checkpoint().await {
         Ok(Some(c)) => eprintln!("Signed the audit chain's head at record {}.", c.seq),

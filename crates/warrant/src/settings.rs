@@ -12,7 +12,14 @@
 //!   connection: { preset: active_directory, url: ldaps://dc1:636, base_dn: "dc=corp,dc=example" }
 //!   interval: 15m
 //! webauthn: { rp_id: warrant.example.com, rp_origin: "https://warrant.example.com" }
-//! audit: { checkpoint_every: 1m }
+//! audit:
+//!   checkpoint_every: 1m
+//!   sinks:
+//!     - name: siem
+//!       syslog: { address: "siem.example.com:6514", tls: { ca_file: /etc/warrant/siem-ca.pem } }
+//!       mandatory: { max_lag: 30s }
+//!     - { name: archive, file: { path: /var/log/warrant/audit.jsonl }, format: jsonl }
+//!     - { name: soar, webhook: { url: "https://soar.example.com/hook", secret_env: SOAR_SECRET } }
 //! ```
 
 use std::path::Path;
@@ -65,6 +72,9 @@ pub struct AuditSettings {
     /// also signed at shutdown, and skipped while nothing new was recorded.
     #[serde(default)]
     pub checkpoint_every: Option<String>,
+    /// Where the trail is delivered (SIEM): syslog, webhook or file sinks.
+    #[serde(default)]
+    pub sinks: Vec<warrant_engine::sinks::SinkConfig>,
 }
 
 /// `discovery:` in the server config.

@@ -27,6 +27,7 @@
 mod accounts;
 mod apply;
 mod audit;
+mod audit_search;
 mod crash;
 mod dbcreds;
 mod directory;
@@ -40,6 +41,7 @@ mod mfa;
 mod pggateway;
 mod postgres;
 mod serve;
+mod sinks;
 mod sources;
 mod ssh;
 mod walkthrough;

@@ -1,0 +1,256 @@
+//! An HTTP webhook: one POST per batch, the records as JSON lines
+//! (`application/x-ndjson`), signed so that the receiver can tell the batch came from this
+//! Warrant and was not replayed later:
+//!
+//! - `X-Warrant-Timestamp`: Unix seconds when the batch was sent;
+//! - `X-Warrant-Signature`: `sha256=` and the hex HMAC-SHA-256, under the shared secret, of
+//!   the timestamp, a `.`, and the body;
+//! - `X-Warrant-Records`: the positions of the first and last record, `first-last`.
+//!
+//! A 2xx answer delivers the batch; anything else (or no answer within [`TIMEOUT`]) fails it,
+//! and the engine's worker sends it again with backoff.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use warrant_audit::Record;
+use warrant_core::{Clock, Secret};
+
+use crate::{Format, SinkError, TIMEOUT};
+
+/// `webhook:` settings of a sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST (`https://…`; `http://` only to loopback).
+    pub url: String,
+    /// The environment variable holding the shared secret (never the secret itself in the
+    /// config file).
+    pub secret_env: String,
+}
+
+/// A webhook sink.
+pub struct WebhookSink {
+    url: String,
+    secret: Secret<Vec<u8>>,
+    format: Format,
+    http: reqwest::Client,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WebhookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSink")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookSink {
+    /// Checks the settings and reads the secret from its environment variable.
+    pub fn new(
+        config: &WebhookConfig,
+        format: Format,
+        clock: std::sync::Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
+        let secret = std::env::var(&config.secret_env).map_err(|_| {
+            SinkError::Config(format!(
+                "webhook secret: set the environment variable {} (at least 16 bytes)",
+                config.secret_env
+            ))
+        })?;
+        Self::with_secret(&config.url, Secret::new(secret.into_bytes()), format, clock)
+    }
+
+    /// A webhook sink with its secret given.
+    pub fn with_secret(
+        url: &str,
+        secret: Secret<Vec<u8>>,
+        format: Format,
+        clock: std::sync::Arc<dyn Clock>,
+    ) -> Result<Self, SinkError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| SinkError::Config(format!("webhook url {url:?}: {e}")))?;
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(SinkError::Config(format!(
+                    "webhook url {url:?}: use https (http only to loopback)"
+                )));
+            }
+            other => {
+                return Err(SinkError::Config(format!(
+                    "webhook url {url:?}: scheme {other} is not https"
+                )));
+            }
+        }
+        if secret.expose().len() < 16 {
+            return Err(SinkError::Config(
+                "the webhook secret is shorter than 16 bytes".to_owned(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SinkError::Config(format!("webhook client: {e}")))?;
+        Ok(Self {
+            url: url.to_owned(),
+            secret,
+            format,
+            http,
+            clock,
+        })
+    }
+
+    /// POSTs the batch; a 2xx answer delivers it.
+    pub async fn deliver(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(());
+        };
+        let mut body = Vec::with_capacity(batch.len() * 1024);
+        for r in batch {
+            body.extend_from_slice(self.format.encode(r).to_string().as_bytes());
+            body.push(b'\n');
+        }
+        let now = (self.clock.now().millis() / 1000).to_string();
+        let signature = sign(self.secret.expose(), &now, &body);
+        let sent = self
+            .http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .header("X-Warrant-Timestamp", &now)
+            .header("X-Warrant-Signature", format!("sha256={signature}"))
+            .header("X-Warrant-Records", format!("{}-{}", first.seq, last.seq))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    SinkError::Timeout
+                } else {
+                    SinkError::Io(format!("webhook {}: {e}", self.url))
+                }
+            })?;
+        let status = sent.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(SinkError::Refused(format!(
+                "webhook {} answered {status}",
+                self.url
+            )))
+        }
+    }
+}
+
+/// The hex HMAC-SHA-256 of `timestamp.body` under `secret`: what a receiver recomputes.
+#[must_use]
+pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    // HMAC takes a key of any length: `new_from_slice` does not fail for HMAC.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `signature` (`sha256=HEX`) is the one for `timestamp.body` under `secret`,
+/// compared in constant time.
+#[must_use]
+pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
+    let Some(hex_sig) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(given) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_and_any_change_breaks_it() {
+        let s = sign(b"0123456789abcdef", "1700000000", b"{\"a\":1}\n");
+        let header = format!("sha256={s}");
+        assert!(verify(
+            b"0123456789abcdef",
+            "1700000000",
+            b"{\"a\":1}\n",
+            &header
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            "1700000001",
+            b"{\"a\":1}\n",
+            &header
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            "1700000000",
+            b"{\"a\":2}\n",
+            &header
+        ));
+        assert!(!verify(
+            b"another secret!!",
+            "1700000000",
+            b"{\"a\":1}\n",
+            &header
+        ));
+        assert!(!verify(
+            b"0123456789abcdef",
+            "1700000000",
+            b"{\"a\":1}\n",
+            &s
+        ));
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(warrant_core::SystemClock);
+        let c = |url: &str, secret: &[u8]| {
+            WebhookSink::with_secret(
+                url,
+                Secret::new(secret.to_vec()),
+                Format::Ocsf,
+                clock.clone(),
+            )
+        };
+        let secret = b"0123456789abcdef0123";
+        assert!(c("http://127.0.0.1:9/hook", secret).is_ok());
+        assert!(c("https://siem.example.com/hook", secret).is_ok());
+        assert!(c("http://siem.example.com/hook", secret).is_err());
+        assert!(c("ftp://siem.example.com/hook", secret).is_err());
+        assert!(c("https://siem.example.com/hook", b"short").is_err());
+        let missing = WebhookConfig {
+            url: "https://siem.example.com/hook".into(),
+            secret_env: "WARRANT_SIEM_TEST_NO_SUCH_VAR".into(),
+        };
+        let e = WebhookSink::new(&missing, Format::Ocsf, clock.clone()).unwrap_err();
+        assert!(
+            e.to_string().contains("WARRANT_SIEM_TEST_NO_SUCH_VAR"),
+            "{e}"
+        );
+    }
+}
