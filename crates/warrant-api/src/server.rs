@@ -298,10 +298,16 @@ fn entries() -> Vec<Entry> {
         route!(POST, "/api/v1/grants/{id}/revoke", Signed, revoke_grant),
         route!(POST, "/api/v1/check", Signed, check),
         route!(GET, "/api/v1/audit", Auditor, audit_list),
-        route!(GET, "/api/v1/audit/search", Auditor, crate::audit_search::search),
+        route!(
+            GET,
+            "/api/v1/audit/search",
+            Auditor,
+            crate::audit_search::search
+        ),
         route!(GET, "/api/v1/audit/verify", Auditor, audit_verify),
         route!(GET, "/api/v1/audit/export", Auditor, audit_export),
         route!(GET, "/api/v1/audit/sinks", Auditor, audit_sinks),
+        route!(POST, "/api/v1/audit/prune", Admin, audit_prune),
         route!(GET, "/api/v1/jobs", Auditor, list_jobs),
         route!(POST, "/api/v1/vault/rekey", Admin, crate::vault::rekey),
         route!(GET, "/api/v1/ssh/ca", Public, crate::ssh::ca),
@@ -1461,6 +1467,22 @@ async fn audit_list(
 
 async fn audit_verify(State(s): State<AppState>) -> ApiResult<warrant_audit::VerifyReport> {
     Ok(Json(s.engine.audit_verify().await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneIn {
+    /// Prune the records made before this time, ms since the epoch.
+    before_ms: i64,
+}
+
+/// Retention by hand: archive (signed) and prune the records made before a time.
+async fn audit_prune(
+    State(s): State<AppState>,
+    Extension(a): Extension<Actor>,
+    JsonBody(b): JsonBody<PruneIn>,
+) -> ApiResult<warrant_engine::audittrail::PruneReport> {
+    Ok(Json(s.engine.audit_prune_now(&a, b.before_ms).await?))
 }
 
 /// Each SIEM sink's delivery state: cursor, lag, errors.

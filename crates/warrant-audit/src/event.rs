@@ -756,6 +756,19 @@ pub enum Event {
         /// Its public key, base64.
         public_key: String,
     },
+    /// Records older than the retention were archived (a signed bundle) and pruned; the chain
+    /// now starts after `up_to_seq`, anchored by a signed checkpoint of that record.
+    #[serde(rename = "audit.pruned")]
+    AuditPruned {
+        /// The last record pruned.
+        up_to_seq: i64,
+        /// How many records were pruned.
+        records: u64,
+        /// The archive's file name in the archive directory.
+        archive: String,
+        /// SHA-256 of the archive, hex.
+        archive_sha256: String,
+    },
     /// A gateway session began (the person authenticated, the grant checked, upstream reached).
     #[serde(rename = "gateway.session_started")]
     GatewaySessionStarted {

@@ -254,6 +254,8 @@ static MAPPINGS: &[Mapping] = &[
       "The key that signs session recordings was created"),
     m("audit.key_created", entity("audit signing key", "", "{public_key}"), (1, "Create"),
       "The key that signs audit checkpoints and export seals was created"),
+    m("audit.pruned", entity("audit records", "{archive}", "{archive_sha256}"), (4, "Delete"),
+      "Audit records up to {up_to_seq} were archived to {archive} and pruned"),
     // Gateway sessions.
     m("gateway.session_started", Shape::Network, (1, "Open"),
       "{identity} opened {kind} session {session_id} to {target} as {account}"),

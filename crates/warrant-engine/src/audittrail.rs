@@ -4,7 +4,7 @@
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use warrant_audit::checkpoint::{AuditKey, Checkpoint, Seal, fingerprint};
-use warrant_audit::{Event, Record, VerifyReport};
+use warrant_audit::{Event, Record, Verifier, VerifyReport};
 use warrant_core::SystemRole;
 use warrant_store::{AuditQuery, Store};
 
@@ -92,18 +92,34 @@ impl Engine {
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<u64> {
         require_role(actor, SystemRole::Auditor)?;
+        // The piece ends at the head as it is now (later records wait for the next export).
+        let (head, first) = {
+            let mut r = self.store().read().await?;
+            let head = r.q().audit_head().await?.0;
+            (head, r.q().first_audit_seq_since(since_ms).await?)
+        };
+        self.write_piece(first, head, since_ms, format, out).await
+    }
+
+    /// Writes the records from `first` (None: none) up to `up_to` in `format`; a bundle has the
+    /// checkpoints among them and ends with a seal. Returns how many records were written.
+    async fn write_piece(
+        &self,
+        first: Option<i64>,
+        up_to: i64,
+        since_ms: i64,
+        format: ExportFormat,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<u64> {
         let io = |e: std::io::Error| EngineError::internal(format!("writing the export: {e}"));
         let key = if format == ExportFormat::Bundle {
             Some(self.audit_key().await?)
         } else {
             None
         };
-        // The piece ends at the head as it is now (later records wait for the next export).
-        let (head, first, checkpoints) = {
+        let checkpoints = {
             let mut r = self.store().read().await?;
-            let head = r.q().audit_head().await?;
-            let first = r.q().first_audit_seq_since(since_ms).await?;
-            (head, first, r.q().audit_checkpoints().await?)
+            r.q().audit_checkpoints().await?
         };
         if let Some(key) = &key {
             let public = key.public_base64();
@@ -122,7 +138,7 @@ impl Engine {
         let mut written = 0u64;
         let mut first_prev_hash = None;
         let mut last: Option<(i64, String)> = None;
-        if let Some(first) = first.filter(|f| *f <= head.0) {
+        if let Some(first) = first.filter(|f| *f <= up_to) {
             let mut after = first - 1;
             'read: loop {
                 let batch = {
@@ -139,7 +155,7 @@ impl Engine {
                 }
                 let mut lines = String::new();
                 for rec in &batch {
-                    if rec.seq > head.0 {
+                    if rec.seq > up_to {
                         out.write_all(lines.as_bytes()).await.map_err(io)?;
                         break 'read;
                     }
@@ -159,7 +175,7 @@ impl Engine {
             }
         }
         if let Some(key) = &key {
-            let first_seq = first.filter(|f| *f <= head.0).unwrap_or(0);
+            let first_seq = first.filter(|f| *f <= up_to).unwrap_or(0);
             let last_seq = last.as_ref().map_or(0, |l| l.0);
             for c in checkpoints
                 .iter()
@@ -190,6 +206,174 @@ impl Engine {
         }
         out.flush().await.map_err(io)?;
         Ok(written)
+    }
+}
+
+/// What a pruning did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PruneReport {
+    /// Records pruned (0: nothing was old enough, or a sink still needs them).
+    pub records: u64,
+    /// The last record pruned: the chain's anchor now.
+    pub up_to_seq: i64,
+    /// The archive written before pruning, in the archive directory.
+    pub archive: Option<String>,
+    /// Why fewer records than asked were pruned, if so.
+    pub held_back: Option<String>,
+}
+
+impl Engine {
+    /// Retention: archives the records made before `before_ms` (a signed bundle in
+    /// `archive_dir`, synced), then removes them in one audited transaction and anchors the
+    /// chain at the last one (a signed checkpoint of it), so that what remains still verifies.
+    /// Records a sink has not delivered yet are kept. Admins only (`None`: the server's own
+    /// retention job).
+    pub async fn audit_prune(
+        &self,
+        actor: Option<&Actor>,
+        before_ms: i64,
+        archive_dir: &std::path::Path,
+    ) -> Result<PruneReport> {
+        if let Some(a) = actor {
+            require_role(a, SystemRole::Admin)?;
+        }
+        let key = self.audit_key().await?;
+        let sink_names = self.sink_names();
+        let (anchor, wanted, head, cursors) = {
+            let mut r = self.store().read().await?;
+            let anchor = r.q().audit_anchor().await?;
+            let wanted = r.q().last_audit_seq_before(before_ms).await?.unwrap_or(0);
+            let head = r.q().audit_head().await?.0;
+            let mut cursors = Vec::new();
+            for name in &sink_names {
+                cursors.push((name.clone(), r.q().sink_cursor(name).await?.unwrap_or(0)));
+            }
+            (anchor, wanted, head, cursors)
+        };
+        let start = anchor.as_ref().map_or(0, |a| a.seq);
+        let mut up_to = wanted.min(head);
+        let mut held_back = None;
+        if let Some((name, cursor)) = cursors.iter().min_by_key(|(_, c)| *c)
+            && *cursor < up_to
+        {
+            up_to = (*cursor).max(start);
+            held_back = Some(format!(
+                "the audit sink {name:?} has delivered only up to record {cursor}"
+            ));
+        }
+        if up_to <= start {
+            return Ok(PruneReport {
+                records: 0,
+                up_to_seq: start,
+                archive: None,
+                held_back,
+            });
+        }
+        // The piece must verify before it goes: pruning never hides a break.
+        let last = self.check_piece(anchor.as_ref(), up_to).await?;
+
+        // The archive, complete and synced, before anything is removed.
+        let name = format!("audit-{:010}-{:010}.bundle", start + 1, up_to);
+        let archive_error = |e: std::io::Error| {
+            EngineError::internal(format!("writing the audit archive {name}: {e}"))
+        };
+        tokio::fs::create_dir_all(archive_dir)
+            .await
+            .map_err(archive_error)?;
+        let path = archive_dir.join(&name);
+        let part = archive_dir.join(format!("{name}.part"));
+        let mut file = tokio::fs::File::create(&part)
+            .await
+            .map_err(archive_error)?;
+        let written = self
+            .write_piece(Some(start + 1), up_to, 0, ExportFormat::Bundle, &mut file)
+            .await?;
+        file.sync_all().await.map_err(archive_error)?;
+        drop(file);
+        tokio::fs::rename(&part, &path)
+            .await
+            .map_err(archive_error)?;
+        if let Ok(dir) = tokio::fs::File::open(archive_dir).await {
+            let _ = dir.sync_all().await;
+        }
+        let sha = {
+            use sha2::Digest;
+            let bytes = tokio::fs::read(&path).await.map_err(archive_error)?;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+
+        let now = self.now();
+        let new_anchor = key.checkpoint(up_to, &last.hash, now.millis());
+        let mut tx = self.store().begin().await?;
+        let removed = tx.w().prune_audit(&new_anchor).await?;
+        tx.audit(
+            now,
+            actor.map(|a| a.name.as_str()),
+            &Event::AuditPruned {
+                up_to_seq: up_to,
+                records: removed,
+                archive: name.clone(),
+                archive_sha256: sha,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        if removed != written {
+            tracing::warn!(
+                removed,
+                written,
+                "audit prune: removed and archived counts differ"
+            );
+        }
+        Ok(PruneReport {
+            records: removed,
+            up_to_seq: up_to,
+            archive: Some(name),
+            held_back,
+        })
+    }
+
+    /// Verifies the records after `anchor` up to `up_to`; the last of them.
+    async fn check_piece(&self, anchor: Option<&Checkpoint>, up_to: i64) -> Result<Record> {
+        let mut v = match anchor {
+            Some(a) => Verifier::starting_at(a.seq + 1, &a.hash),
+            None => Verifier::new(),
+        };
+        let mut after = anchor.map_or(0, |a| a.seq);
+        let mut last: Option<Record> = None;
+        let mut r = self.store().read().await?;
+        'walk: while after < up_to {
+            let batch = r
+                .q()
+                .audit(&AuditQuery {
+                    after_seq: after,
+                    limit: BATCH,
+                })
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for rec in batch {
+                if rec.seq > up_to || !v.push(&rec) {
+                    break 'walk;
+                }
+                after = rec.seq;
+                last = Some(rec);
+            }
+        }
+        let report = v.finish(last.as_ref().map(|l| (l.seq, l.hash.as_str())));
+        match last {
+            Some(last) if report.intact && last.seq == up_to => Ok(last),
+            _ => Err(EngineError::conflict(
+                "audit_chain_broken",
+                format!(
+                    "the records to prune do not verify ({}): nothing was pruned; run `warrant audit verify`",
+                    report
+                        .problem
+                        .unwrap_or_else(|| "the chain ends early".to_owned())
+                ),
+            )),
+        }
     }
 }
 
@@ -238,8 +422,16 @@ pub async fn verify_store(store: &Store) -> warrant_store::Result<VerifyReport> 
         .sealed_key(AUDIT_KEY_AAD)
         .await?
         .map(|(_, public)| public);
-    let mut v = warrant_audit::Verifier::new().with_checkpoints(checkpoints, public.as_deref());
-    let mut after = 0;
+    // After pruning, the chain starts at its signed anchor, checked like a checkpoint.
+    let anchor = r.q().audit_anchor().await?;
+    let mut v = match &anchor {
+        Some(a) => warrant_audit::Verifier::starting_at(a.seq + 1, &a.hash),
+        None => warrant_audit::Verifier::new(),
+    };
+    let mut all = checkpoints;
+    all.extend(anchor.clone());
+    v = v.with_checkpoints(all, public.as_deref());
+    let mut after = anchor.as_ref().map_or(0, |a| a.seq);
     loop {
         let batch = r
             .q()

@@ -100,6 +100,8 @@ pub struct SinkStatus {
 #[derive(Debug, Default)]
 pub struct SinkBoard {
     sinks: Mutex<BTreeMap<String, Slot>>,
+    /// Where retention writes its archives (`audit.retention.archive_dir`).
+    archive_dir: Mutex<Option<std::path::PathBuf>>,
 }
 
 #[derive(Debug, Default)]
@@ -209,6 +211,57 @@ impl Engine {
             }));
         }
         Ok(handles)
+    }
+
+    /// Sets where retention writes its archives.
+    pub fn set_audit_archive_dir(&self, dir: std::path::PathBuf) {
+        *self
+            .inner
+            .sinks
+            .archive_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(dir);
+    }
+
+    /// Retention by hand: prunes the records made before `before_ms` into the configured
+    /// archive directory (admins).
+    pub async fn audit_prune_now(
+        &self,
+        actor: &Actor,
+        before_ms: i64,
+    ) -> Result<crate::audittrail::PruneReport> {
+        require_role(actor, warrant_core::SystemRole::Admin)?;
+        let dir = self
+            .inner
+            .sinks
+            .archive_dir
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                EngineError::conflict(
+                    "no_archive_dir",
+                    "this server has no audit archive directory (audit: retention: archive_dir:)",
+                )
+            })?;
+        if before_ms > self.now().millis() {
+            return Err(EngineError::invalid(
+                "invalid_before",
+                "--before is in the future: only records already made can be pruned",
+            ));
+        }
+        self.audit_prune(Some(actor), before_ms, &dir).await
+    }
+
+    /// The names of the sinks started in this process.
+    pub(crate) fn sink_names(&self) -> Vec<String> {
+        let sinks = self
+            .inner
+            .sinks
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        sinks.keys().cloned().collect()
     }
 
     /// Every sink's state (auditors and admins).

@@ -5,7 +5,7 @@ use sqlx::Row;
 use warrant_audit::Record;
 use warrant_audit::checkpoint::Checkpoint;
 
-use crate::{Q, Result, Store};
+use crate::{Q, Result, Store, W};
 
 impl Store {
     /// Keeps a signed checkpoint of the chain (a second one for the same position is ignored).
@@ -46,7 +46,56 @@ impl Store {
     }
 }
 
+impl W<'_> {
+    /// Removes every record up to `anchor.seq` and makes `anchor` (a signed checkpoint of the
+    /// last removed record) where the chain now starts. Part of the retention's transaction,
+    /// which audits it.
+    pub async fn prune_audit(&mut self, anchor: &Checkpoint) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit WHERE seq <= $1")
+            .bind(anchor.seq)
+            .execute(&mut *self.0)
+            .await?;
+        sqlx::query(
+            "INSERT INTO audit_anchor (id, seq, hash, at, signature) VALUES (1, $1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET seq = $1, hash = $2, at = $3, signature = $4",
+        )
+        .bind(anchor.seq)
+        .bind(&anchor.hash)
+        .bind(anchor.at_ms)
+        .bind(&anchor.signature)
+        .execute(&mut *self.0)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 impl Q<'_> {
+    /// Where the chain starts after pruning: a signed checkpoint of the last pruned record.
+    pub async fn audit_anchor(&mut self) -> Result<Option<Checkpoint>> {
+        let row = sqlx::query("SELECT seq, hash, at, signature FROM audit_anchor WHERE id = 1")
+            .fetch_optional(&mut *self.0)
+            .await?;
+        row.map(|r| {
+            Ok(Checkpoint {
+                seq: r.try_get(0)?,
+                hash: r.try_get(1)?,
+                at_ms: r.try_get(2)?,
+                signature: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The last record made before `at_ms` (None: there is none).
+    pub async fn last_audit_seq_before(&mut self, at_ms: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit WHERE at < $1")
+                .bind(at_ms)
+                .fetch_one(&mut *self.0)
+                .await?,
+        )
+    }
+
     /// A sink's cursor: the last record it delivered (None: it never delivered any).
     pub async fn sink_cursor(&mut self, name: &str) -> Result<Option<i64>> {
         Ok(

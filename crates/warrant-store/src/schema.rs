@@ -404,4 +404,15 @@ CREATE INDEX audit_kind ON audit (kind, at, seq);
 CREATE INDEX audit_request ON audit (request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX audit_grant ON audit (grant_id) WHERE grant_id IS NOT NULL;
 "#,
+    // Issue 6: retention. The chain starts after the last pruned record: its position and hash,
+    // signed by the audit key, are the anchor verification starts from.
+    r#"
+CREATE TABLE audit_anchor (
+    id BIGINT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    signature TEXT NOT NULL
+);
+"#,
 ];

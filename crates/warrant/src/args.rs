@@ -835,6 +835,13 @@ pub enum AuditCmd {
     },
     /// Each SIEM sink's delivery: cursor, lag, errors, whether it blocks access.
     Sinks,
+    /// Archive (a signed bundle in the server's archive directory) and prune the records made
+    /// before a time; what remains still verifies from its signed anchor. Admins only.
+    Prune {
+        /// An RFC 3339 time, or a duration ago (400d).
+        #[arg(long)]
+        before: String,
+    },
     /// Search the trail by time, actor, identity, target, kind, request or grant.
     Search(crate::cli::audit_search::SearchArgs),
     /// Show the latest events.

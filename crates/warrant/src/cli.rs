@@ -767,6 +767,33 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
         }
         Command::Audit(AuditCmd::Tail { lines, follow }) => audit_tail(ctx, lines, follow).await?,
         Command::Audit(AuditCmd::Search(a)) => audit_search::run(ctx, a).await?,
+        Command::Audit(AuditCmd::Prune { before }) => {
+            let before_ms = parse_since(&before)?;
+            let r: warrant_engine::audittrail::PruneReport = ctx
+                .post(
+                    "/api/v1/audit/prune",
+                    &serde_json::json!({ "before_ms": before_ms }),
+                )
+                .await?;
+            if ctx.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if r.records == 0 {
+                println!(
+                    "nothing pruned: the chain starts after record {}",
+                    r.up_to_seq
+                );
+            } else {
+                println!(
+                    "pruned {} records up to record {}; archive {}",
+                    r.records,
+                    r.up_to_seq,
+                    r.archive.clone().unwrap_or_default()
+                );
+            }
+            if let Some(why) = &r.held_back {
+                eprintln!("held back: {why}");
+            }
+        }
         Command::Audit(AuditCmd::Sinks) => {
             let sinks: Vec<warrant_engine::sinks::SinkStatus> =
                 ctx.get("/api/v1/audit/sinks").await?;

@@ -355,6 +355,42 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let sinks = engine
         .start_sinks(&settings.audit.sinks, &rx)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let retention = &settings.audit.retention;
+    let archive_dir = retention
+        .archive_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("audit-archive"));
+    engine.set_audit_archive_dir(archive_dir.clone());
+    if let Some(keep) = &retention.keep {
+        let keep = crate::settings::secs("audit.retention.keep", keep)?;
+        let every = retention
+            .every
+            .as_deref()
+            .map(|v| crate::settings::secs("audit.retention.every", v))
+            .transpose()?
+            .unwrap_or(3600);
+        let engine = engine.clone();
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let before = engine.now().millis() - keep * 1000;
+                match engine.audit_prune(None, before, &archive_dir).await {
+                    Ok(r) if r.records > 0 => tracing::info!(
+                        records = r.records,
+                        up_to = r.up_to_seq,
+                        archive = ?r.archive,
+                        "audit retention: archived and pruned"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(every.unsigned_abs())) => {}
+                    _ = rx.wait_for(|v| *v) => break,
+                }
+            }
+        });
+    }
     let mut rx2 = rx.clone();
     warrant_api::serve(listener, state, async move {
         let _ = rx2.wait_for(|v| *v).await;

@@ -20,6 +20,7 @@
 //!       mandatory: { max_lag: 30s }
 //!     - { name: archive, file: { path: /var/log/warrant/audit.jsonl }, format: jsonl }
 //!     - { name: soar, webhook: { url: "https://soar.example.com/hook", secret_env: SOAR_SECRET } }
+//!   retention: { keep: 400d, every: 1h, archive_dir: /var/lib/warrant/audit-archive }
 //! ```
 
 use std::path::Path;
@@ -75,6 +76,25 @@ pub struct AuditSettings {
     /// Where the trail is delivered (SIEM): syslog, webhook or file sinks.
     #[serde(default)]
     pub sinks: Vec<warrant_engine::sinks::SinkConfig>,
+    /// How long records stay in the store before they are archived and pruned.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `audit: retention:` in the server config.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Records older than this are archived and pruned, e.g. `400d`; absent: kept forever
+    /// (`warrant audit prune` still works).
+    #[serde(default)]
+    pub keep: Option<String>,
+    /// How often retention runs (default `1h`).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// Where the signed archives go (default `DATA_DIR/audit-archive`).
+    #[serde(default)]
+    pub archive_dir: Option<std::path::PathBuf>,
 }
 
 /// `discovery:` in the server config.

@@ -77,6 +77,7 @@ const EXPECTED: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/audit/verify", Auditor),
     ("GET", "/api/v1/audit/export", Auditor),
     ("GET", "/api/v1/audit/sinks", Auditor),
+    ("POST", "/api/v1/audit/prune", Admin),
     ("GET", "/api/v1/jobs", Auditor),
     ("POST", "/api/v1/vault/rekey", Admin),
     ("GET", "/api/v1/ssh/ca", Public),

@@ -122,7 +122,10 @@ fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir(to).expect("create copy dir");
     for entry in fs::read_dir(from).expect("read data dir") {
         let entry = entry.expect("dir entry");
-        fs::copy(entry.path(), to.join(entry.file_name())).expect("copy store file");
+        // The store's files (not the archive or recordings directories).
+        if entry.file_type().expect("file type").is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name())).expect("copy store file");
+        }
     }
 }
 
@@ -461,4 +464,117 @@ fn audit_export_bundle_verifies_offline_and_finds_tampering() {
         .find(|e| e["unmapped"]["warrant_kind"] == "grant.created")
         .unwrap_or_else(|| panic!("no grant among {events:#?}"));
     assert_eq!(grant["class_uid"], 3005, "{grant:#}");
+}
+
+/// Opens the SQLite store in `dir` and runs `sql` (the server must be stopped).
+fn sqlite_exec(dir: &Path, sql: &'static str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let opts = SqliteConnectOptions::new().filename(dir.join("warrant.db"));
+        let mut db = SqliteConnection::connect_with(&opts)
+            .await
+            .expect("open warrant.db");
+        let done = query(sql).execute(&mut db).await.expect("tamper");
+        assert!(done.rows_affected() > 0, "{sql} changed nothing");
+        db.close().await.expect("close");
+    });
+}
+
+#[test]
+fn audit_prune_archives_and_what_remains_still_verifies() {
+    let mut w = World::demo();
+    let admin = w.admin();
+    let alice = w.login("alice");
+    w.run(
+        &alice,
+        &[
+            "request", "pg-prod", "readonly", "--for", "1h", "--reason", "before",
+        ],
+    )
+    .ok();
+    let n = records(&w, &admin, &["audit", "verify", "--json"]);
+    let msg = w.run(&alice, &["audit", "prune", "--before", "0s"]).fails();
+    assert!(msg.contains("admin"), "{msg}");
+    let msg = w
+        .run(
+            &admin,
+            &["audit", "prune", "--before", "2999-01-01T00:00:00Z"],
+        )
+        .fails();
+    assert!(msg.contains("invalid_before"), "{msg}");
+
+    // Everything made so far: archived, then pruned.
+    let report = w
+        .run(&admin, &["audit", "prune", "--before", "0s", "--json"])
+        .json();
+    let pruned = report["records"].as_u64().expect("records");
+    let up_to = report["up_to_seq"].as_u64().expect("up_to_seq");
+    assert!(pruned > 10 && up_to >= pruned, "{report:#}");
+    let archive = w.data_dir.join("audit-archive").join(s(&report, "archive"));
+    let archive = archive.to_str().expect("utf-8");
+    let bundle = w
+        .run(&admin, &["audit", "verify", "--bundle", archive, "--json"])
+        .json();
+    assert_eq!(bundle["chain"]["intact"], true, "{bundle:#}");
+    assert_eq!(bundle["seal"]["records"], pruned, "{bundle:#}");
+    assert_eq!(bundle["seal"]["last_seq"], up_to, "{bundle:#}");
+
+    // What remains (the prune's own event and what follows) verifies from the anchor.
+    w.run(
+        &alice,
+        &[
+            "request", "pg-prod", "readonly", "--for", "1h", "--reason", "after",
+        ],
+    )
+    .ok();
+    let rest = w.run(&admin, &["audit", "verify", "--json"]).json();
+    assert_eq!(rest["intact"], true, "{rest:#}");
+    let remaining = rest["records"].as_u64().expect("records");
+    assert!(remaining >= 2 && remaining < n, "{rest:#}");
+    let tail = w.run(&admin, &["audit", "tail", "-n", "50", "--json"]);
+    assert!(tail.ok().contains("audit.pruned"), "{tail}");
+    let again = w
+        .run(&admin, &["audit", "prune", "--before", "0s", "--json"])
+        .json();
+    assert!(again["up_to_seq"].as_u64() > Some(up_to), "{again:#}");
+
+    // Offline too; and a forged anchor or a removed first record is found.
+    w.server.stop();
+    let dir = w.data_dir.to_str().expect("utf-8").to_owned();
+    let offline = w
+        .run(&admin, &["audit", "verify", "--data-dir", &dir, "--json"])
+        .json();
+    assert_eq!(offline["intact"], true, "{offline:#}");
+    let forged = w.root().join("forged-anchor");
+    copy_dir(&w.data_dir, &forged);
+    sqlite_exec(&forged, "UPDATE audit_anchor SET seq = seq - 1");
+    let out = w.run(
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            forged.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.code, Some(1), "a moved anchor passes:\n{out}");
+    let cut = w.root().join("cut-front");
+    copy_dir(&w.data_dir, &cut);
+    sqlite_exec(
+        &cut,
+        "DELETE FROM audit WHERE seq = (SELECT min(seq) FROM audit)",
+    );
+    let out = w.run(
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--data-dir",
+            cut.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.code, Some(1), "a removed first record passes:\n{out}");
 }
