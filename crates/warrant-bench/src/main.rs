@@ -34,6 +34,7 @@ mod load;
 mod pggateway;
 mod report;
 mod roledrop;
+mod sinks;
 mod stats;
 mod workflow;
 
@@ -78,6 +79,8 @@ enum Scenario {
     /// Audit search over a large trail (10,000,000 events by default): fill time and search
     /// latency by filter.
     Auditsearch(auditsearch::Args),
+    /// How fast the SIEM sinks drain a backlog (a file, syslog to a real rsyslog).
+    Sinks(sinks::Args),
     /// From a SCIM deactivation to every grant of the identity revoked.
     Leaver(leaver::Args),
     /// From grant end to the temporary PostgreSQL role gone, many ending at once.
@@ -116,6 +119,7 @@ async fn main() -> Result<()> {
         Scenario::Expiry(a) => ("expiry", format!("{a:?}")),
         Scenario::Audit(a) => ("audit", format!("{a:?}")),
         Scenario::Auditsearch(a) => ("auditsearch", format!("{a:?}")),
+        Scenario::Sinks(a) => ("sinks", format!("{a:?}")),
         Scenario::Leaver(a) => ("leaver", format!("{a:?}")),
         Scenario::Roledrop(a) => ("roledrop", format!("{a:?}")),
         Scenario::Certs(a) => ("certs", format!("{a:?}")),
@@ -129,6 +133,7 @@ async fn main() -> Result<()> {
         Scenario::Expiry(a) => expiry::run(&common, a, &mut report).await,
         Scenario::Audit(a) => audit::run(&common, a, &mut report).await,
         Scenario::Auditsearch(a) => auditsearch::run(&common, a, &mut report).await,
+        Scenario::Sinks(a) => sinks::run(&common, a, &mut report).await,
         Scenario::Leaver(a) => leaver::run(&common, a, &mut report).await,
         Scenario::Roledrop(a) => roledrop::run(&common, a, &mut report).await,
         Scenario::Certs(a) => certs::run(&common, a, &mut report).await,

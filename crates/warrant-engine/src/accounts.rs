@@ -502,6 +502,8 @@ impl Engine {
         target: &str,
         name: &str,
     ) -> Result<Secret<String>> {
+        // Nothing that hands out access while a mandatory audit sink is behind.
+        self.audit_gate()?;
         let now = self.now();
         let mut tx = self.store().begin().await?;
         let row = tx

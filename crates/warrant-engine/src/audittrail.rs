@@ -237,6 +237,7 @@ impl Engine {
         if let Some(a) = actor {
             require_role(a, SystemRole::Admin)?;
         }
+        let _one_at_a_time = self.inner.sinks.prune.lock().await;
         let key = self.audit_key().await?;
         let sink_names = self.sink_names();
         let (anchor, wanted, head, cursors) = {

@@ -102,6 +102,8 @@ pub struct SinkBoard {
     sinks: Mutex<BTreeMap<String, Slot>>,
     /// Where retention writes its archives (`audit.retention.archive_dir`).
     archive_dir: Mutex<Option<std::path::PathBuf>>,
+    /// One pruning at a time (the scheduled one and one by hand would write the same archive).
+    pub(crate) prune: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
