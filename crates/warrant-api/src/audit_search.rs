@@ -157,14 +157,14 @@ mod tests {
     #[test]
     fn every_parameter_is_read() {
         let q = parse(&pairs(
-            "from=2026-12-01T00:00:00Z&to=1764633600001&actor=alice&identity=bob&target=web-1&kind=grant.&request_id=r1&grant_id=g1&after=3&before=9&limit=20&order=desc",
+            "from=2026-12-01T00:00:00Z&to=1796169600001&actor=alice&identity=bob&target=web-1&kind=grant.&request_id=r1&grant_id=g1&after=3&before=9&limit=20&order=desc",
         ))
         .unwrap();
         assert_eq!(
             q,
             AuditSearch {
-                from_ms: Some(1_764_547_200_000),
-                to_ms: Some(1_764_633_600_001),
+                from_ms: Some(1_796_083_200_000),
+                to_ms: Some(1_796_169_600_001),
                 actor: Some("alice".into()),
                 identity: Some("bob".into()),
                 target: Some("web-1".into()),
