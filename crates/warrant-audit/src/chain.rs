@@ -279,13 +279,7 @@ impl Verifier {
 
 /// A time in ms since the epoch as RFC 3339, for messages.
 fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{ms} ms"))
+    warrant_core::Timestamp::from_millis(ms).rfc3339()
 }
 
 #[cfg(test)]

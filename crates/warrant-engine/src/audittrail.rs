@@ -162,7 +162,7 @@ impl Engine {
                     first_prev_hash.get_or_insert_with(|| rec.prev_hash.clone());
                     let line = match format {
                         ExportFormat::Bundle => bundle_record(rec),
-                        ExportFormat::Jsonl => jsonl_record(rec),
+                        ExportFormat::Jsonl => warrant_siem::jsonl(rec),
                         ExportFormat::Ocsf => warrant_audit::ocsf::to_ocsf(rec),
                     };
                     lines.push_str(&line.to_string());
@@ -389,26 +389,6 @@ fn bundle_record(r: &Record) -> serde_json::Value {
         "data": r.data,
         "prev_hash": r.prev_hash,
         "hash": r.hash,
-    })
-}
-
-/// A record as Warrant's own JSON line: the event as an object, the time readable too.
-pub fn jsonl_record(r: &Record) -> serde_json::Value {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.at_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        });
-    serde_json::json!({
-        "seq": r.seq,
-        "at": at,
-        "at_ms": r.at_ms,
-        "actor": r.actor,
-        "kind": r.kind,
-        "event": serde_json::from_str::<serde_json::Value>(&r.data).unwrap_or(serde_json::Value::String(r.data.clone())),
-        "hash": r.hash,
-        "prev_hash": r.prev_hash,
     })
 }
 

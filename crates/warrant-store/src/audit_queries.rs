@@ -75,15 +75,7 @@ impl Q<'_> {
         let row = sqlx::query("SELECT seq, hash, at, signature FROM audit_anchor WHERE id = 1")
             .fetch_optional(&mut *self.0)
             .await?;
-        row.map(|r| {
-            Ok(Checkpoint {
-                seq: r.try_get(0)?,
-                hash: r.try_get(1)?,
-                at_ms: r.try_get(2)?,
-                signature: r.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(checkpoint).transpose()
     }
 
     /// The last record made before `at_ms` (None: there is none).
@@ -112,16 +104,7 @@ impl Q<'_> {
             sqlx::query("SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq")
                 .fetch_all(&mut *self.0)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Checkpoint {
-                    seq: r.try_get(0)?,
-                    hash: r.try_get(1)?,
-                    at_ms: r.try_get(2)?,
-                    signature: r.try_get(3)?,
-                })
-            })
-            .collect()
+        rows.iter().map(checkpoint).collect()
     }
 
     /// The last checkpoint, if any.
@@ -131,15 +114,7 @@ impl Q<'_> {
         )
         .fetch_optional(&mut *self.0)
         .await?;
-        row.map(|r| {
-            Ok(Checkpoint {
-                seq: r.try_get(0)?,
-                hash: r.try_get(1)?,
-                at_ms: r.try_get(2)?,
-                signature: r.try_get(3)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(checkpoint).transpose()
     }
 
     /// The position of the first record at or after `at_ms` (None: there is none).
@@ -162,4 +137,14 @@ impl Q<'_> {
         .await?;
         row.as_ref().map(crate::queries::record).transpose()
     }
+}
+
+/// A checkpoint (or the anchor) from its row: seq, hash, at, signature.
+fn checkpoint(r: &sqlx::any::AnyRow) -> Result<Checkpoint> {
+    Ok(Checkpoint {
+        seq: r.try_get(0)?,
+        hash: r.try_get(1)?,
+        at_ms: r.try_get(2)?,
+        signature: r.try_get(3)?,
+    })
 }

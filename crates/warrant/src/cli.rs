@@ -290,13 +290,7 @@ fn verify_bundle(path: &std::path::Path, key: Option<&str>, json: bool) -> Resul
 
 /// A time in ms since the epoch as RFC 3339.
 fn ms_rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{ms} ms"))
+    warrant_core::Timestamp::from_millis(ms).rfc3339()
 }
 
 /// `--since`: an RFC 3339 time, or a duration ago; ms since the epoch.
