@@ -1525,6 +1525,14 @@ async fn audit_export(
             ));
         }
     };
+    // Refused with its status before anything is streamed.
+    if a.role < warrant_core::SystemRole::Auditor {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this needs the auditor role",
+        ));
+    }
     let since = q.since_ms.unwrap_or(0);
     let (mut writer, reader) = tokio::io::duplex(64 * 1024);
     let engine = s.engine.clone();

@@ -151,6 +151,8 @@ pub fn verify_bundle<R: BufRead>(
     };
     let problem = if let Err(e) = seal.verify(&public_key) {
         Some(format!("the seal is not valid: {e}"))
+    } else if seal.records > 0 && (seal.first_seq < 1 || seal.last_seq < seal.first_seq) {
+        Some("the seal names no valid piece of a chain".to_owned())
     } else if after_seal {
         Some("lines were added after the seal".to_owned())
     } else if seal.records != records {

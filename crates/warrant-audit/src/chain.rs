@@ -228,7 +228,7 @@ impl Verifier {
                     }
                     self.checked += 1;
                 }
-                self.expected_seq += 1;
+                self.expected_seq = self.expected_seq.saturating_add(1);
                 self.prev_hash.clone_from(&r.hash);
                 true
             }
@@ -246,7 +246,7 @@ impl Verifier {
                 self.expected_seq,
                 format!(
                     "the chain ends at record {} but a checkpoint of {} signed record {}: records were cut off at the end",
-                    self.expected_seq - 1,
+                    self.expected_seq.saturating_sub(1),
                     format_ms(c.at_ms),
                     c.seq
                 ),
@@ -254,13 +254,13 @@ impl Verifier {
         }
         if broken.is_none()
             && let Some((seq, hash)) = expected_head
-            && (seq != self.expected_seq - 1 || hash != self.prev_hash)
+            && (seq != self.expected_seq.saturating_sub(1) || hash != self.prev_hash)
         {
             broken = Some((
                 self.expected_seq,
                 format!(
                     "the chain ends at record {} but the recorded head is record {seq}: records were removed or added at the end",
-                    self.expected_seq - 1
+                    self.expected_seq.saturating_sub(1)
                 ),
             ));
         }

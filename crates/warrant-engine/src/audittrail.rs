@@ -79,7 +79,18 @@ impl Engine {
 
     /// Verification of the whole chain, its checkpoints and its recorded head.
     pub async fn audit_verify(&self) -> Result<VerifyReport> {
-        Ok(verify_store(self.store()).await?)
+        let mut report = verify_store(self.store()).await?;
+        // The public key stored in clear must be the sealed key's: a swapped one would let
+        // forged checkpoints pass.
+        let sealed = fingerprint(&self.audit_key().await?.public_base64());
+        if report.intact && report.key_fingerprint.as_deref() != Some(sealed.as_str()) {
+            report.intact = false;
+            report.first_broken = Some(0);
+            report.problem = Some(
+                "the audit key's public half in the store is not the sealed key's: checkpoints cannot be trusted".to_owned(),
+            );
+        }
+        Ok(report)
     }
 
     /// Writes the records from `since_ms` on to `out` in `format`; a bundle ends with a fresh
@@ -304,9 +315,37 @@ impl Engine {
         };
 
         let now = self.now();
+        // The archive as written must verify, under this server's key, before anything goes.
+        let public = key.public_base64();
+        let archived = {
+            let path = path.clone();
+            let public = public.clone();
+            tokio::task::spawn_blocking(move || {
+                warrant_audit::bundle::verify_bundle(
+                    || std::fs::File::open(&path).map(std::io::BufReader::new),
+                    Some(&public),
+                )
+            })
+            .await
+            .map_err(|e| EngineError::internal(format!("checking the audit archive: {e}")))?
+            .map_err(|e| EngineError::internal(format!("checking the audit archive {name}: {e}")))?
+        };
+        let expected = u64::try_from(up_to - start).unwrap_or(0);
+        if !archived.chain.intact || written != expected {
+            return Err(EngineError::internal(format!(
+                "the audit archive {name} does not hold records {}–{up_to} whole ({written} written): nothing was pruned",
+                start + 1
+            )));
+        }
         let new_anchor = key.checkpoint(up_to, &last.hash, now.millis());
         let mut tx = self.store().begin().await?;
-        let removed = tx.w().prune_audit(&new_anchor).await?;
+        let removed = tx.w().prune_audit(start, &new_anchor).await?;
+        if removed != written {
+            tx.rollback().await?;
+            return Err(EngineError::internal(format!(
+                "pruning would remove {removed} records but {written} were archived: nothing was pruned"
+            )));
+        }
         tx.audit(
             now,
             actor.map(|a| a.name.as_str()),
@@ -319,13 +358,6 @@ impl Engine {
         )
         .await?;
         tx.commit().await?;
-        if removed != written {
-            tracing::warn!(
-                removed,
-                written,
-                "audit prune: removed and archived counts differ"
-            );
-        }
         Ok(PruneReport {
             records: removed,
             up_to_seq: up_to,
@@ -336,10 +368,20 @@ impl Engine {
 
     /// Verifies the records after `anchor` up to `up_to`; the last of them.
     async fn check_piece(&self, anchor: Option<&Checkpoint>, up_to: i64) -> Result<Record> {
-        let mut v = match anchor {
+        // Links alone can be recomputed by whoever rewrites records: the signed checkpoints
+        // in the piece (and the anchor) must hold too.
+        let public = self.audit_key().await?.public_base64();
+        let mut checkpoints: Vec<Checkpoint> = {
+            let mut r = self.store().read().await?;
+            r.q().audit_checkpoints().await?
+        };
+        checkpoints.retain(|c| c.seq <= up_to);
+        checkpoints.extend(anchor.cloned());
+        let v = match anchor {
             Some(a) => Verifier::starting_at(a.seq + 1, &a.hash),
             None => Verifier::new(),
         };
+        let mut v = v.with_checkpoints(checkpoints, Some(&public));
         let mut after = anchor.map_or(0, |a| a.seq);
         let mut last: Option<Record> = None;
         let mut r = self.store().read().await?;

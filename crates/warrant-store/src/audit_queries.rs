@@ -50,8 +50,9 @@ impl W<'_> {
     /// Removes every record up to `anchor.seq` and makes `anchor` (a signed checkpoint of the
     /// last removed record) where the chain now starts. Part of the retention's transaction,
     /// which audits it.
-    pub async fn prune_audit(&mut self, anchor: &Checkpoint) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM audit WHERE seq <= $1")
+    pub async fn prune_audit(&mut self, after: i64, anchor: &Checkpoint) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit WHERE seq > $1 AND seq <= $2")
+            .bind(after)
             .bind(anchor.seq)
             .execute(&mut *self.0)
             .await?;

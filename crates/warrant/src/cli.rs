@@ -730,7 +730,9 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 Some(file) => {
                     // Written beside the target and renamed at the end: a cut export never
                     // takes the file's name.
-                    let part = file.with_extension("part");
+                    let mut part = file.clone().into_os_string();
+                    part.push(".part");
+                    let part = std::path::PathBuf::from(part);
                     let mut f = std::fs::File::create(&part)
                         .with_context(|| format!("cannot create {}", part.display()))?;
                     let n = ctx.client.download(&path, &mut f).await;

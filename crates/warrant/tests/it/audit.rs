@@ -257,6 +257,24 @@ fn audit_verify_tail_and_tampering() {
     // The untouched store still verifies, online too after a restart.
     w.restart();
     assert_eq!(records(&w, &admin, &["audit", "verify", "--json"]), n);
+
+    // The audit key's public half swapped in the store (and the checkpoints it would not
+    // verify removed): offline there is nothing left to catch it, the server compares it
+    // with the key it holds sealed.
+    w.server.stop();
+    sqlite_exec(&w.data_dir, "DELETE FROM audit_checkpoints");
+    sqlite_exec(
+        &w.data_dir,
+        "UPDATE sealed_keys SET public_key = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' WHERE name = 'audit-key'",
+    );
+    w.restart();
+    let swapped = w.run(&admin, &["audit", "verify", "--json"]);
+    assert_eq!(
+        swapped.code,
+        Some(1),
+        "a swapped audit key passes:\n{swapped}"
+    );
+    assert!(swapped.stdout.contains("not the sealed key"), "{swapped}");
 }
 
 /// A bundle's lines, each parsed.
