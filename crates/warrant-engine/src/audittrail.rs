@@ -79,10 +79,10 @@ impl Engine {
 
     /// Verification of the whole chain, its checkpoints and its recorded head.
     pub async fn audit_verify(&self) -> Result<VerifyReport> {
-        let mut report = verify_store(self.store()).await?;
         // The public key stored in clear must be the sealed key's: a swapped one would let
-        // forged checkpoints pass.
+        // forged checkpoints pass. (Made first, if this store has none yet.)
         let sealed = fingerprint(&self.audit_key().await?.public_base64());
+        let mut report = verify_store(self.store()).await?;
         if report.intact && report.key_fingerprint.as_deref() != Some(sealed.as_str()) {
             report.intact = false;
             report.first_broken = Some(0);
