@@ -80,10 +80,19 @@ impl Engine {
     /// Verification of the whole chain, its checkpoints and its recorded head.
     pub async fn audit_verify(&self) -> Result<VerifyReport> {
         // The public key stored in clear must be the sealed key's: a swapped one would let
-        // forged checkpoints pass. (Made first, if this store has none yet.)
-        let sealed = fingerprint(&self.audit_key().await?.public_base64());
+        // forged checkpoints pass. (A store without the key has no checkpoint either; verifying
+        // never makes one.)
+        let stored = {
+            let mut r = self.store().read().await?;
+            r.q().sealed_key(AUDIT_KEY_AAD).await?.is_some()
+        };
+        let sealed = if stored {
+            Some(fingerprint(&self.audit_key().await?.public_base64()))
+        } else {
+            None
+        };
         let mut report = verify_store(self.store()).await?;
-        if report.intact && report.key_fingerprint.as_deref() != Some(sealed.as_str()) {
+        if report.intact && report.key_fingerprint != sealed {
             report.intact = false;
             report.first_broken = Some(0);
             report.problem = Some(
