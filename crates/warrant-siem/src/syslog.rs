@@ -144,6 +144,13 @@ impl SyslogSink {
             )));
         }
         check_name("sd_id", &config.sd_id, 32)?;
+        // An SD-NAME (RFC 5424 §6.3.2): none of `=`, space, `]` or `"`.
+        if config.sd_id.contains(['=', ']', '"']) {
+            return Err(SinkError::Config(format!(
+                "sd_id {:?} may not contain =, ] or \"",
+                config.sd_id
+            )));
+        }
         let hostname = match &config.hostname {
             Some(h) => h.clone(),
             None => std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -433,6 +440,8 @@ mod tests {
         assert!(SyslogSink::new(c.clone(), Format::Ocsf).is_err());
         c.address = "127.0.0.1:514".into();
         c.sd_id = "warrant".into();
+        assert!(SyslogSink::new(c.clone(), Format::Ocsf).is_err());
+        c.sd_id = "war=rant@32473".into();
         assert!(SyslogSink::new(c.clone(), Format::Ocsf).is_err());
         c.sd_id = default_sd_id();
         c.app_name = "has space".into();

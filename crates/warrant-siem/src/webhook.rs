@@ -32,6 +32,9 @@ pub struct WebhookConfig {
 /// A webhook sink.
 pub struct WebhookSink {
     url: String,
+    /// The URL as shown in errors, logs and `Debug`: without user info or query, which may
+    /// carry a token.
+    shown: String,
     secret: Secret<Vec<u8>>,
     format: Format,
     http: reqwest::Client,
@@ -41,7 +44,7 @@ pub struct WebhookSink {
 impl std::fmt::Debug for WebhookSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookSink")
-            .field("url", &self.url)
+            .field("url", &self.shown)
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +105,13 @@ impl WebhookSink {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SinkError::Config(format!("webhook client: {e}")))?;
+        let mut shown = parsed.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
         Ok(Self {
             url: url.to_owned(),
+            shown: shown.to_string(),
             secret,
             format,
             http,
@@ -137,7 +145,7 @@ impl WebhookSink {
                 if e.is_timeout() {
                     SinkError::Timeout
                 } else {
-                    SinkError::Io(format!("webhook {}: {e}", self.url))
+                    SinkError::Io(format!("webhook {}: {}", self.shown, e.without_url()))
                 }
             })?;
         let status = sent.status();
@@ -146,7 +154,7 @@ impl WebhookSink {
         } else {
             Err(SinkError::Refused(format!(
                 "webhook {} answered {status}",
-                self.url
+                self.shown
             )))
         }
     }
@@ -243,6 +251,8 @@ mod tests {
         assert!(c("http://siem.example.com/hook", secret).is_err());
         assert!(c("ftp://siem.example.com/hook", secret).is_err());
         assert!(c("https://siem.example.com/hook", b"short").is_err());
+        let tokened = c("https://siem.example.com/hook?token=abc123", secret).unwrap();
+        assert!(!format!("{tokened:?}").contains("abc123"));
         let missing = WebhookConfig {
             url: "https://siem.example.com/hook".into(),
             secret_env: "WARRANT_SIEM_TEST_NO_SUCH_VAR".into(),
