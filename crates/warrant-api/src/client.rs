@@ -86,19 +86,7 @@ impl Client {
         path: &str,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<u64, ClientError> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(Method::GET, &url);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let mut resp = req.send().await.map_err(|e| ClientError {
-            status: None,
-            code: "connection_failed".into(),
-            message: format!(
-                "cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)",
-                self.base
-            ),
-        })?;
+        let mut resp = self.request::<()>(Method::GET, path, None).await?;
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.bytes().await.unwrap_or_default();
@@ -129,13 +117,13 @@ impl Client {
         Ok(written)
     }
 
-    /// Sends a request; the status and body of a successful answer, a decoded error otherwise.
-    async fn raw<B: Serialize + ?Sized>(
+    /// Sends a request with the token (and a JSON body); the answer, whatever its status.
+    async fn request<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
-    ) -> Result<(u16, Vec<u8>), ClientError> {
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -144,14 +132,24 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ClientError {
+        req.send().await.map_err(|e| ClientError {
             status: None,
             code: "connection_failed".into(),
             message: format!(
                 "cannot reach {}: {e} (is `warrant serve` running? set --server or WARRANT_SERVER)",
                 self.base
             ),
-        })?;
+        })
+    }
+
+    /// Sends a request; the status and body of a successful answer, a decoded error otherwise.
+    async fn raw<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let resp = self.request(method, path, body).await?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError {
             status: Some(status.as_u16()),

@@ -114,8 +114,12 @@ struct Slot {
 }
 
 impl SinkBoard {
+    fn slots(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.sinks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn update(&self, name: &str, f: impl FnOnce(&mut Slot)) {
-        let mut sinks = self.sinks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sinks = self.slots();
         if let Some(slot) = sinks.get_mut(name) {
             f(slot);
         }
@@ -187,13 +191,7 @@ impl Engine {
         let mut handles = Vec::new();
         for (name, sink, max_lag, batch, from_end) in ready {
             {
-                let mut sinks = self
-                    .inner
-                    .sinks
-                    .sinks
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                sinks.insert(
+                self.inner.sinks.slots().insert(
                     name.clone(),
                     Slot {
                         status: SinkStatus {
@@ -257,12 +255,7 @@ impl Engine {
 
     /// The names of the sinks started in this process.
     pub(crate) fn sink_names(&self) -> Vec<String> {
-        let sinks = self
-            .inner
-            .sinks
-            .sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let sinks = self.inner.sinks.slots();
         sinks.keys().cloned().collect()
     }
 
@@ -270,12 +263,7 @@ impl Engine {
     pub fn sink_statuses(&self, actor: &Actor) -> Result<Vec<SinkStatus>> {
         require_role(actor, warrant_core::SystemRole::Auditor)?;
         let now = self.now().millis();
-        let sinks = self
-            .inner
-            .sinks
-            .sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let sinks = self.inner.sinks.slots();
         Ok(sinks
             .values()
             .map(|slot| {
@@ -293,12 +281,7 @@ impl Engine {
     /// anything that hands out access.
     pub fn audit_gate(&self) -> Result<()> {
         let now = self.now().millis();
-        let sinks = self
-            .inner
-            .sinks
-            .sinks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let sinks = self.inner.sinks.slots();
         for slot in sinks.values() {
             let Some(max) = slot.status.max_lag_seconds else {
                 continue;
@@ -409,32 +392,22 @@ impl Engine {
             (head, records)
         };
         let after = cursor.unwrap_or(0);
-        let metric_lag = |lag: i64| {
-            #[allow(clippy::cast_precision_loss)]
-            metrics::gauge!("warrant_audit_sink_lag_records", "sink" => name.to_owned())
-                .set(lag as f64);
-        };
-        let Some(first) = at.first() else {
-            board.update(name, |slot| {
-                slot.pending_since_ms = 0;
-                slot.status.cursor = after;
-                slot.status.head = head;
-                slot.status.lag_records = 0;
-            });
-            metric_lag(0);
-            metrics::gauge!("warrant_audit_sink_lag_seconds", "sink" => name.to_owned()).set(0.0);
-            return Ok(false);
-        };
-        let pending_since = first.at_ms;
+        // Where the sink stands before this batch: on the board and in `/metrics`.
+        let pending_since = at.first().map_or(0, |r| r.at_ms);
         board.update(name, |slot| {
             slot.pending_since_ms = pending_since;
             slot.status.cursor = after;
             slot.status.head = head;
             slot.status.lag_records = head - after;
         });
-        metric_lag(head - after);
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("warrant_audit_sink_lag_records", "sink" => name.to_owned())
+            .set((head - after) as f64);
         metrics::gauge!("warrant_audit_sink_lag_seconds", "sink" => name.to_owned())
             .set(lag_seconds(self.now().millis(), pending_since));
+        if at.is_empty() {
+            return Ok(false);
+        }
         // The sink's own time limits apply inside; this one bounds the whole batch.
         let delivered = tokio::time::timeout(
             warrant_siem::TIMEOUT + Duration::from_secs(5),

@@ -311,14 +311,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(every) = &settings.discovery.every {
         let every = crate::settings::secs("discovery.every", every)?;
         let engine = engine.clone();
-        let mut rx = rx.clone();
-        tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(every.unsigned_abs());
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    _ = rx.wait_for(|v| *v) => break,
-                }
+        periodically(&rx, every, false, move || {
+            let engine = engine.clone();
+            async move {
                 match engine.discover_all().await {
                     Ok(n) => tracing::info!(targets = n, "scheduled discovery done"),
                     Err(e) => tracing::warn!(error = %e, "scheduled discovery failed"),
@@ -338,14 +333,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // in the middle of someone's export.
         engine.audit_key().await?;
         let engine = engine.clone();
-        let mut rx = rx.clone();
-        tokio::spawn(async move {
-            let every = std::time::Duration::from_secs(every.unsigned_abs());
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    _ = rx.wait_for(|v| *v) => break,
-                }
+        periodically(&rx, every, false, move || {
+            let engine = engine.clone();
+            async move {
                 if let Err(e) = engine.audit_checkpoint().await {
                     tracing::warn!(error = %e, "signing an audit checkpoint failed");
                 }
@@ -370,9 +360,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .transpose()?
             .unwrap_or(3600);
         let engine = engine.clone();
-        let mut rx = rx.clone();
-        tokio::spawn(async move {
-            loop {
+        periodically(&rx, every, true, move || {
+            let (engine, archive_dir) = (engine.clone(), archive_dir.clone());
+            async move {
                 let before = engine.now().millis() - keep * 1000;
                 match engine.audit_prune(None, before, &archive_dir).await {
                     Ok(r) if r.records > 0 => tracing::info!(
@@ -383,10 +373,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "audit retention failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(std::time::Duration::from_secs(every.unsigned_abs())) => {}
-                    _ = rx.wait_for(|v| *v) => break,
                 }
             }
         });
@@ -410,6 +396,34 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     engine.store().close().await;
     eprintln!("Warrant stopped.");
     Ok(())
+}
+
+/// Runs `job` every `secs` seconds (first right away when `now`, else after one period) until
+/// `stop` turns true: the server's periodic work (discovery, checkpoints, retention).
+fn periodically<F, Fut>(
+    stop: &watch::Receiver<bool>,
+    secs: i64,
+    now: bool,
+    mut job: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let mut stop = stop.clone();
+    let period = std::time::Duration::from_secs(secs.unsigned_abs());
+    tokio::spawn(async move {
+        if now {
+            job().await;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                _ = stop.wait_for(|v| *v) => break,
+            }
+            job().await;
+        }
+    })
 }
 
 /// The vault's keys: `WARRANT_KEK` (and `WARRANT_KEK_PREVIOUS` during a rotation), or the data
