@@ -118,7 +118,7 @@ pub async fn insert_grants(
         let now = SystemClock.now();
         let mut tx = store.begin().await?;
         for g in chunk {
-            tx.w().insert_grant(g, now).await?;
+            tx.w().await?.insert_grant(g, now).await?;
             tx.audit(
                 now,
                 Some(approver),

@@ -108,7 +108,7 @@ fn request_not_found(id: &str) -> EngineError {
 
 /// Stores a transition of a pending request; refuses if it was decided meanwhile.
 pub(crate) async fn save_transition(tx: &mut WriteTx, r: &Request) -> Result<()> {
-    if tx.w().update_request(r).await? {
+    if tx.w().await?.update_request(r).await? {
         Ok(())
     } else {
         Err(EngineError::conflict(
@@ -350,7 +350,7 @@ pub(crate) async fn close_grant(
         g.revoked_by = by.cloned();
         g.revoke_reason = Some(reason.to_owned());
     }
-    if !tx.w().close_grant(&g).await? {
+    if !tx.w().await?.close_grant(&g).await? {
         return Ok(false);
     }
     let event = match status {
@@ -373,6 +373,7 @@ pub(crate) async fn close_grant(
     crate::accounts::check_in_grant(tx, &g.id, now).await?;
     if jobs {
         tx.w()
+            .await?
             .insert_job(&JobRow {
                 id: warrant_iam::new_id()?,
                 kind: "grant_cleanup".into(),
@@ -397,7 +398,7 @@ async fn withdraw_request(
     if r.withdraw(note, now).is_err() {
         return Ok(false);
     }
-    if !tx.w().update_request(&r).await? {
+    if !tx.w().await?.update_request(&r).await? {
         return Ok(false);
     }
     tx.audit(
@@ -618,7 +619,7 @@ impl Engine {
         let (rule_id, settings) =
             choose(policy, &d, input.duration, &input.reason, ticket, fresh_mfa)?;
         let mut req = Request {
-            id: warrant_iam::new_id()?,
+            id: warrant_iam::new_time_ordered_id(now)?,
             identity: actor.name.clone(),
             target: input.target.clone(),
             role: input.role.clone(),
@@ -638,7 +639,7 @@ impl Engine {
             note: None,
         };
         req.approve_without_stages(now);
-        tx.w().insert_request(&req).await?;
+        tx.w().await?.insert_request(&req).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -693,7 +694,7 @@ impl Engine {
             .last()
             .cloned()
             .ok_or_else(|| EngineError::internal("approval not recorded"))?;
-        tx.w().add_approval(&req.id, &approval).await?;
+        tx.w().await?.add_approval(&req.id, &approval).await?;
         save_transition(&mut tx, &req).await?;
         tx.audit(
             now,
@@ -1005,7 +1006,7 @@ impl Engine {
 async fn issue_grant(tx: &mut WriteTx, req: &Request, now: Timestamp) -> Result<Grant> {
     let (starts_at, ends_at) = req.grant_window(now);
     let g = Grant {
-        id: warrant_iam::new_id()?,
+        id: warrant_iam::new_time_ordered_id(now)?,
         request_id: req.id.clone(),
         identity: req.identity.clone(),
         target: req.target.clone(),
@@ -1022,7 +1023,7 @@ async fn issue_grant(tx: &mut WriteTx, req: &Request, now: Timestamp) -> Result<
         revoked_by: None,
         revoke_reason: None,
     };
-    tx.w().insert_grant(&g, now).await?;
+    tx.w().await?.insert_grant(&g, now).await?;
     tx.audit(
         now,
         req.decided_by.as_ref().map(Name::as_str),

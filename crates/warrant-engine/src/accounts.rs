@@ -268,7 +268,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        tx.w().insert_vaulted_account(&row).await?;
+        tx.w().await?.insert_vaulted_account(&row).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -328,7 +328,7 @@ impl Engine {
         row.last_error = None;
         row.rotation_due_at = row.rotate_every_secs.map(|s| now.plus_secs(s));
         row.updated_at = now;
-        tx.w().update_vaulted_account(&row).await?;
+        tx.w().await?.update_vaulted_account(&row).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -357,7 +357,7 @@ impl Engine {
                 format!("{name} on {target} is checked out: revoke the grant first"),
             ));
         }
-        tx.w().delete_vaulted_account(target, name).await?;
+        tx.w().await?.delete_vaulted_account(target, name).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -456,7 +456,7 @@ impl Engine {
             checked_in_at: None,
             reveals: 0,
         };
-        tx.w().insert_checkout(&c).await?;
+        tx.w().await?.insert_checkout(&c).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -527,7 +527,7 @@ impl Engine {
             ));
         }
         let secret = self.open_text(&account_aad(target, name), &row.sealed)?;
-        tx.w().count_reveal(&c.id).await?;
+        tx.w().await?.count_reveal(&c.id).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -701,7 +701,7 @@ impl Engine {
         }
         let mut after = after.clone();
         after.updated_at = now;
-        tx.w().update_vaulted_account(&after).await?;
+        tx.w().await?.update_vaulted_account(&after).await?;
         tx.audit(
             now,
             None,
@@ -744,7 +744,7 @@ impl Engine {
         cur.last_error = Some(format!("{step}: {error}"));
         cur.rotation_due_at = Some(now.plus_secs(backoff_secs(cur.rotation_attempts - 1).max(5)));
         cur.updated_at = now;
-        tx.w().update_vaulted_account(&cur).await?;
+        tx.w().await?.update_vaulted_account(&cur).await?;
         tx.audit(
             now,
             None,
@@ -970,7 +970,7 @@ pub(crate) async fn check_in(
     reason: &str,
     now: Timestamp,
 ) -> Result<()> {
-    if !tx.w().check_in(&c.id, now).await? {
+    if !tx.w().await?.check_in(&c.id, now).await? {
         return Ok(());
     }
     tx.audit(
@@ -991,7 +991,7 @@ pub(crate) async fn check_in(
     {
         a.rotation_due_at = Some(now);
         a.updated_at = now;
-        tx.w().update_vaulted_account(&a).await?;
+        tx.w().await?.update_vaulted_account(&a).await?;
     }
     Ok(())
 }

@@ -348,7 +348,7 @@ impl Engine {
         }
         let new_anchor = key.checkpoint(up_to, &last.hash, now.millis());
         let mut tx = self.store().begin().await?;
-        let removed = tx.w().prune_audit(start, &new_anchor).await?;
+        let removed = tx.w().await?.prune_audit(start, &new_anchor).await?;
         if removed != written {
             tx.rollback().await?;
             return Err(EngineError::internal(format!(

@@ -323,7 +323,7 @@ impl Engine {
         };
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        tx.w().revoke_token(id, now).await?;
+        tx.w().await?.revoke_token(id, now).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -410,7 +410,7 @@ impl Engine {
         if row.identity != actor.name {
             require_admin(actor)?;
         }
-        tx.w().revoke_token(id, now).await?;
+        tx.w().await?.revoke_token(id, now).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -435,6 +435,7 @@ impl Engine {
         }
         let admin = Name::new("admin")?;
         tx.w()
+            .await?
             .save_identity(
                 &Identity {
                     name: admin.clone(),
@@ -505,6 +506,7 @@ pub(crate) async fn issue_token(
     } = spec;
     let t = warrant_iam::new_token()?;
     tx.w()
+        .await?
         .insert_token(&TokenRow {
             id: t.id.clone(),
             identity: identity.clone(),

@@ -158,7 +158,7 @@ pub(crate) async fn tx_save_target(
     if old.as_ref() == Some(t) {
         return Ok(false);
     }
-    tx.w().save_target(t, now).await?;
+    tx.w().await?.save_target(t, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -211,7 +211,7 @@ pub(crate) async fn tx_save_role(
     if old.as_ref() == Some(r) {
         return Ok(false);
     }
-    tx.w().save_role(r, now).await?;
+    tx.w().await?.save_role(r, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -292,7 +292,7 @@ pub(crate) async fn tx_save_rule(
     if old.as_ref() == Some(r) {
         return Ok(false);
     }
-    tx.w().save_rule(r, now).await?;
+    tx.w().await?.save_rule(r, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -326,7 +326,7 @@ pub(crate) async fn tx_save_policy(
     policies.retain(|(n, _)| n != name.as_str());
     policies.push((name.to_string(), text.to_owned()));
     PolicyState::build(rules, policies)?;
-    tx.w().save_policy(name.as_str(), text, now).await?;
+    tx.w().await?.save_policy(name.as_str(), text, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -407,7 +407,7 @@ impl Engine {
                 ),
             ));
         }
-        tx.w().delete_target(name).await?;
+        tx.w().await?.delete_target(name).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -448,7 +448,7 @@ impl Engine {
                 format!("role {role} on {target} has open grants: revoke them first"),
             ));
         }
-        tx.w().delete_role(target, role).await?;
+        tx.w().await?.delete_role(target, role).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -503,7 +503,7 @@ impl Engine {
                 format!("no rule with id {id:?} (see warrant rules)"),
             ));
         };
-        tx.w().delete_rule(id).await?;
+        tx.w().await?.delete_rule(id).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -542,7 +542,7 @@ impl Engine {
         let _gate = self.policy_gate_write().await;
         let now = self.now();
         let mut tx = self.store().begin().await?;
-        if !tx.w().delete_policy(name).await? {
+        if !tx.w().await?.delete_policy(name).await? {
             return Err(EngineError::not_found(
                 "policy_not_found",
                 format!("no policy named {name:?} (see warrant policy list)"),

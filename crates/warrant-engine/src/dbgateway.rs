@@ -270,6 +270,7 @@ impl Engine {
             return Err(denied(format!("grant {} closed meanwhile", grant.id)));
         }
         tx.w()
+            .await?
             .insert_gateway_db_role(&grant.id, target.name.as_str(), &role.name, now)
             .await?;
         tx.audit(

@@ -174,7 +174,7 @@ pub(crate) async fn tx_add_identity(
         source: actor.via,
         external_id: input.external_id.filter(|_| actor.via.is_external()),
     };
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -238,7 +238,7 @@ pub(crate) async fn tx_update_identity(
     if changed.is_empty() {
         return Ok(changed);
     }
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -278,7 +278,10 @@ pub(crate) async fn tx_set_password_hash(
     hash: &str,
     now: Timestamp,
 ) -> Result<()> {
-    tx.w().set_password_hash(name.as_str(), Some(hash)).await?;
+    tx.w()
+        .await?
+        .set_password_hash(name.as_str(), Some(hash))
+        .await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -307,11 +310,11 @@ pub(crate) async fn tx_set_status(
         return Ok((ident, false));
     }
     ident.status = status;
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     let event = match status {
         IdentityStatus::Disabled => {
             let (g, r) = revoke_all_of(tx, name, "identity disabled", jobs, now).await?;
-            tx.w().revoke_tokens_of(name, now).await?;
+            tx.w().await?.revoke_tokens_of(name, now).await?;
             Event::IdentityDisabled {
                 via: actor.via().to_owned(),
                 identity: name.to_owned(),
@@ -355,10 +358,10 @@ pub(crate) async fn tx_delete_identity(
         ));
     }
     let (g, r) = revoke_all_of(tx, name, "identity deleted", jobs, now).await?;
-    tx.w().delete_identity(name, now).await?;
-    tx.w().delete_mfa_of(name).await?;
+    tx.w().await?.delete_identity(name, now).await?;
+    tx.w().await?.delete_mfa_of(name).await?;
     // Its SCIM resource goes with it, so the IdP cannot reach a later identity of that name.
-    tx.w().delete_scim_of("user", name).await?;
+    tx.w().await?.delete_scim_of("user", name).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -420,7 +423,7 @@ pub(crate) async fn tx_add_group(
         external_id: existing.as_ref().and_then(|g| g.external_id.clone()),
         ..Group::local(name.clone(), description)
     };
-    tx.w().save_group(&group, now).await?;
+    tx.w().await?.save_group(&group, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -446,7 +449,7 @@ pub(crate) async fn tx_add_member(
     };
     guard_source(actor, "group", group, g.source)?;
     load_identity(tx, identity).await?;
-    if !tx.w().add_member(group, identity, now).await? {
+    if !tx.w().await?.add_member(group, identity, now).await? {
         return Ok(false);
     }
     tx.audit(
@@ -475,7 +478,7 @@ pub(crate) async fn tx_remove_member(
         return Err(group_not_found(group));
     };
     guard_source(actor, "group", group, g.source)?;
-    if !tx.w().remove_member(group, identity).await? {
+    if !tx.w().await?.remove_member(group, identity).await? {
         return Ok(false);
     }
     let why = format!("{identity} left group {group}");
@@ -599,7 +602,7 @@ impl Engine {
         let ident = load_identity(&mut tx, name).await?;
         tx_set_password_hash(&mut tx, actor, &ident.name, &hash, now).await?;
         let keep = if own { actor.token_id.as_deref() } else { None };
-        tx.w().revoke_sessions_of(name, keep, now).await?;
+        tx.w().await?.revoke_sessions_of(name, keep, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -709,7 +712,7 @@ impl Engine {
                 format!("group {name:?} still has members: remove them first"),
             ));
         }
-        tx.w().delete_group(name).await?;
+        tx.w().await?.delete_group(name).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),

@@ -389,7 +389,7 @@ impl Engine {
                 first_seen: before.map_or(now, |b| b.first_seen),
                 last_seen: now,
             };
-            tx.w().upsert_inventory(&row).await?;
+            tx.w().await?.upsert_inventory(&row).await?;
             if baseline || status == "managed" {
                 continue;
             }
@@ -416,7 +416,7 @@ impl Engine {
                 resolved_at: None,
                 resolved_by: None,
             };
-            tx.w().insert_exception(&e).await?;
+            tx.w().await?.insert_exception(&e).await?;
             tx.audit(
                 now,
                 by,
@@ -435,7 +435,7 @@ impl Engine {
         let mut removed = Vec::new();
         for account in previous.keys() {
             if !seen.contains(account) {
-                tx.w().delete_inventory(target, account).await?;
+                tx.w().await?.delete_inventory(target, account).await?;
                 removed.push(account.clone());
             }
         }
@@ -448,7 +448,7 @@ impl Engine {
             accounts: findings.len() as i64,
             differences: differences.len() as i64,
         };
-        tx.w().insert_scan(&scan).await?;
+        tx.w().await?.insert_scan(&scan).await?;
         tx.audit(
             now,
             by,
@@ -516,6 +516,7 @@ impl Engine {
         })?;
         if !tx
             .w()
+            .await?
             .resolve_exception(id, actor.name.as_str(), now)
             .await?
         {

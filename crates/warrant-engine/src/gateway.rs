@@ -286,6 +286,7 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         tx.w()
+            .await?
             .insert_gateway_session(&warrant_store::GatewaySessionRow {
                 id: s.session_id.clone(),
                 kind: s.kind.clone(),
@@ -341,7 +342,7 @@ impl Engine {
         s.bytes_up = i64::try_from(bytes_up).unwrap_or(i64::MAX);
         s.bytes_down = i64::try_from(bytes_down).unwrap_or(i64::MAX);
         s.sha256.clone_from(&recording_sha256);
-        tx.w().end_gateway_session(&s).await?;
+        tx.w().await?.end_gateway_session(&s).await?;
         tx.audit(
             now,
             None,

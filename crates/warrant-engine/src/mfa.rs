@@ -200,13 +200,18 @@ impl Engine {
             let last = f.last_step.and_then(|s| u64::try_from(s).ok());
             if let Some(step) = warrant_iam::totp::verify(&seed, code, unix, last) {
                 let step = i64::try_from(step).unwrap_or(i64::MAX);
-                tx.w().factor_used(&f.id, Some(step), now).await?;
+                tx.w().await?.factor_used(&f.id, Some(step), now).await?;
                 return Ok(Some(Proof::Totp));
             }
         }
         if !unconfirmed_too {
             let hash = warrant_iam::totp::recovery_code_hash(code);
-            if tx.w().use_recovery_code(identity, &hash, now).await? {
+            if tx
+                .w()
+                .await?
+                .use_recovery_code(identity, &hash, now)
+                .await?
+            {
                 return Ok(Some(Proof::RecoveryCode));
             }
         }
@@ -335,9 +340,10 @@ impl Engine {
         let mut tx = self.store().begin().await?;
         crate::directory::load_identity(&mut tx, actor.name.as_str()).await?;
         tx.w()
+            .await?
             .delete_unconfirmed_factors(actor.name.as_str(), "totp")
             .await?;
-        tx.w().insert_factor(&row).await?;
+        tx.w().await?.insert_factor(&row).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -407,7 +413,10 @@ impl Engine {
             Vec::new()
         };
         if let Some(t) = &actor.token_id {
-            tx.w().set_token_mfa(t, now, self.session_end(now)).await?;
+            tx.w()
+                .await?
+                .set_token_mfa(t, now, self.session_end(now))
+                .await?;
         }
         tx.commit().await?;
         self.mfa_succeeded(who);
@@ -448,6 +457,7 @@ impl Engine {
             return Err(code_refused());
         };
         tx.w()
+            .await?
             .set_token_mfa(token, now, self.session_end(now))
             .await?;
         tx.audit(
@@ -497,8 +507,11 @@ impl Engine {
         let now = self.now();
         let mut tx = self.store().begin().await?;
         crate::directory::load_identity(&mut tx, identity).await?;
-        let removed = tx.w().delete_mfa_of(identity).await?;
-        tx.w().revoke_sessions_of(identity, None, now).await?;
+        let removed = tx.w().await?.delete_mfa_of(identity).await?;
+        tx.w()
+            .await?
+            .revoke_sessions_of(identity, None, now)
+            .await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -521,7 +534,10 @@ pub(crate) async fn tx_issue_recovery_codes(
 ) -> Result<Vec<Secret<String>>> {
     let fresh = warrant_iam::totp::new_recovery_codes()?;
     let hashes: Vec<String> = fresh.iter().map(|(_, h)| h.clone()).collect();
-    tx.w().set_recovery_codes(identity, &hashes, now).await?;
+    tx.w()
+        .await?
+        .set_recovery_codes(identity, &hashes, now)
+        .await?;
     tx.audit(
         now,
         Some(identity),
@@ -586,7 +602,10 @@ impl Engine {
             let again = vault.rewrap(&aad(&f), &sealed).map_err(|e| {
                 EngineError::internal(format!("factor {}: re-wrapping failed: {}", f.id, e.code()))
             })?;
-            tx.w().set_factor_secret(&f.id, &again.to_string()).await?;
+            tx.w()
+                .await?
+                .set_factor_secret(&f.id, &again.to_string())
+                .await?;
             rewrapped += 1;
         }
         for (target, sealed) in tx.q().target_secrets().await? {
@@ -603,6 +622,7 @@ impl Engine {
                         ))
                     })?;
                 tx.w()
+                    .await?
                     .set_target_secret(&target, &again.to_string(), now)
                     .await?;
                 rewrapped += 1;
@@ -618,7 +638,7 @@ impl Engine {
                 let again = vault.rewrap(crate::ssh::CA_AAD, &sealed).map_err(|e| {
                     EngineError::internal(format!("re-wrapping the SSH CA failed: {}", e.code()))
                 })?;
-                tx.w().set_ssh_ca_sealed(&again.to_string()).await?;
+                tx.w().await?.set_ssh_ca_sealed(&again.to_string()).await?;
                 rewrapped += 1;
             } else {
                 unchanged += 1;
@@ -657,7 +677,7 @@ impl Engine {
                 changed = true;
             }
             if changed {
-                tx.w().update_vaulted_account(&a).await?;
+                tx.w().await?.update_vaulted_account(&a).await?;
                 rewrapped += 1;
             } else {
                 unchanged += 1;
@@ -675,7 +695,10 @@ impl Engine {
                         e.code()
                     ))
                 })?;
-                tx.w().set_sealed_key(&name, &again.to_string()).await?;
+                tx.w()
+                    .await?
+                    .set_sealed_key(&name, &again.to_string())
+                    .await?;
                 rewrapped += 1;
             } else {
                 unchanged += 1;

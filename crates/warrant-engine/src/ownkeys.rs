@@ -40,6 +40,7 @@ impl Engine {
             return self.open_text(name, &existing);
         }
         tx.w()
+            .await?
             .insert_sealed_key(name, &sealed, &key.public, now)
             .await?;
         tx.audit(now, None, &event(&key.public)).await?;

@@ -130,7 +130,10 @@ impl Engine {
             .target(target)
             .await?
             .ok_or_else(|| crate::catalogue::target_not_found(target))?;
-        tx.w().set_target_secret(target, &sealed, now).await?;
+        tx.w()
+            .await?
+            .set_target_secret(target, &sealed, now)
+            .await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -260,6 +263,7 @@ impl Engine {
             .is_some_and(|g| g.status_at(self.now()) == GrantStatus::Active);
         let recorded = if still && tx.q().db_credential(grant_id).await?.is_none() {
             tx.w()
+                .await?
                 .insert_db_credential(grant_id, target.name.as_str(), &made.name, now)
                 .await?;
             tx.audit(
@@ -506,6 +510,7 @@ impl Engine {
                 };
                 let mut tx = self.store().begin().await?;
                 tx.w()
+                    .await?
                     .mark_db_credential_dropped(&role.grant_id, &role.name, now)
                     .await?;
                 tx.audit(

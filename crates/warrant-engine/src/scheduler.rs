@@ -108,7 +108,7 @@ impl Engine {
             let now = self.now();
             let expired = tx.q().requests_past_deadline(now, batch).await?;
             for mut req in expired {
-                if req.expire(now).is_ok() && tx.w().update_request(&req).await? {
+                if req.expire(now).is_ok() && tx.w().await?.update_request(&req).await? {
                     tx.audit(
                         now,
                         None,
@@ -193,6 +193,7 @@ impl Engine {
                             } = e
                             {
                                 tx.w()
+                                    .await?
                                     .mark_db_credential_dropped(grant_id, role_name, now)
                                     .await?;
                             }
@@ -220,7 +221,7 @@ impl Engine {
                         }
                     }
                 };
-                tx.w().update_job(&job).await?;
+                tx.w().await?.update_job(&job).await?;
                 tx.audit(now, None, &event).await?;
             }
             tx.commit().await?;

@@ -571,6 +571,8 @@ impl Engine {
                     .map_err(scim_error)?;
                 let external_id = str_at(&body, "externalId").map(str::to_owned);
                 tx.w()
+                    .await
+                    .map_err(from_store)?
                     .save_group(
                         &warrant_core::Group {
                             name: name.clone(),
@@ -766,6 +768,8 @@ impl Engine {
                     // A password reset by the IdP ends what the old one opened: sessions and
                     // API tokens alike.
                     tx.w()
+                        .await
+                        .map_err(from_store)?
                         .revoke_tokens_of(current.name.as_str(), now)
                         .await
                         .map_err(from_store)?;
@@ -845,8 +849,20 @@ impl Engine {
         read_version: Option<i64>,
     ) -> ScimResult<ScimResource> {
         match read_version {
-            None => tx.w().insert_scim(&row).await.map_err(from_store)?,
-            Some(v) => tx.w().update_scim(&row, v).await.map_err(from_store)?,
+            None => tx
+                .w()
+                .await
+                .map_err(from_store)?
+                .insert_scim(&row)
+                .await
+                .map_err(from_store)?,
+            Some(v) => tx
+                .w()
+                .await
+                .map_err(from_store)?
+                .update_scim(&row, v)
+                .await
+                .map_err(from_store)?,
         }
         tx.audit(
             row.updated_at,
@@ -947,7 +963,12 @@ impl Engine {
                     .await
                     .map_err(scim_error)?
                 {
-                    tx.w().delete_group(&row.name).await.map_err(from_store)?;
+                    tx.w()
+                        .await
+                        .map_err(from_store)?
+                        .delete_group(&row.name)
+                        .await
+                        .map_err(from_store)?;
                     tx.audit(
                         now,
                         Some(actor.name.as_str()),
@@ -973,6 +994,8 @@ impl Engine {
         now: Timestamp,
     ) -> ScimResult<()> {
         tx.w()
+            .await
+            .map_err(from_store)?
             .delete_scim(kind.as_str(), &row.id)
             .await
             .map_err(from_store)?;

@@ -64,6 +64,7 @@ impl Engine {
                     existing
                 } else {
                     tx.w()
+                        .await?
                         .insert_ssh_ca(&sealed, &ca.public_openssh(), now)
                         .await?;
                     tx.audit(
@@ -206,6 +207,7 @@ pub(crate) async fn sign_for_grant(
         })
         .map_err(ca_error)?;
     tx.w()
+        .await?
         .insert_ssh_cert(
             serial,
             &grant.id,

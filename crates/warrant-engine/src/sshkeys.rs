@@ -86,7 +86,7 @@ impl Engine {
             created_at: now,
             last_used_at: None,
         };
-        tx.w().insert_ssh_key(&row).await?;
+        tx.w().await?.insert_ssh_key(&row).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),
@@ -129,7 +129,7 @@ impl Engine {
                     format!("{identity} has no SSH key {id} (warrant ssh-keys)"),
                 )
             })?;
-        tx.w().delete_ssh_key(&identity, id).await?;
+        tx.w().await?.delete_ssh_key(&identity, id).await?;
         tx.audit(
             now,
             Some(actor.name.as_str()),

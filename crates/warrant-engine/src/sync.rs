@@ -552,9 +552,9 @@ async fn disable(
         return Ok(false);
     }
     ident.status = IdentityStatus::Disabled;
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     let (g, r) = revoke_all_of(tx, name.as_str(), why, jobs, now).await?;
-    tx.w().revoke_tokens_of(name.as_str(), now).await?;
+    tx.w().await?.revoke_tokens_of(name.as_str(), now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -648,7 +648,7 @@ async fn run_step(
         }
         Step::ClearMissing(name) => {
             ldap_identity(tx, name).await?;
-            if tx.w().clear_missing(name.as_str()).await? {
+            if tx.w().await?.clear_missing(name.as_str()).await? {
                 missing_changed(tx, actor, name, now).await?;
                 report.updated += 1;
             }
@@ -709,7 +709,7 @@ async fn run_step(
         }
         Step::MarkMissing(name) => {
             ldap_identity(tx, name).await?;
-            if tx.w().mark_missing(name.as_str(), now).await? {
+            if tx.w().await?.mark_missing(name.as_str(), now).await? {
                 missing_changed(tx, actor, name, now).await?;
                 report.marked_missing += 1;
             }
@@ -780,7 +780,7 @@ async fn rebind(
         return Ok(());
     }
     let previous = ident.external_id.replace(external_id.to_owned());
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     if previous.is_some() {
         // Another directory entry now has this name: whoever held it before left.
         let (g, r) = revoke_all_of(
@@ -791,7 +791,7 @@ async fn rebind(
             now,
         )
         .await?;
-        tx.w().revoke_tokens_of(name.as_str(), now).await?;
+        tx.w().await?.revoke_tokens_of(name.as_str(), now).await?;
         report.grants_revoked += g;
         report.requests_cancelled += r;
     }
@@ -823,7 +823,7 @@ async fn enable(
         return Ok(());
     }
     ident.status = IdentityStatus::Active;
-    tx.w().save_identity(&ident, now).await?;
+    tx.w().await?.save_identity(&ident, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),
@@ -861,7 +861,7 @@ async fn save_group(
         source: Source::Ldap,
         external_id: Some(external_id.to_owned()),
     };
-    tx.w().save_group(&group, now).await?;
+    tx.w().await?.save_group(&group, now).await?;
     tx.audit(
         now,
         Some(actor.name.as_str()),

@@ -308,9 +308,9 @@ impl Engine {
         };
         if c.passkey.update_credential(&result) == Some(true) {
             let sealed = self.seal_passkey(&c.row, &c.passkey)?;
-            tx.w().set_factor_secret(&c.row.id, &sealed).await?;
+            tx.w().await?.set_factor_secret(&c.row.id, &sealed).await?;
         }
-        tx.w().factor_used(&c.row.id, None, now).await?;
+        tx.w().await?.factor_used(&c.row.id, None, now).await?;
         Ok(Ok(()))
     }
 
@@ -426,7 +426,7 @@ impl Engine {
                 "this security key is already registered",
             ));
         }
-        tx.w().insert_factor(&row).await?;
+        tx.w().await?.insert_factor(&row).await?;
         tx.audit(
             now,
             Some(who),
@@ -443,7 +443,10 @@ impl Engine {
             Vec::new()
         };
         if let Some(t) = &actor.token_id {
-            tx.w().set_token_mfa(t, now, self.session_end(now)).await?;
+            tx.w()
+                .await?
+                .set_token_mfa(t, now, self.session_end(now))
+                .await?;
         }
         tx.commit().await?;
         self.mfa_succeeded(who);
@@ -545,6 +548,7 @@ impl Engine {
             return Err(refused());
         }
         tx.w()
+            .await?
             .set_token_mfa(token, now, self.session_end(now))
             .await?;
         tx.audit(

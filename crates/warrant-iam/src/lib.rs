@@ -114,9 +114,35 @@ pub fn new_id() -> Result<String, IamError> {
     Ok(hex::encode(random_bytes::<16>()?))
 }
 
+/// A new id that sorts by creation time: the milliseconds of `now` (48 bits, big-endian)
+/// then 80 random bits, as 32 hex digits (the layout of a UUIDv7 without its version bits).
+/// For rows made often and looked up by id (requests, grants): their indexes, and the audit
+/// trail's, then grow at the end instead of at a random place, which keeps writes cheap.
+/// Not for anything that must be unguessable.
+pub fn new_time_ordered_id(now: warrant_core::Timestamp) -> Result<String, IamError> {
+    let mut b = [0_u8; 16];
+    let ms = u64::try_from(now.millis()).unwrap_or(0).to_be_bytes();
+    b[..6].copy_from_slice(&ms[2..]);
+    b[6..].copy_from_slice(&random_bytes::<10>()?);
+    Ok(hex::encode(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_ids_sort_by_time_and_differ() -> Result<(), IamError> {
+        let a = new_time_ordered_id(warrant_core::Timestamp::from_millis(1_764_900_000_000))?;
+        let b = new_time_ordered_id(warrant_core::Timestamp::from_millis(1_764_900_000_001))?;
+        let c = new_time_ordered_id(warrant_core::Timestamp::from_millis(1_764_900_000_001))?;
+        assert_eq!(a.len(), 32);
+        assert!(a < b && a < c);
+        assert_ne!(b, c);
+        assert_eq!(&b[..12], &c[..12]);
+        assert_eq!(&a[..12], "019aec3cd100");
+        Ok(())
+    }
 
     #[test]
     fn passwords() -> Result<(), IamError> {

@@ -14,6 +14,7 @@ impl Store {
     /// statement about the chain, not a change anyone is held to account for, and an event for
     /// it would move the head it signs.
     pub async fn add_audit_checkpoint(&self, c: &Checkpoint) -> Result<()> {
+        let mut tx = self.begin_bookkeeping().await?;
         sqlx::query(
             "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (seq) DO NOTHING",
@@ -22,9 +23,9 @@ impl Store {
         .bind(&c.hash)
         .bind(c.at_ms)
         .bind(&c.signature)
-        .execute(&self.writer)
+        .execute(tx.w().await?.0)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 }
 
@@ -33,6 +34,7 @@ impl Store {
     /// [`crate::WriteTx`] and unaudited, like checkpoints: delivery is not a change of state
     /// anyone is held to account for, and an event per delivery would feed itself.
     pub async fn set_sink_cursor(&self, name: &str, seq: i64, now_ms: i64) -> Result<()> {
+        let mut tx = self.begin_bookkeeping().await?;
         sqlx::query(
             "INSERT INTO audit_sink_cursors (name, seq, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET seq = $2, updated_at = $3",
@@ -40,9 +42,9 @@ impl Store {
         .bind(name)
         .bind(seq)
         .bind(now_ms)
-        .execute(&self.writer)
+        .execute(tx.w().await?.0)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 }
 

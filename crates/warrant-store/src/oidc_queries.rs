@@ -46,21 +46,21 @@ impl Store {
             expires_at,
             owner,
         } = login;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_bookkeeping().await?;
         sqlx::query("DELETE FROM pending_logins WHERE expires_at <= $1")
             .bind(now.millis())
-            .execute(&mut *tx)
+            .execute(tx.w().await?.0)
             .await?;
         if let Some(o) = owner {
             sqlx::query("DELETE FROM pending_logins WHERE kind = $1 AND owner = $2")
                 .bind(kind)
                 .bind(o)
-                .execute(&mut *tx)
+                .execute(tx.w().await?.0)
                 .await?;
         }
         let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_logins WHERE kind = $1")
             .bind(kind)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.q().0)
             .await?;
         if live >= max_live {
             tx.rollback().await?;
@@ -74,7 +74,7 @@ impl Store {
         .bind(data)
         .bind(expires_at.millis())
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(tx.w().await?.0)
         .await?;
         tx.commit().await?;
         Ok(Some(live + 1))
@@ -99,13 +99,15 @@ impl Store {
         id: &str,
         kind: &str,
     ) -> Result<Option<(String, Timestamp)>> {
+        let mut tx = self.begin_bookkeeping().await?;
         let row = sqlx::query(
             "DELETE FROM pending_logins WHERE id = $1 AND kind = $2 RETURNING data, expires_at",
         )
         .bind(id)
         .bind(kind)
-        .fetch_optional(&self.writer)
+        .fetch_optional(tx.w().await?.0)
         .await?;
+        tx.commit().await?;
         row.map(|r| {
             Ok((
                 r.try_get("data")?,

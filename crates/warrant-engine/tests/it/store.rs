@@ -10,6 +10,8 @@ use crate::harness::Env;
 conformance!(writes_without_an_audit_event_are_refused, |env| {
     let mut tx = env.engine.store().begin().await.unwrap();
     tx.w()
+        .await
+        .unwrap()
         .revoke_tokens_of("alice", Timestamp::from_millis(0))
         .await
         .unwrap();

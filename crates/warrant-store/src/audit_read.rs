@@ -1,0 +1,1 @@
+//! Fast bulk reading of the audit chain for verification (stub; being written).
