@@ -1,21 +1,25 @@
 //! `audit`: durable audit events per second on SQLite (WAL, synchronous=FULL, as the store
 //! opens it), and the speed of verifying the chain.
 //!
-//! Each phase appends `grant.created` events (a typical ~300-byte event) through the store's
-//! own write path: `Store::begin`, `WriteTx::audit` × k, `WriteTx::commit`; an event counts only
-//! once its commit (and so its fsync) has returned. Phases: one event per transaction from one
-//! task and from C tasks (there is no group commit: the store has a single writer connection,
-//! so C tasks queue for it), then k = 10 and k = 100 events per transaction. Then
-//! `warrant_engine::verify_store` over everything written, with the time split into reading
-//! and hashing, and a probe of the disk's raw fsync rate for context.
+//! Each phase appends `grant.created` events (a typical ~300-byte event, time-ordered request
+//! and grant ids as the engine makes them) through the store's own write path: `Store::begin`,
+//! `WriteTx::audit` × k, `WriteTx::commit`; an event counts only once its commit (and so its
+//! fsync) has returned. Phases: one event per change from one task (nothing to group: one
+//! fsync per change), from C tasks and from `--group` tasks (group commit: the changes that
+//! queue for the writer commit together), a typical change (a row written and its event)
+//! from `--group` tasks, then k = 10 and k = 100 events per change from C tasks. Each phase
+//! reports the batches the group commit made. Then `warrant_engine::verify_store` over
+//! everything written, with the time split into reading and hashing, and a probe of the disk's
+//! raw fsync rate for context.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use warrant_audit::{Event, Verifier};
+use warrant_core::Timestamp;
 use warrant_core::{Clock, SystemClock};
-use warrant_store::{AuditQuery, Store};
+use warrant_store::{AuditQuery, JobRow, Store};
 
 use crate::Common;
 use crate::cpu;
@@ -29,6 +33,9 @@ pub struct Args {
     /// Concurrent writers in the multi-task phases.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Concurrent writers in the group-commit phases (a busy server's requests in flight).
+    #[arg(long, default_value_t = 64)]
+    group: usize,
     /// Seconds to measure per phase.
     #[arg(long, default_value_t = 8.0)]
     duration: f64,
@@ -49,28 +56,52 @@ pub struct Args {
     hash_sample: usize,
 }
 
-fn event(task: usize, n: u64) -> Event {
-    Event::GrantCreated {
-        grant_id: format!("0190f3a1c2d34e5f8a9b{task:04x}{n:08x}"),
-        request_id: format!("0190f3a1c2d34e5f8a9b{n:08x}{task:04x}"),
+fn event(now: Timestamp, n: u64) -> Result<Event> {
+    Ok(Event::GrantCreated {
+        grant_id: warrant_iam::new_time_ordered_id(now)?,
+        request_id: warrant_iam::new_time_ordered_id(now)?,
         identity: format!("user{}", n % 1000),
         target: "web-1".into(),
         role: "root".into(),
         starts_at: "2026-01-05T10:00:00.000Z".into(),
         ends_at: "2026-01-05T11:00:00.000Z".into(),
-    }
+    })
 }
 
-/// Appends `k` events in one transaction and commits.
-async fn append(store: &Store, task: usize, seq: u64, k: usize) -> Result<()> {
+/// Appends `k` events in one change and commits; with `row`, the change also writes a row
+/// (a job, as a grant's cleanup would), so it has a savepoint of its own.
+async fn append(store: &Store, seq: u64, k: usize, row: bool) -> Result<()> {
     let now = SystemClock.now();
     let mut tx = store.begin().await?;
+    if row {
+        tx.w()
+            .await?
+            .insert_job(&JobRow {
+                id: warrant_iam::new_time_ordered_id(now)?,
+                kind: "bench".into(),
+                grant_id: warrant_iam::new_time_ordered_id(now)?,
+                attempts: 0,
+                // Never due: the scheduler leaves it alone.
+                next_at: Timestamp::from_millis(now.millis() + 365 * 86_400_000),
+                last_error: None,
+                created_at: now,
+                done_at: None,
+            })
+            .await?;
+    }
     for i in 0..k {
-        tx.audit(now, Some("erin"), &event(task, seq * 1000 + i as u64))
+        tx.audit(now, Some("erin"), &event(now, seq * 1000 + i as u64)?)
             .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A phase: `k` events per change from `c` tasks; `row`: each change also writes a row.
+struct Phase {
+    k: usize,
+    c: usize,
+    row: bool,
 }
 
 pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()> {
@@ -94,18 +125,29 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
         ));
     }
 
-    let mut phases: Vec<(usize, usize)> = vec![(1, 1)];
+    let phase = |k: usize, c: usize, row: bool| Phase {
+        k: k.max(1),
+        c: c.max(1),
+        row,
+    };
+    let mut phases = vec![phase(1, 1, false)];
     if args.concurrency > 1 {
-        phases.push((1, args.concurrency));
+        phases.push(phase(1, args.concurrency, false));
+    }
+    if args.group > 1 {
+        phases.push(phase(1, args.group, false));
+        phases.push(phase(1, args.group, true));
     }
     for &k in &args.batches {
-        phases.push((k.max(1), args.concurrency.max(1)));
+        phases.push(phase(k, args.concurrency, false));
     }
-    for (k, c) in phases {
+    for Phase { k, c, row } in phases {
+        let what = if row { "a row and " } else { "" };
         progress(&format!(
-            "audit: {k} event(s) per transaction from {c} task(s), {} s",
+            "audit: {what}{k} event(s) per change from {c} task(s), {} s",
             args.duration
         ));
+        let before = store.group_commit_stats().await;
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cpu = cpu::Snapshot::take();
         let st = store.clone();
@@ -114,20 +156,31 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
             args.warmup,
             args.duration,
             (args.max_events / k as u64).max(1),
-            move |task| {
+            move |_task| {
                 let st = st.clone();
                 let counter = std::sync::Arc::clone(&counter);
                 async move {
                     let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    append(&st, task, n, k).await
+                    append(&st, n, k, row).await
                 }
             },
         )
         .await?;
         let events = out.ok * k as u64;
         let rate = events as f64 / out.secs;
+        let batches = match (before, store.group_commit_stats().await) {
+            (Some(b), Some(a)) if a.batches > b.batches => {
+                let n = a.batches - b.batches;
+                format!(
+                    "{n} group commits, {:.1} changes each",
+                    (a.changes - b.changes) as f64 / n as f64
+                )
+            }
+            _ => "no group commit".to_owned(),
+        };
+        let what = if row { "a row + " } else { "" };
         let detail = format!(
-            "{k} event(s)/transaction, {c} task(s): {events} events in {:.1} s = {:.0} commits/s; commit p50 {:.3} ms, p99 {:.3} ms; {} errors; {}",
+            "{what}{k} event(s)/change, {c} task(s): {events} events in {:.1} s = {:.0} changes/s; commit p50 {:.3} ms, p99 {:.3} ms; {batches}; {} errors; {}",
             out.secs,
             out.rate(),
             out.latency.p50_ms,
@@ -135,17 +188,23 @@ pub async fn run(common: &Common, args: Args, report: &mut Report) -> Result<()>
             out.errors,
             cpu.since()
         );
-        let fig = Figure::new(
-            &format!("audit.k{k}.c{c}.events_per_s"),
-            rate,
-            "events/s",
-            Better::Higher,
-            detail,
-        )
-        .goal(
-            Goal::AtLeast(50_000.0),
-            ">= 50,000 durable events/s (group commit)",
-        );
+        let name = if row {
+            format!("audit.row.k{k}.c{c}.events_per_s")
+        } else {
+            format!("audit.k{k}.c{c}.events_per_s")
+        };
+        let mut fig = Figure::new(&name, rate, "events/s", Better::Higher, detail);
+        fig = if k == 1 && c > 1 && !row {
+            fig.goal(
+                Goal::AtLeast(20_000.0),
+                ">= 20,000 durable events/s with group commit (issue 6; PRODUCT.md asks 50,000)",
+            )
+        } else {
+            fig.goal(
+                Goal::AtLeast(50_000.0),
+                ">= 50,000 durable events/s (PRODUCT.md)",
+            )
+        };
         report.add(fig);
         if let Some(e) = out.first_error {
             report.note(format!("first error: {e}"));
