@@ -35,11 +35,19 @@ async fn login(gw: &Gw) -> Handle<AnyHostKey> {
 }
 
 /// Reads the channel until its output contains `needle`; returns all output so far.
-async fn read_until(channel: &mut russh::Channel<client::Msg>, out: &mut String, needle: &str) {
+/// Reads output until it holds `needle`. An exit status seen on the way is kept in `exit`: with
+/// a terminal, OpenSSH may send it before the last of the output.
+async fn read_until(
+    channel: &mut russh::Channel<client::Msg>,
+    out: &mut String,
+    exit: &mut Option<u32>,
+    needle: &str,
+) {
     let found = tokio::time::timeout(Duration::from_secs(15), async {
         while !out.contains(needle) {
             match channel.wait().await {
                 Some(ChannelMsg::Data { data }) => out.push_str(&String::from_utf8_lossy(&data)),
+                Some(ChannelMsg::ExitStatus { exit_status }) => *exit = Some(exit_status),
                 Some(ChannelMsg::Close) | None => break,
                 Some(_) => {}
             }
@@ -66,15 +74,15 @@ async fn the_pty_size_and_window_changes_reach_the_target() {
         .await
         .unwrap();
     let mut out = String::new();
-    read_until(&mut channel, &mut out, "33 101").await;
+    let mut exit = None;
+    read_until(&mut channel, &mut out, &mut exit, "33 101").await;
     channel.window_change(120, 50, 0, 0).await.unwrap();
     // Give the resize a moment to land before the shell asks again.
     tokio::time::sleep(Duration::from_millis(300)).await;
     channel.data(&b"go\r"[..]).await.unwrap();
-    read_until(&mut channel, &mut out, "50 120").await;
-    read_until(&mut channel, &mut out, "TERM=vt100").await;
+    read_until(&mut channel, &mut out, &mut exit, "50 120").await;
+    read_until(&mut channel, &mut out, &mut exit, "TERM=vt100").await;
 
-    let mut exit = None;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(msg) = channel.wait().await {
             if let ChannelMsg::ExitStatus { exit_status } = msg {
