@@ -271,6 +271,9 @@ impl Writer {
                 self.rows.clear();
                 self.stats.batches += 1;
                 self.stats.changes += self.members;
+                metrics::counter!("warrant_store_group_commits_total").increment(1);
+                metrics::counter!("warrant_store_group_commit_changes_total")
+                    .increment(self.members);
                 self.settle(Ok(()));
                 Ok(())
             }
@@ -324,6 +327,8 @@ impl Writer {
         self.dangling = false;
         self.rows.clear();
         self.head = None;
+        metrics::counter!("warrant_store_group_commit_failures_total").increment(1);
+        tracing::error!(error = %why, "a group commit failed: every change in it was refused");
         self.settle(Err(why));
     }
 
