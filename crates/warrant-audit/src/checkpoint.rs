@@ -16,64 +16,15 @@
 //! Signed bytes are a fixed text layout with a domain prefix per kind, so that a checkpoint's
 //! signature can never pass as a seal's or the other way round.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use warrant_core::Secret;
 
-/// Why a key, a checkpoint or a seal is not right.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SignatureError {
-    /// No randomness for a new key.
-    #[error("no randomness for a new key: {0}")]
-    Random(String),
-    /// A stored key or public key that does not decode.
-    #[error("malformed key: {0}")]
-    MalformedKey(&'static str),
-    /// The signature does not decode.
-    #[error("malformed signature")]
-    MalformedSignature,
-    /// The signature does not match what it signs under that key.
-    #[error("the signature does not match")]
-    Mismatch,
-}
+pub use crate::signing::SignatureError;
+use crate::signing::{SigningKey, verify};
 
-/// Warrant's audit signing key (ed25519). Its `Debug` shows only the public half.
-pub struct AuditKey(SigningKey);
+/// Warrant's audit signing key (ed25519): [`SigningKey`], which signs checkpoints and seals.
+pub type AuditKey = SigningKey;
 
-impl AuditKey {
-    /// A fresh key.
-    pub fn generate() -> Result<Self, SignatureError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| SignatureError::Random(e.to_string()))?;
-        let key = Self(SigningKey::from_bytes(&seed));
-        seed.fill(0);
-        Ok(key)
-    }
-
-    /// The key from its seed (hex), as [`AuditKey::to_seed`] gave it.
-    pub fn from_seed(seed_hex: &Secret<String>) -> Result<Self, SignatureError> {
-        let bytes = hex::decode(seed_hex.expose().trim())
-            .map_err(|_| SignatureError::MalformedKey("the seed is not hex"))?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| SignatureError::MalformedKey("the seed is not 32 bytes"))?;
-        Ok(Self(SigningKey::from_bytes(&seed)))
-    }
-
-    /// The seed (hex), for sealing in the vault.
-    #[must_use]
-    pub fn to_seed(&self) -> Secret<String> {
-        Secret::new(hex::encode(self.0.to_bytes()))
-    }
-
-    /// The public key, base64: what verifiers trust.
-    #[must_use]
-    pub fn public_base64(&self) -> String {
-        B64.encode(self.0.verifying_key().to_bytes())
-    }
-
+impl SigningKey {
     /// Signs the chain's head at `seq` (whose record hash is `hash`) at `at_ms`.
     #[must_use]
     pub fn checkpoint(&self, seq: i64, hash: &str, at_ms: i64) -> Checkpoint {
@@ -83,23 +34,15 @@ impl AuditKey {
             at_ms,
             signature: String::new(),
         };
-        c.signature = B64.encode(self.0.sign(&c.signed_bytes()).to_bytes());
+        c.signature = self.sign(&c.signed_bytes());
         c
     }
 
     /// Seals an export: `seal`'s fields as given, its signature made here.
     #[must_use]
     pub fn seal(&self, mut seal: Seal) -> Seal {
-        seal.signature = B64.encode(self.0.sign(&seal.signed_bytes()).to_bytes());
+        seal.signature = self.sign(&seal.signed_bytes());
         seal
-    }
-}
-
-impl std::fmt::Debug for AuditKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKey")
-            .field("public", &self.public_base64())
-            .finish_non_exhaustive()
     }
 }
 
@@ -127,7 +70,7 @@ impl Checkpoint {
 
     /// Checks the signature against `public_key` (base64).
     pub fn verify(&self, public_key: &str) -> Result<(), SignatureError> {
-        check(public_key, &self.signature, &self.signed_bytes())
+        verify(public_key, &self.signature, &self.signed_bytes())
     }
 }
 
@@ -169,7 +112,7 @@ impl Seal {
 
     /// Checks the signature against `public_key` (base64).
     pub fn verify(&self, public_key: &str) -> Result<(), SignatureError> {
-        check(public_key, &self.signature, &self.signed_bytes())
+        verify(public_key, &self.signature, &self.signed_bytes())
     }
 }
 
@@ -185,25 +128,6 @@ pub fn fingerprint(public_key: &str) -> String {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
         .join(":")
-}
-
-fn check(public_key: &str, signature: &str, bytes: &[u8]) -> Result<(), SignatureError> {
-    let key: [u8; 32] = B64
-        .decode(public_key.trim())
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or(SignatureError::MalformedKey(
-            "the public key is not 32 bytes of base64",
-        ))?;
-    let key = VerifyingKey::from_bytes(&key)
-        .map_err(|_| SignatureError::MalformedKey("not an ed25519 public key"))?;
-    let sig: [u8; 64] = B64
-        .decode(signature.trim())
-        .ok()
-        .and_then(|s| s.try_into().ok())
-        .ok_or(SignatureError::MalformedSignature)?;
-    key.verify(bytes, &Signature::from_bytes(&sig))
-        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]
@@ -267,7 +191,7 @@ mod tests {
         let key = AuditKey::generate().unwrap();
         let again = AuditKey::from_seed(&key.to_seed()).unwrap();
         assert_eq!(key.public_base64(), again.public_base64());
-        assert!(AuditKey::from_seed(&Secret::new("zz".into())).is_err());
+        assert!(AuditKey::from_seed(&warrant_core::Secret::new("zz".into())).is_err());
         assert!(!format!("{key:?}").contains(key.to_seed().expose()));
         assert_eq!(fingerprint(&key.public_base64()).len(), 39);
     }

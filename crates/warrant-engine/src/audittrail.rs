@@ -32,7 +32,7 @@ pub enum ExportFormat {
 impl Engine {
     /// The key that signs checkpoints and export seals, made and sealed at first use.
     pub async fn audit_key(&self) -> Result<AuditKey> {
-        let key_error = |e: warrant_audit::checkpoint::SignatureError| {
+        let key_error = |e: warrant_audit::signing::SignatureError| {
             EngineError::internal(format!("the audit key: {e}"))
         };
         let seed = self

@@ -255,8 +255,8 @@ pub struct SessionStart {
 impl Engine {
     /// The key that signs recordings' manifests, made and sealed at first use.
     pub async fn recording_key(&self) -> Result<warrant_recording::RecordingKey> {
-        let key_error = |e: warrant_recording::RecordingError| {
-            EngineError::internal(format!("the recording key: {}", e.code()))
+        let key_error = |e: warrant_audit::signing::SignatureError| {
+            EngineError::internal(format!("the recording key: {e}"))
         };
         let seed = self
             .own_key(

@@ -33,12 +33,8 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use warrant_core::Secret;
 
 /// What went wrong with a recording.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +60,6 @@ pub enum RecordingError {
     /// The recording does not match its manifest, or the signature does not verify.
     #[error("{0}")]
     Tampered(String),
-    /// No randomness for a key.
-    #[error("no randomness for a key: {0}")]
-    Random(String),
 }
 
 impl RecordingError {
@@ -77,7 +70,6 @@ impl RecordingError {
             Self::Io { .. } => "recording_io",
             Self::Malformed { .. } => "recording_malformed",
             Self::Tampered(_) => "recording_tampered",
-            Self::Random(_) => "recording_random",
         }
     }
 
@@ -92,53 +84,9 @@ impl RecordingError {
 
 type Result<T, E = RecordingError> = std::result::Result<T, E>;
 
-/// The ed25519 key that signs manifests. Its `Debug` shows only the public half.
-pub struct RecordingKey(SigningKey);
-
-impl RecordingKey {
-    /// A fresh key.
-    pub fn generate() -> Result<Self> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| RecordingError::Random(e.to_string()))?;
-        let key = Self(SigningKey::from_bytes(&seed));
-        seed.fill(0);
-        Ok(key)
-    }
-
-    /// The key from its 32-byte seed, as [`to_seed`](Self::to_seed) gave it (hex).
-    pub fn from_seed(seed_hex: &Secret<String>) -> Result<Self> {
-        let bytes =
-            hex::decode(seed_hex.expose().trim()).map_err(|_| RecordingError::Malformed {
-                path: "recording key".into(),
-                detail: "not hex".into(),
-            })?;
-        let seed: [u8; 32] = bytes.try_into().map_err(|_| RecordingError::Malformed {
-            path: "recording key".into(),
-            detail: "not 32 bytes".into(),
-        })?;
-        Ok(Self(SigningKey::from_bytes(&seed)))
-    }
-
-    /// The seed (hex), for sealing in the vault.
-    #[must_use]
-    pub fn to_seed(&self) -> Secret<String> {
-        Secret::new(hex::encode(self.0.to_bytes()))
-    }
-
-    /// The public key, base64 (what [`verify`] trusts).
-    #[must_use]
-    pub fn public_base64(&self) -> String {
-        B64.encode(self.0.verifying_key().to_bytes())
-    }
-}
-
-impl std::fmt::Debug for RecordingKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingKey")
-            .field("public", &self.public_base64())
-            .finish_non_exhaustive()
-    }
-}
+/// The ed25519 key that signs manifests (one of Warrant's own keys, like the audit key). Its
+/// `Debug` shows only the public half.
+pub type RecordingKey = warrant_audit::signing::SigningKey;
 
 /// The asciicast v2 header.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -272,7 +220,7 @@ impl Recorder {
             public_key: key.public_base64(),
             signature: String::new(),
         };
-        manifest.signature = B64.encode(key.0.sign(&manifest.signed_bytes()).to_bytes());
+        manifest.signature = key.sign(&manifest.signed_bytes());
         let mpath = manifest_path(&path);
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| RecordingError::Malformed {
             path: mpath.display().to_string(),
@@ -518,28 +466,24 @@ pub fn verify(recording: &Path, trusted_public_key: &str) -> Result<Manifest> {
             "the manifest is signed by another key than the one trusted".into(),
         ));
     }
-    let key_bytes: [u8; 32] = B64
-        .decode(trusted_public_key)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            RecordingError::Tampered("the trusted public key is not an ed25519 key".into())
-        })?;
-    let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| {
-        RecordingError::Tampered("the trusted public key is not an ed25519 key".into())
+    warrant_audit::signing::verify(
+        trusted_public_key,
+        &manifest.signature,
+        &manifest.signed_bytes(),
+    )
+    .map_err(|e| {
+        use warrant_audit::signing::SignatureError as E;
+        RecordingError::Tampered(
+            match e {
+                E::MalformedKey(_) => "the trusted public key is not an ed25519 key",
+                E::MalformedSignature => "the manifest's signature is malformed",
+                E::Mismatch | E::Random(_) => {
+                    "the manifest's signature does not verify: it was changed"
+                }
+            }
+            .into(),
+        )
     })?;
-    let sig_bytes: [u8; 64] = B64
-        .decode(&manifest.signature)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| RecordingError::Tampered("the manifest's signature is malformed".into()))?;
-    let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
-    key.verify_strict(&manifest.signed_bytes(), &sig)
-        .map_err(|_| {
-            RecordingError::Tampered(
-                "the manifest's signature does not verify: it was changed".into(),
-            )
-        })?;
     let (sha256, bytes) = hash_file(recording)?;
     if sha256 != manifest.sha256 || bytes != manifest.bytes {
         return Err(RecordingError::Tampered(format!(
