@@ -123,6 +123,11 @@ impl Engine {
 
     /// Writes the records from `first` (None: none) up to `up_to` in `format`; a bundle has the
     /// checkpoints among them and ends with a seal. Returns how many records were written.
+    ///
+    /// Every record is verified as it is written — its hash, its link to the one before (from
+    /// the record before `first`, or the anchor), the signed checkpoints among them — and the
+    /// piece must reach `up_to`: at the first break the export stops with `audit_chain_broken`
+    /// and no seal, so a broken piece is never signed (and the cut stream fails the command).
     async fn write_piece(
         &self,
         first: Option<i64>,
@@ -141,6 +146,14 @@ impl Engine {
             let mut r = self.store().read().await?;
             r.q().audit_checkpoints().await?
         };
+        let piece = first.filter(|f| *f <= up_to);
+        let mut check = match piece {
+            Some(f) => Some(
+                self.export_verifier(f, up_to, &checkpoints, key.as_ref())
+                    .await?,
+            ),
+            None => None,
+        };
         if let Some(key) = &key {
             let public = key.public_base64();
             let header = serde_json::json!({
@@ -158,7 +171,7 @@ impl Engine {
         let mut written = 0u64;
         let mut first_prev_hash = None;
         let mut last: Option<(i64, String)> = None;
-        if let Some(first) = first.filter(|f| *f <= up_to) {
+        if let Some(first) = piece {
             let mut after = first - 1;
             'read: loop {
                 let batch = {
@@ -179,6 +192,13 @@ impl Engine {
                         out.write_all(lines.as_bytes()).await.map_err(io)?;
                         break 'read;
                     }
+                    if let Some(v) = check.as_mut()
+                        && !v.push(rec)
+                    {
+                        // What verified goes out; the stream then ends without a seal.
+                        out.write_all(lines.as_bytes()).await.map_err(io)?;
+                        break 'read;
+                    }
                     first_prev_hash.get_or_insert_with(|| rec.prev_hash.clone());
                     let line = match format {
                         ExportFormat::Bundle => bundle_record(rec),
@@ -194,8 +214,11 @@ impl Engine {
                 out.write_all(lines.as_bytes()).await.map_err(io)?;
             }
         }
+        if let Some(v) = check {
+            piece_verified(v, last.as_ref().map(|l| l.0), up_to)?;
+        }
         if let Some(key) = &key {
-            let first_seq = first.filter(|f| *f <= up_to).unwrap_or(0);
+            let first_seq = piece.unwrap_or(0);
             let last_seq = last.as_ref().map_or(0, |l| l.0);
             for c in checkpoints
                 .iter()
@@ -227,6 +250,100 @@ impl Engine {
         out.flush().await.map_err(io)?;
         Ok(written)
     }
+
+    /// The verifier of an export's piece from `first` to `up_to`: it starts after the anchor
+    /// (signed) when the piece begins there, else after the stored record before `first`
+    /// (whose own hash must hold), and checks the signed checkpoints within the piece against
+    /// the audit key (`key`, or the public half stored in clear for the unsigned formats).
+    async fn export_verifier(
+        &self,
+        first: i64,
+        up_to: i64,
+        checkpoints: &[Checkpoint],
+        key: Option<&AuditKey>,
+    ) -> Result<Verifier> {
+        let mut r = self.store().read().await?;
+        let public = match key {
+            Some(k) => Some(k.public_base64()),
+            None => r.q().sealed_key(AUDIT_KEY_AAD).await?.map(|(_, p)| p),
+        };
+        let mut signed: Vec<Checkpoint> = checkpoints
+            .iter()
+            .filter(|c| c.seq >= first && c.seq <= up_to)
+            .cloned()
+            .collect();
+        let anchor = r.q().audit_anchor().await?;
+        let v = match anchor {
+            _ if first <= 1 => Verifier::new(),
+            Some(a) if a.seq == first - 1 => {
+                let v = Verifier::starting_at(first, &a.hash);
+                signed.push(a);
+                v
+            }
+            _ => {
+                let before = r.q().audit_record(first - 1).await?;
+                match before {
+                    Some(b)
+                        if warrant_audit::record_hash(
+                            &b.prev_hash,
+                            b.seq,
+                            b.at_ms,
+                            b.actor.as_deref(),
+                            &b.kind,
+                            &b.data,
+                        ) == b.hash =>
+                    {
+                        Verifier::starting_at(first, &b.hash)
+                    }
+                    Some(_) => {
+                        return Err(export_broken(
+                            first - 1,
+                            "its contents do not match its hash: the record was modified",
+                        ));
+                    }
+                    None => {
+                        return Err(export_broken(
+                            first - 1,
+                            "it is missing: records were deleted",
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(v.with_checkpoints(signed, public.as_deref()))
+    }
+}
+
+/// Ends an export's verification: the piece verified and reached `up_to` (`last`: the last
+/// record written), or the export fails with where and why.
+fn piece_verified(v: Verifier, last: Option<i64>, up_to: i64) -> Result<()> {
+    let report = v.finish(None);
+    if !report.intact {
+        return Err(export_broken(
+            report.first_broken.unwrap_or_default(),
+            &report.problem.unwrap_or_default(),
+        ));
+    }
+    match last {
+        Some(last) if last == up_to => Ok(()),
+        _ => Err(export_broken(
+            last.map_or(up_to, |l| l + 1),
+            &format!(
+                "the chain ends at record {} before the head, record {up_to}: records were deleted",
+                last.unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+/// The export's error at a break: no seal was written.
+fn export_broken(seq: i64, problem: &str) -> EngineError {
+    EngineError::conflict(
+        "audit_chain_broken",
+        format!(
+            "the audit chain does not verify at record {seq} ({problem}): the export stopped there without a seal; run `warrant audit verify`"
+        ),
+    )
 }
 
 /// What a pruning did.
@@ -317,10 +434,18 @@ impl Engine {
         if let Ok(dir) = tokio::fs::File::open(archive_dir).await {
             let _ = dir.sync_all().await;
         }
+        // Hashed as it is read back (an archive can be large: never held in memory).
         let sha = {
-            use sha2::Digest;
-            let bytes = tokio::fs::read(&path).await.map_err(archive_error)?;
-            hex::encode(sha2::Sha256::digest(&bytes))
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                use sha2::Digest;
+                let mut hasher = sha2::Sha256::new();
+                std::io::copy(&mut std::fs::File::open(&path)?, &mut hasher)?;
+                Ok(hex::encode(hasher.finalize()))
+            })
+            .await
+            .map_err(|e| EngineError::internal(format!("hashing the audit archive: {e}")))?
+            .map_err(archive_error)?
         };
 
         let now = self.now();

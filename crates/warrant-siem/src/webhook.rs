@@ -1,11 +1,17 @@
 //! An HTTP webhook: one POST per batch, the records as JSON lines
 //! (`application/x-ndjson`), signed so that the receiver can tell the batch came from this
-//! Warrant and was not replayed later:
+//! Warrant, names the records it holds, and was not replayed later:
 //!
 //! - `X-Warrant-Timestamp`: Unix seconds when the batch was sent;
+//! - `X-Warrant-Records`: the positions of the first and last record, `FIRST-LAST`;
 //! - `X-Warrant-Signature`: `sha256=` and the hex HMAC-SHA-256, under the shared secret, of
-//!   the timestamp, a `.`, and the body;
-//! - `X-Warrant-Records`: the positions of the first and last record, `first-last`.
+//!   the signed string `TIMESTAMP.FIRST-LAST.BODY` — the two headers' values exactly as sent,
+//!   each followed by a `.`, then the body's bytes (neither header value contains a `.`, so the
+//!   string splits one way only). E.g. `1767225600.41-45.{"seq":41,…}\n…`.
+//!
+//! A receiver recomputes the HMAC from the headers it got ([`verify`]) and so checks the range
+//! too: a proxy or attacker who rewrites `X-Warrant-Records` breaks the signature. It should
+//! also refuse a timestamp far from its own clock (a replay).
 //!
 //! A 2xx answer delivers the batch; anything else (or no answer within [`TIMEOUT`]) fails it,
 //! and the engine's worker sends it again with backoff.
@@ -130,14 +136,15 @@ impl WebhookSink {
             body.push(b'\n');
         }
         let now = (self.clock.now().millis() / 1000).to_string();
-        let signature = sign(self.secret.expose(), &now, &body);
+        let records = format!("{}-{}", first.seq, last.seq);
+        let signature = sign(self.secret.expose(), &now, &records, &body);
         let sent = self
             .http
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
             .header("X-Warrant-Timestamp", &now)
             .header("X-Warrant-Signature", format!("sha256={signature}"))
-            .header("X-Warrant-Records", format!("{}-{}", first.seq, last.seq))
+            .header("X-Warrant-Records", &records)
             .body(body)
             .send()
             .await
@@ -160,36 +167,49 @@ impl WebhookSink {
     }
 }
 
-/// The hex HMAC-SHA-256 of `timestamp.body` under `secret`: what a receiver recomputes.
-#[must_use]
-pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+/// The HMAC-SHA-256 under `secret` of the signed string `timestamp.records.body`, ready to
+/// finish or compare.
+fn mac(secret: &[u8], timestamp: &str, records: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
     // HMAC takes a key of any length: `new_from_slice` does not fail for HMAC.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(timestamp.as_bytes());
     mac.update(b".");
+    mac.update(records.as_bytes());
+    mac.update(b".");
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    Some(mac)
 }
 
-/// Whether `signature` (`sha256=HEX`) is the one for `timestamp.body` under `secret`,
-/// compared in constant time.
+/// The hex HMAC-SHA-256 under `secret` of `timestamp.records.body` (the values of
+/// `X-Warrant-Timestamp` and `X-Warrant-Records`, then the body): what a receiver recomputes.
 #[must_use]
-pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
+pub fn sign(secret: &[u8], timestamp: &str, records: &str, body: &[u8]) -> String {
+    mac(secret, timestamp, records, body)
+        .map(|m| hex::encode(m.finalize().into_bytes()))
+        .unwrap_or_default()
+}
+
+/// Whether `signature` (`sha256=HEX`, the `X-Warrant-Signature` header) is the one for
+/// `timestamp.records.body` under `secret`, compared in constant time. `timestamp` and
+/// `records` are the `X-Warrant-Timestamp` and `X-Warrant-Records` headers as received: a
+/// batch whose range was rewritten on the way does not verify. Headers not in their form
+/// (Unix seconds; `FIRST-LAST`, digits) never verify, so the signed string splits one way only.
+#[must_use]
+pub fn verify(secret: &[u8], timestamp: &str, records: &str, body: &[u8], signature: &str) -> bool {
+    let digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let ranged = records
+        .split_once('-')
+        .is_some_and(|(first, last)| digits(first) && digits(last));
+    if !digits(timestamp) || !ranged {
+        return false;
+    }
     let Some(hex_sig) = signature.strip_prefix("sha256=") else {
         return false;
     };
     let Ok(given) = hex::decode(hex_sig) else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
+    mac(secret, timestamp, records, body).is_some_and(|m| m.verify_slice(&given).is_ok())
 }
 
 #[cfg(test)]
@@ -200,38 +220,41 @@ mod tests {
 
     #[test]
     fn a_signature_verifies_and_any_change_breaks_it() {
-        let s = sign(b"0123456789abcdef", "1700000000", b"{\"a\":1}\n");
+        const SECRET: &[u8] = b"0123456789abcdef";
+        let body: &[u8] = b"{\"seq\":41,\"v\":\"1.5\"}\n{\"seq\":42}\n";
+        let s = sign(SECRET, "1700000000", "41-42", body);
         let header = format!("sha256={s}");
-        assert!(verify(
-            b"0123456789abcdef",
-            "1700000000",
-            b"{\"a\":1}\n",
-            &header
-        ));
-        assert!(!verify(
-            b"0123456789abcdef",
-            "1700000001",
-            b"{\"a\":1}\n",
-            &header
-        ));
-        assert!(!verify(
-            b"0123456789abcdef",
-            "1700000000",
-            b"{\"a\":2}\n",
-            &header
-        ));
-        assert!(!verify(
-            b"another secret!!",
-            "1700000000",
-            b"{\"a\":1}\n",
-            &header
-        ));
-        assert!(!verify(
-            b"0123456789abcdef",
-            "1700000000",
-            b"{\"a\":1}\n",
-            &s
-        ));
+        assert!(verify(SECRET, "1700000000", "41-42", body, &header));
+        // The signed string, spelled out as the docs give it.
+        let mut by_hand = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        by_hand.update(b"1700000000.41-42.");
+        by_hand.update(body);
+        assert_eq!(s, hex::encode(by_hand.finalize().into_bytes()));
+        for (timestamp, records, body, secret, sig) in [
+            ("1700000001", "41-42", body, SECRET, header.as_str()),
+            ("1700000000", "41-41", body, SECRET, &header),
+            ("1700000000", "40-42", body, SECRET, &header),
+            ("1700000000", "", body, SECRET, &header),
+            ("1700000000", "41-42", b"{\"seq\":41}\n", SECRET, &header),
+            ("1700000000", "41-42", body, b"another secret!!", &header),
+            ("1700000000", "41-42", body, SECRET, &s),
+        ] {
+            assert!(
+                !verify(secret, timestamp, records, body, sig),
+                "{timestamp} {records} verified"
+            );
+        }
+        // The same signed string split another way (the range reaching into the body): the
+        // headers' form is checked, so it does not verify.
+        let cut = body.iter().position(|b| *b == b'.').unwrap();
+        let records = format!("41-42.{}", String::from_utf8_lossy(&body[..cut]));
+        let rest = &body[cut + 1..];
+        assert_eq!(
+            sign(SECRET, "1700000000", &records, rest),
+            s,
+            "the same string"
+        );
+        assert!(!verify(SECRET, "1700000000", &records, rest, &header));
     }
 
     #[test]

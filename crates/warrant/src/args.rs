@@ -808,16 +808,29 @@ pub enum TokenCmd {
 pub enum AuditCmd {
     /// Verify the hash chain and its signed checkpoints (through the server, offline with
     /// --data-dir / --database-url, or an export bundle with --bundle).
+    ///
+    /// A bundle is checked against the audit key you vouch for, with --fingerprint (as
+    /// `warrant audit verify` shows it on the server) or --key; without either, only against
+    /// the key the bundle itself names, which anyone making a bundle can choose.
+    ///
+    /// Exit codes: 0 intact (a bundle: and signed by the key given with --fingerprint or
+    /// --key); 1 broken, or a bundle signed by another key than the one given; 2 could not be
+    /// checked (unreadable, not a bundle, a bad option); 3 a bundle intact but checked only
+    /// against its own key (give --fingerprint or --key).
     Verify {
         #[command(flatten)]
         store: StoreArgs,
         /// Verify this export bundle (`warrant audit export`) offline instead.
         #[arg(long, conflicts_with_all = ["data_dir", "database_url"])]
         bundle: Option<PathBuf>,
-        /// Trust only this audit key (base64, as `warrant audit verify --json` shows it on the
-        /// server) for the bundle; default: the key the bundle names (its fingerprint is shown).
-        #[arg(long, requires = "bundle")]
+        /// Trust only this audit key (base64: the `public_key` in the header of a bundle
+        /// already trusted) for the bundle.
+        #[arg(long, requires = "bundle", conflicts_with = "fingerprint")]
         key: Option<String>,
+        /// Trust only the audit key with this fingerprint (`ab12:cd34:…`, as `warrant audit
+        /// verify` shows it on the server) for the bundle.
+        #[arg(long, requires = "bundle", value_name = "FP")]
+        fingerprint: Option<String>,
     },
     /// Export the audit trail from a time on: a signed bundle (verify it offline with
     /// `warrant audit verify --bundle FILE`), Warrant's JSON lines, or OCSF JSON lines.

@@ -215,10 +215,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Audit(AuditCmd::Verify {
         bundle: Some(b),
         key,
+        fingerprint,
         ..
     }) = &cli.command
     {
-        return verify_bundle(b, key.as_deref(), cli.json);
+        let trust = match (key, fingerprint) {
+            (Some(k), _) => BundleTrust::Key(k),
+            (None, Some(fp)) => BundleTrust::Fingerprint(parse_fingerprint(fp)?),
+            (None, None) => BundleTrust::Own,
+        };
+        return verify_bundle(b, trust, cli.json);
     }
     if let Command::Audit(AuditCmd::Verify { store: s, .. }) = &cli.command
         && (s.data_dir.is_some() || s.database_url.is_some())
@@ -254,14 +260,72 @@ async fn verify_offline(s: &StoreArgs, json: bool) -> Result<ExitCode> {
     print_verify(&report, json)
 }
 
-/// `warrant audit verify --bundle FILE`: offline, nothing but the file (and a trusted key).
-fn verify_bundle(path: &std::path::Path, key: Option<&str>, json: bool) -> Result<ExitCode> {
+/// `warrant audit verify --bundle` exit code: intact, but checked only against the key the
+/// bundle names (no `--key` or `--fingerprint`). 0 is intact and the key vouched for, 1
+/// broken (or signed by another key), 2 not checked at all (an error).
+const EXIT_KEY_NOT_CHECKED: u8 = 3;
+
+/// Which audit key a bundle must be signed with.
+enum BundleTrust<'a> {
+    /// This public key (base64), `--key`.
+    Key(&'a str),
+    /// The key with this fingerprint (normalised: `ab12:cd34:…`, lower case), `--fingerprint`.
+    Fingerprint(String),
+    /// Whatever key the bundle names: nothing vouches for it.
+    Own,
+}
+
+/// `--fingerprint`: 32 hex digits, with or without the colons `warrant audit verify` shows;
+/// normalised to that form.
+fn parse_fingerprint(v: &str) -> Result<String> {
+    let hex: String = v
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "--fingerprint {v:?} is not an audit key fingerprint: give the 32 hex digits `warrant audit verify` shows on the server (ab12:cd34:…)"
+        );
+    }
+    Ok(hex
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// `warrant audit verify --bundle FILE`: offline, nothing but the file and the key vouched for.
+/// Exit 0 intact and signed by that key, 1 broken or signed by another key, 3 intact but
+/// checked only against the bundle's own key ([`EXIT_KEY_NOT_CHECKED`]).
+fn verify_bundle(path: &std::path::Path, trust: BundleTrust<'_>, json: bool) -> Result<ExitCode> {
     let open = || std::fs::File::open(path).map(std::io::BufReader::new);
     open().with_context(|| format!("cannot read the bundle {}", path.display()))?;
-    let report = warrant_audit::bundle::verify_bundle(open, key)
-        .with_context(|| format!("{} cannot be verified", path.display()))?;
+    let key = match &trust {
+        BundleTrust::Key(k) => Some(*k),
+        BundleTrust::Fingerprint(_) | BundleTrust::Own => None,
+    };
+    let report = match warrant_audit::bundle::verify_bundle(open, key) {
+        Ok(r) => r,
+        Err(warrant_audit::bundle::BundleError::UntrustedKey { found, trusted }) => {
+            return untrusted_bundle(path, &found, &trusted, json);
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("{} cannot be verified", path.display()));
+        }
+    };
+    if let BundleTrust::Fingerprint(fp) = &trust
+        && *fp != report.key_fingerprint
+    {
+        return untrusted_bundle(path, &report.key_fingerprint, fp, json);
+    }
+    let checked = !matches!(trust, BundleTrust::Own);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        v["key_checked"] = checked.into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(seal) = &report.seal {
             println!(
@@ -275,17 +339,45 @@ fn verify_bundle(path: &std::path::Path, key: Option<&str>, json: bool) -> Resul
             );
         }
         print_verify(&report.chain, false)?;
-        if key.is_none() && report.chain.intact {
-            println!(
-                "compare the key fingerprint with `warrant audit verify` on the server, or pass --key"
-            );
+        if report.chain.intact {
+            if checked {
+                println!("signed by the trusted audit key {}", report.key_fingerprint);
+            } else {
+                println!(
+                    "KEY NOT CHECKED: verified with the bundle's own key {}, which nothing vouches for (anyone can seal a bundle with a key of their own); compare it with the fingerprint `warrant audit verify` shows on the server, or pass --fingerprint FP or --key BASE64 (exit code {EXIT_KEY_NOT_CHECKED} until then)",
+                    report.key_fingerprint
+                );
+            }
         }
     }
-    Ok(if report.chain.intact {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(match (report.chain.intact, checked) {
+        (false, _) => ExitCode::from(1),
+        (true, true) => ExitCode::SUCCESS,
+        (true, false) => ExitCode::from(EXIT_KEY_NOT_CHECKED),
     })
+}
+
+/// A bundle signed by another key than the trusted one: exit 1, saying both fingerprints.
+fn untrusted_bundle(
+    path: &std::path::Path,
+    found: &str,
+    trusted: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let problem = format!(
+        "the bundle is signed by audit key {found}, not the trusted key {trusted}: it was not sealed by that server (or the fingerprint or key given is wrong)"
+    );
+    if json {
+        let v = json!({
+            "chain": { "intact": false, "problem": problem },
+            "key_fingerprint": found,
+            "key_checked": true,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("bundle {} NOT TRUSTED: {problem}", path.display());
+    }
+    Ok(ExitCode::from(1))
 }
 
 /// A time in ms since the epoch as RFC 3339.

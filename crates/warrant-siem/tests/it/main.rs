@@ -85,8 +85,9 @@ async fn syslog_over_tls_reaches_rsyslog_parsed_and_in_order() {
     assert!(e.to_string().contains("TLS"), "{e}");
 }
 
-/// A webhook receiver: answers 500 to the first request, 200 after; keeps each accepted
-/// body whose signature verifies.
+/// A webhook receiver: answers 401 to a request whose signature (over the timestamp, the
+/// range and the body) does not verify, 500 to the first signed one, 200 after; keeps each
+/// accepted range and body.
 async fn receiver(
     secret: &'static [u8],
 ) -> (String, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<u16>>>) {
@@ -129,9 +130,12 @@ async fn receiver(
                     .unwrap_or_default()
             };
             let body = &buf[head_end..head_end + len];
+            // The signature covers the range header too: a receiver that verifies it can
+            // trust which records the batch says it holds.
             let signed = verify(
                 secret,
                 &header("x-warrant-timestamp"),
+                &header("x-warrant-records"),
                 body,
                 &header("x-warrant-signature"),
             );
@@ -195,10 +199,33 @@ async fn a_webhook_batch_is_signed_refused_once_then_delivered() {
         &url,
         Secret::new(b"not the shared secret!!".to_vec()),
         Format::Jsonl,
-        clock,
+        clock.clone(),
     )
     .unwrap();
     let e = forged.deliver(&batch).await.unwrap_err();
     assert!(e.to_string().contains("401"), "{e}");
-    assert_eq!(*statuses.lock().unwrap(), [500, 200, 401]);
+
+    // A batch signed with the shared secret whose range was rewritten on the way (records
+    // 1-5 passed off as 6-10): the range is signed, so the receiver refuses it.
+    let timestamp = (clock.now().millis() / 1000).to_string();
+    let body = "{\"seq\":1}\n";
+    let signature = warrant_siem::webhook::sign(SECRET, &timestamp, "1-5", body.as_bytes());
+    let http = reqwest::Client::new();
+    for (records, expected) in [("6-10", 401), ("1-5", 200)] {
+        let answer = http
+            .post(&url)
+            .header("X-Warrant-Timestamp", &timestamp)
+            .header("X-Warrant-Records", records)
+            .header("X-Warrant-Signature", format!("sha256={signature}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), expected, "range {records}");
+    }
+    assert_eq!(*statuses.lock().unwrap(), [500, 200, 401, 401, 200]);
+    assert_eq!(
+        bodies.lock().unwrap().last().unwrap(),
+        &format!("1-5|{body}")
+    );
 }

@@ -322,13 +322,28 @@ fn audit_export_bundle_verifies_offline_and_finds_tampering() {
         .collect();
     assert_eq!(record_lines.len() as u64, n, "every record up to the head");
 
-    let ok = w.run(&admin, &["audit", "verify", "--bundle", path]);
-    assert!(ok.ok().contains(&format!("({n} records)")), "{ok}");
-    assert!(ok.stdout.contains("audit chain intact"), "{ok}");
     // The key the server shows is the one the bundle is sealed with.
     let online = w.run(&admin, &["audit", "verify", "--json"]).json();
+    let fp = s(&online, "key_fingerprint");
+    let ok = w.run(
+        &admin,
+        &["audit", "verify", "--bundle", path, "--fingerprint", fp],
+    );
+    assert!(ok.ok().contains(&format!("({n} records)")), "{ok}");
+    assert!(ok.stdout.contains("audit chain intact"), "{ok}");
     let report = w
-        .run(&admin, &["audit", "verify", "--bundle", path, "--json"])
+        .run(
+            &admin,
+            &[
+                "audit",
+                "verify",
+                "--bundle",
+                path,
+                "--fingerprint",
+                fp,
+                "--json",
+            ],
+        )
         .json();
     assert_eq!(
         report["key_fingerprint"], online["key_fingerprint"],
@@ -429,6 +444,8 @@ fn audit_export_bundle_verifies_offline_and_finds_tampering() {
             "verify",
             "--bundle",
             future.to_str().expect("utf-8"),
+            "--fingerprint",
+            fp,
         ],
     )
     .ok();
@@ -533,8 +550,21 @@ fn audit_prune_archives_and_what_remains_still_verifies() {
     assert!(pruned > 10 && up_to >= pruned, "{report:#}");
     let archive = w.data_dir.join("audit-archive").join(s(&report, "archive"));
     let archive = archive.to_str().expect("utf-8");
+    let fp = w.run(&admin, &["audit", "verify", "--json"]).json()["key_fingerprint"].clone();
+    let fp = fp.as_str().expect("key_fingerprint");
     let bundle = w
-        .run(&admin, &["audit", "verify", "--bundle", archive, "--json"])
+        .run(
+            &admin,
+            &[
+                "audit",
+                "verify",
+                "--bundle",
+                archive,
+                "--fingerprint",
+                fp,
+                "--json",
+            ],
+        )
         .json();
     assert_eq!(bundle["chain"]["intact"], true, "{bundle:#}");
     assert_eq!(bundle["seal"]["records"], pruned, "{bundle:#}");

@@ -15,6 +15,7 @@
 //!   every rotation step, a canary secret.
 //! - `dbcreds`: a temporary PostgreSQL role for a grant, dropped when it is revoked.
 //! - `audit`: verification online and offline, tampering, `audit tail`.
+//! - `export_kill`: `kill -9` in the middle of an audit export: no file left, nothing lost.
 //! - `expiry`: grants end on time, across a restart too.
 //! - `crash`: `kill -9` under load loses nothing acknowledged.
 //! - `postgres`: the PostgreSQL store.
@@ -33,6 +34,7 @@ mod dbcreds;
 mod directory;
 mod discovery;
 mod expiry;
+mod export_kill;
 mod gateway;
 mod harness;
 mod linux;
