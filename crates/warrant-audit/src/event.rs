@@ -794,7 +794,8 @@ pub enum Event {
         identity: String,
         /// Where.
         target: String,
-        /// `closed`, `grant_ended`, `killed`, `recording_failed`, `upstream_closed`, …
+        /// `closed`, `target_closed`, `grant_ended`, `killed: …`, `recording_failed: …`,
+        /// `server_stopped`, `protocol_error: …` (both gateways use the same codes).
         reason: String,
         /// Bytes from the person.
         bytes_up: u64,

@@ -290,16 +290,16 @@ pub enum EndReason {
 }
 
 impl EndReason {
-    /// A stable code: `closed`, `upstream_closed`, `grant_ended`, `killed`, `shutdown` or
-    /// `recording_failed`.
+    /// A stable code, the same as the PostgreSQL gateway's: `closed`, `target_closed`,
+    /// `grant_ended`, `killed`, `server_stopped` or `recording_failed`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
             Self::ClientClosed => "closed",
-            Self::UpstreamClosed => "upstream_closed",
+            Self::UpstreamClosed => "target_closed",
             Self::GrantEnded => "grant_ended",
             Self::Killed { .. } => "killed",
-            Self::Shutdown => "shutdown",
+            Self::Shutdown => "server_stopped",
             Self::RecordingFailed { .. } => "recording_failed",
         }
     }
