@@ -43,6 +43,18 @@ pub fn record_hash(
     kind: &str,
     data: &str,
 ) -> String {
+    hex::encode(record_digest(prev_hash, seq, at_ms, actor, kind, data))
+}
+
+/// The SHA-256 behind [`record_hash`], before it is written as hex.
+fn record_digest(
+    prev_hash: &str,
+    seq: i64,
+    at_ms: i64,
+    actor: Option<&str>,
+    kind: &str,
+    data: &str,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     let field = |h: &mut Sha256, b: &[u8]| {
         h.update((b.len() as u64).to_be_bytes());
@@ -60,7 +72,49 @@ pub fn record_hash(
     }
     field(&mut h, kind.as_bytes());
     field(&mut h, data.as_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
+}
+
+/// Whether `r.hash` is [`record_hash`] of its fields: the same comparison of hex text, written
+/// on the stack rather than in a new `String` (verification does this a million times).
+fn hash_matches(r: &RecordRef<'_>) -> bool {
+    let digest = record_digest(r.prev_hash, r.seq, r.at_ms, r.actor, r.kind, r.data);
+    let mut hex = [0_u8; 64];
+    hex::encode_to_slice(digest, &mut hex).is_ok() && hex.as_slice() == r.hash.as_bytes()
+}
+
+/// A [`Record`]'s fields borrowed from where they are stored (a database row), so that a
+/// verifier can check them without copying: [`Verifier::push_ref`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// Who caused it, if anyone.
+    pub actor: Option<&'a str>,
+    /// The event kind.
+    pub kind: &'a str,
+    /// The event's JSON, exactly as stored.
+    pub data: &'a str,
+    /// The previous record's hash (hex), as stored.
+    pub prev_hash: &'a str,
+    /// This record's hash (hex), as stored.
+    pub hash: &'a str,
+}
+
+impl<'a> From<&'a Record> for RecordRef<'a> {
+    fn from(r: &'a Record) -> Self {
+        Self {
+            seq: r.seq,
+            at_ms: r.at_ms,
+            actor: r.actor.as_deref(),
+            kind: &r.kind,
+            data: &r.data,
+            prev_hash: &r.prev_hash,
+            hash: &r.hash,
+        }
+    }
 }
 
 /// The outcome of a verification.
@@ -184,6 +238,11 @@ impl Verifier {
 
     /// Checks the next record. Returns false once the chain is broken.
     pub fn push(&mut self, r: &Record) -> bool {
+        self.push_ref(r.into())
+    }
+
+    /// [`Verifier::push`] for a record whose fields are borrowed (read straight from a row).
+    pub fn push_ref(&mut self, r: RecordRef<'_>) -> bool {
         if self.broken.is_some() {
             return false;
         }
@@ -195,15 +254,7 @@ impl Verifier {
             ))
         } else if r.prev_hash != self.prev_hash {
             Some("its prev_hash does not match the previous record's hash".to_owned())
-        } else if record_hash(
-            &r.prev_hash,
-            r.seq,
-            r.at_ms,
-            r.actor.as_deref(),
-            &r.kind,
-            &r.data,
-        ) != r.hash
-        {
+        } else if !hash_matches(&r) {
             Some("its contents do not match its hash: the record was modified".to_owned())
         } else {
             None
@@ -229,7 +280,8 @@ impl Verifier {
                     self.checked += 1;
                 }
                 self.expected_seq = self.expected_seq.saturating_add(1);
-                self.prev_hash.clone_from(&r.hash);
+                self.prev_hash.clear();
+                self.prev_hash.push_str(r.hash);
                 true
             }
         }
@@ -345,6 +397,21 @@ mod tests {
             r.seq = i as i64 + 1;
         }
         assert_eq!(verify(&c).first_broken, Some(2));
+    }
+
+    #[test]
+    fn a_stored_hash_must_be_the_exact_hex() {
+        // The same hash in capitals is not the hash written: a modification.
+        let mut c = chain(3);
+        c[1].hash = c[1].hash.to_uppercase();
+        let r = verify(&c);
+        assert_eq!(r.first_broken, Some(2));
+        assert!(r.problem.unwrap().contains("modified"));
+        // Borrowed fields check exactly as the record does.
+        let c = chain(3);
+        let mut v = Verifier::new();
+        assert!(c.iter().all(|r| v.push_ref(r.into())));
+        assert_eq!(v.finish(Some((3, &c[2].hash))), verify(&c));
     }
 
     #[test]

@@ -16,5 +16,5 @@ pub mod event;
 pub mod ocsf;
 pub mod signing;
 
-pub use chain::{GENESIS_HASH, Record, Verifier, VerifyReport, record_hash};
+pub use chain::{GENESIS_HASH, Record, RecordRef, Verifier, VerifyReport, record_hash};
 pub use event::{Event, Refs};

@@ -262,20 +262,28 @@ async fn verify(store: &Store, args: &Args, report: &mut Report) -> Result<()> {
         "events/s",
         Better::Higher,
         format!(
-            "verify_store over {} events in {secs:.2} s (pages of 10,000); {cpu_text}",
+            "verify_store over {} events in {secs:.2} s (SQLite: native driver, pages of 2,000 in one snapshot); {cpu_text}",
             rep.records
         ),
     ));
+    let how = if rep.records >= 1_000_000 {
+        format!(
+            "MEASURED over {} events, scaled to 1,000,000: 1,000,000 / {rate:.0} per s",
+            rep.records
+        )
+    } else {
+        format!(
+            "EXTRAPOLATED linearly from {} events: 1,000,000 / {rate:.0} per s",
+            rep.records
+        )
+    };
     report.add(
         Figure::new(
-            "audit.verify.extrapolated_1m_s",
+            "audit.verify.1m_s",
             1_000_000.0 / rate,
             "s",
             Better::Lower,
-            format!(
-                "EXTRAPOLATED linearly from {} events: 1,000,000 / {rate:.0} per s",
-                rep.records
-            ),
+            how,
         )
         .goal(Goal::Below(2.0), "1,000,000 events verified in < 2 s"),
     );
@@ -306,11 +314,13 @@ async fn verify(store: &Store, args: &Args, report: &mut Report) -> Result<()> {
     }
     let read_secs = start.elapsed().as_secs_f64();
     report.add(Figure::new(
-        "audit.verify.read_only_events_per_s",
+        "audit.verify.any_pages_read_only_events_per_s",
         read as f64 / read_secs,
         "events/s",
         Better::Higher,
-        format!("the same pages read through the store, no hashing: {read} in {read_secs:.2} s"),
+        format!(
+            "for comparison, the Any driver's pages of 10,000 (PostgreSQL's path), read only, no hashing: {read} in {read_secs:.2} s"
+        ),
     ));
     let start = Instant::now();
     let mut v = Verifier::new();

@@ -14,6 +14,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 pub struct Snapshot {
     at: Option<Instant>,
     by_tid: BTreeMap<String, (String, f64)>,
+    process: Option<f64>,
     machine: Option<MachineTicks>,
 }
 
@@ -41,6 +42,21 @@ fn machine_ticks() -> Option<MachineTicks> {
     })
 }
 
+/// User + system CPU seconds of a `stat(5)` line: fields 14 and 15, counted after the name
+/// (which may hold spaces) ends.
+fn stat_seconds(stat: &str) -> Option<f64> {
+    let close = stat.rfind(')')?;
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / TICKS_PER_SEC)
+}
+
+/// This process's CPU seconds, threads that have ended included (the per-thread list loses
+/// them: a verification connection's thread is gone by the end of its phase).
+fn process_seconds() -> Option<f64> {
+    stat_seconds(&fs::read_to_string("/proc/self/stat").ok()?)
+}
+
 fn thread_times() -> BTreeMap<String, (String, f64)> {
     let mut out = BTreeMap::new();
     let Ok(dir) = fs::read_dir("/proc/self/task") else {
@@ -59,18 +75,11 @@ fn thread_times() -> BTreeMap<String, (String, f64)> {
             .unwrap_or("?")
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-')
             .to_owned();
-        let fields: Vec<&str> = stat
-            .get(close + 1..)
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        // After the name: state is field 3 of stat(5), utime 14 and stime 15.
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        let (Some(u), Some(s)) = (ticks(11), ticks(12)) else {
+        let Some(secs) = stat_seconds(&stat) else {
             continue;
         };
         let tid = entry.file_name().to_string_lossy().into_owned();
-        out.insert(tid, (name, (u + s) / TICKS_PER_SEC));
+        out.insert(tid, (name, secs));
     }
     out
 }
@@ -81,6 +90,7 @@ impl Snapshot {
         Self {
             at: Some(Instant::now()),
             by_tid: thread_times(),
+            process: process_seconds(),
             machine: machine_ticks(),
         }
     }
@@ -98,7 +108,11 @@ impl Snapshot {
             let before = self.by_tid.get(tid).map_or(0.0, |(_, s)| *s);
             *by_name.entry(name.clone()).or_default() += secs - before;
         }
-        let total: f64 = by_name.values().sum();
+        let threads: f64 = by_name.values().sum();
+        let total = match (self.process, process_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => threads,
+        };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let mut parts: Vec<(String, f64)> = by_name.into_iter().filter(|(_, s)| *s > 0.0).collect();
         parts.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -572,7 +572,6 @@ fn bundle_record(r: &Record) -> serde_json::Value {
 /// its recorded head. Needs no secret: the audit key's public half is stored in clear.
 pub async fn verify_store(store: &Store) -> warrant_store::Result<VerifyReport> {
     let mut r = store.read().await?;
-    let head = r.q().audit_head().await?;
     let checkpoints = r.q().audit_checkpoints().await?;
     let public = r
         .q()
@@ -588,7 +587,24 @@ pub async fn verify_store(store: &Store) -> warrant_store::Result<VerifyReport> 
     let mut all = checkpoints;
     all.extend(anchor.clone());
     v = v.with_checkpoints(all, public.as_deref());
-    let mut after = anchor.as_ref().map_or(0, |a| a.seq);
+    let after = anchor.as_ref().map_or(0, |a| a.seq);
+    // The head is read after the checkpoints, so that none of them lies beyond it on a live
+    // server. On SQLite the native driver reads the head and the records in one snapshot, about
+    // three times faster than pages through `Any` (`warrant_store::audit_read`).
+    if let Some(path) = store.sqlite_path() {
+        drop(r);
+        return warrant_store::audit_read::verify_sqlite(path, after, v).await;
+    }
+    verify_pages(&mut r, after, v).await
+}
+
+/// The rest of [`verify_store`] through the store's own pages (PostgreSQL).
+async fn verify_pages(
+    r: &mut warrant_store::ReadTx,
+    mut after: i64,
+    mut v: warrant_audit::Verifier,
+) -> warrant_store::Result<VerifyReport> {
+    let head = r.q().audit_head().await?;
     loop {
         let batch = r
             .q()
