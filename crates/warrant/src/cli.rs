@@ -380,6 +380,18 @@ fn untrusted_bundle(
     Ok(ExitCode::from(1))
 }
 
+/// An export that stopped part way: the server went away, or it found a break in the chain
+/// (it never exports past one, nor seals it); say how to tell which.
+fn export_cut(e: ClientError) -> anyhow::Error {
+    if e.code == "download_cut" {
+        anyhow::anyhow!(
+            "{e}\nif the server is still up it stopped at a break in the audit chain: run `warrant audit verify` (the server's log names the record)"
+        )
+    } else {
+        e.into()
+    }
+}
+
 /// A time in ms since the epoch as RFC 3339.
 fn ms_rfc3339(ms: i64) -> String {
     warrant_core::Timestamp::from_millis(ms).rfc3339()
@@ -832,7 +844,7 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                         Ok(n) => n,
                         Err(e) => {
                             let _ = std::fs::remove_file(&part);
-                            return Err(e.into());
+                            return Err(export_cut(e));
                         }
                     };
                     f.sync_all()?;
@@ -842,7 +854,10 @@ async fn command(ctx: &Ctx, cmd: Command, server: &str) -> Result<ExitCode> {
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout());
-                    ctx.client.download(&path, &mut out).await?
+                    ctx.client
+                        .download(&path, &mut out)
+                        .await
+                        .map_err(export_cut)?
                 }
             };
             if let Some(file) = output {
