@@ -12,7 +12,7 @@ use crate::harness::{Who, World, s};
 
 /// How a copy of the store is damaged; each returns the position the verifier must report.
 #[derive(Debug, Clone, Copy)]
-enum Tamper {
+pub(crate) enum Tamper {
     /// One record's data rewritten (an identity renamed in it).
     Modify,
     /// A record in the middle deleted.
@@ -29,8 +29,9 @@ enum Tamper {
     Rewrite,
 }
 
-/// Applies `tamper` to the SQLite store in `dir` (the server must be stopped).
-fn tamper(dir: &Path, tamper: Tamper) -> i64 {
+/// Applies `tamper` to the SQLite store in `dir` (the server must be stopped); returns the
+/// first position where verification (and an export) must find the break.
+pub(crate) fn tamper(dir: &Path, tamper: Tamper) -> i64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,8 +110,13 @@ fn tamper(dir: &Path, tamper: Tamper) -> i64 {
                     prev = hash;
                 }
                 query("UPDATE audit_head SET hash = ? WHERE id = 1").bind(&prev).execute(&mut db).await.expect("head");
-                // Found where the checkpoint signed the head.
-                last
+                // Found at the first signed checkpoint at or after the change (the stop's, at
+                // the head, unless a periodic one came earlier).
+                query_scalar("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
+                    .bind(middle)
+                    .fetch_one(&mut db)
+                    .await
+                    .expect("the checkpoint after the change")
             }
         };
         db.close().await.expect("close warrant.db");
@@ -118,7 +124,8 @@ fn tamper(dir: &Path, tamper: Tamper) -> i64 {
     })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a stopped server's store files (not its archive or recordings) to `to`.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir(to).expect("create copy dir");
     for entry in fs::read_dir(from).expect("read data dir") {
         let entry = entry.expect("dir entry");

@@ -6,16 +6,15 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{Connection, query, query_as, query_scalar};
 
+use crate::audit::{Tamper, copy_dir, tamper};
 use crate::harness::{Run, Server, Who, World, s, warrant, warrant_command};
 
 /// Identities made per org file, about 420 bytes each (an apply's body must stay under 1 MiB).
@@ -250,109 +249,6 @@ fn a_kill_during_an_export_loses_nothing_and_leaves_no_file() {
     assert_eq!(seal["last_hash"], head.as_str(), "{seal:#}");
 }
 
-/// Copies a stopped server's store (its files, not its subdirectories) to `to`.
-fn copy_store(from: &Path, to: &Path) {
-    fs::create_dir(to).expect("create the copy");
-    for entry in fs::read_dir(from).expect("read the data dir") {
-        let entry = entry.expect("dir entry");
-        if entry.file_type().expect("file type").is_file() {
-            fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a store file");
-        }
-    }
-}
-
-/// How a copy of the store is damaged.
-#[derive(Debug, Clone, Copy)]
-enum Tamper {
-    /// One record's data changed in the middle: its hash no longer holds.
-    Modify,
-    /// One record changed in the middle and every later hash (and the head) recomputed: every
-    /// link holds, only a signed checkpoint (the stop's, at the head, or an earlier one) can
-    /// tell.
-    Rewrite,
-}
-
-/// Applies `how` to the SQLite store in `dir` (no server on it); the record where the export
-/// must stop.
-fn tamper(dir: &Path, how: Tamper) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async {
-        let opts = SqliteConnectOptions::new().filename(dir.join("warrant.db"));
-        let mut db = SqliteConnection::connect_with(&opts)
-            .await
-            .expect("open warrant.db");
-        let last: i64 = query_scalar("SELECT max(seq) FROM audit")
-            .fetch_one(&mut db)
-            .await
-            .expect("max seq");
-        let middle = last / 2;
-        assert!(middle > 1, "too few records ({last})");
-        let rows: Vec<(i64, i64, Option<String>, String, String, String)> = query_as(
-            "SELECT seq, at, actor, kind, data, prev_hash FROM audit WHERE seq >= ? ORDER BY seq",
-        )
-        .bind(middle)
-        .fetch_all(&mut db)
-        .await
-        .expect("the tail");
-        let mut prev = rows[0].5.clone();
-        for (seq, at, actor, kind, data, _) in rows {
-            if seq == middle {
-                let data = data.replace('"', "'");
-                query("UPDATE audit SET data = ? WHERE seq = ?")
-                    .bind(&data)
-                    .bind(seq)
-                    .execute(&mut db)
-                    .await
-                    .expect("modify");
-                if let Tamper::Modify = how {
-                    break;
-                }
-                prev = warrant_audit::record_hash(&prev, seq, at, actor.as_deref(), &kind, &data);
-                query("UPDATE audit SET hash = ? WHERE seq = ?")
-                    .bind(&prev)
-                    .bind(seq)
-                    .execute(&mut db)
-                    .await
-                    .expect("rehash");
-                continue;
-            }
-            let hash = warrant_audit::record_hash(&prev, seq, at, actor.as_deref(), &kind, &data);
-            query("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?")
-                .bind(&prev)
-                .bind(&hash)
-                .bind(seq)
-                .execute(&mut db)
-                .await
-                .expect("rewrite");
-            prev = hash;
-        }
-        if let Tamper::Rewrite = how {
-            query("UPDATE audit_head SET hash = ? WHERE id = 1")
-                .bind(&prev)
-                .execute(&mut db)
-                .await
-                .expect("head");
-        }
-        // Where the export must stop: the changed record, or the first checkpoint signed at
-        // or after it.
-        let at = match how {
-            Tamper::Modify => middle,
-            Tamper::Rewrite => {
-                query_scalar("SELECT min(seq) FROM audit_checkpoints WHERE seq >= ?")
-                    .bind(middle)
-                    .fetch_one(&mut db)
-                    .await
-                    .expect("the checkpoint after the change")
-            }
-        };
-        db.close().await.expect("close warrant.db");
-        at
-    })
-}
-
 /// A server whose chain does not verify exports no sealed bundle: the stream stops at the
 /// break without a seal, the command fails and keeps no file; the unsigned formats stop there
 /// too. The untouched store exports and verifies.
@@ -375,7 +271,7 @@ fn an_export_of_a_tampered_store_stops_without_a_seal() {
     let logs = w.root().join("logs");
     for how in [Tamper::Modify, Tamper::Rewrite] {
         let dir = w.root().join(format!("{how:?}"));
-        copy_store(&w.data_dir, &dir);
+        copy_dir(&w.data_dir, &dir);
         let at = tamper(&dir, how);
         let mut server = Server::start(&dir, &logs, &[]);
         let file = w.root().join(format!("{how:?}.bundle"));
