@@ -469,16 +469,14 @@ impl WriteTx {
                 Ok(())
             }
             Conn::Group {
-                mut held,
+                held,
                 shared,
                 savepoint,
             } => {
                 if !savepoint && rows.is_empty() {
                     return Ok(());
                 }
-                let outcome = held.join(savepoint, rows, head).await?;
-                drop(held);
-                writer::Writer::settled(&shared, outcome).await
+                writer::Writer::commit_change(held, shared, savepoint, rows, head).await
             }
         }
     }
@@ -497,12 +495,10 @@ async fn finish(conn: Conn) -> Result<()> {
     match conn {
         Conn::Pool(tx) => tx.rollback().await?,
         Conn::Group {
-            mut held,
-            savepoint,
-            ..
+            held, savepoint, ..
         } => {
             if savepoint {
-                held.undo().await?;
+                writer::Writer::undo_change(held).await?;
             }
         }
     }

@@ -108,6 +108,16 @@ pub(crate) async fn insert_rows(conn: &mut AnyConnection, rows: &[AuditRow]) -> 
     Ok(())
 }
 
+/// Runs `work` to its end whatever becomes of the caller.
+async fn detached(work: impl Future<Output = Result<()>> + Send + 'static) -> Result<()> {
+    match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => Err(StoreError::GroupCommit(format!(
+            "the commit task ended: {e}"
+        ))),
+    }
+}
+
 /// The chain's head as the store records it.
 pub(crate) async fn stored_head(conn: &mut AnyConnection, lock: bool) -> Result<(i64, String)> {
     let sql = if lock {
@@ -210,7 +220,7 @@ impl Writer {
     }
 
     /// Undoes a change's writes.
-    pub(crate) async fn undo(&mut self) -> Result<()> {
+    async fn undo(&mut self) -> Result<()> {
         self.step(UNDO).await
     }
 
@@ -222,7 +232,7 @@ impl Writer {
 
     /// Adds a finished change to the batch: releases its savepoint (if it wrote), keeps its
     /// audit rows and head. Returns the outcome its caller waits for.
-    pub(crate) async fn join(
+    async fn join(
         &mut self,
         wrote: bool,
         rows: Vec<AuditRow>,
@@ -239,20 +249,33 @@ impl Writer {
         Ok(Arc::clone(&self.outcome))
     }
 
-    /// Waits for the batch a change joined: takes the writer again (after everyone who was
-    /// waiting for it, so they join too) and, if nobody has committed the batch meanwhile,
-    /// commits it, on a task of its own so that a caller giving up cannot leave it half done.
-    pub(crate) async fn settled(shared: &Shared, outcome: Outcome) -> Result<()> {
-        let mut w = Arc::clone(shared).lock_owned().await;
-        if let Some(done) = outcome.get() {
-            return done.clone().map_err(StoreError::GroupCommit);
-        }
-        match tokio::spawn(async move { w.commit_batch().await }).await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::GroupCommit(format!(
-                "the commit task ended: {e}"
-            ))),
-        }
+    /// Commits a finished change: adds it to the batch ([`Writer::join`]), lets go of the
+    /// writer and takes it again (after everyone who was waiting for it, so they join too),
+    /// then, if nobody has committed the batch meanwhile, commits it. On a task of its own: a
+    /// caller that gives up half way (a dropped request) cannot leave its writes in the batch
+    /// without their audit records, nor the batch half committed.
+    pub(crate) async fn commit_change(
+        mut held: Held,
+        shared: Shared,
+        wrote: bool,
+        rows: Vec<AuditRow>,
+        head: (i64, String),
+    ) -> Result<()> {
+        detached(async move {
+            let outcome = held.join(wrote, rows, head).await?;
+            drop(held);
+            let mut w = shared.lock_owned().await;
+            if let Some(done) = outcome.get() {
+                return done.clone().map_err(StoreError::GroupCommit);
+            }
+            w.commit_batch().await
+        })
+        .await
+    }
+
+    /// Undoes a change's writes, on a task of its own for the same reason.
+    pub(crate) async fn undo_change(mut held: Held) -> Result<()> {
+        detached(async move { held.undo().await }).await
     }
 
     /// Commits the open batch, if there is one, and tells its members.
@@ -539,6 +562,29 @@ mod tests {
         let (keys, groups, intact) = committed(&store).await;
         assert_eq!(keys, ["after", "before"]);
         assert_eq!(groups, ["before", "after"]);
+        assert!(intact);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_gives_up_mid_commit_leaves_no_write_without_its_record() {
+        let (_dir, store) = store().await;
+        for (i, end) in ["commit", "rollback"].iter().enumerate() {
+            let k = format!("given-up-{i}");
+            let tx = change(&store, &k, event(&k)).await;
+            // Polled once, then dropped at its first wait (as a dropped request would).
+            let _ = match *end {
+                "commit" => tokio::time::timeout(Duration::from_nanos(1), tx.commit()).await,
+                _ => tokio::time::timeout(Duration::from_nanos(1), tx.rollback()).await,
+            };
+            let k = format!("after-{i}");
+            change(&store, &k, event(&k)).await.commit().await.unwrap();
+        }
+        let (keys, groups, intact) = committed(&store).await;
+        // Each write is there exactly when its audit record is.
+        assert_eq!(keys, ["after-0", "after-1", "given-up-0"]);
+        let mut sorted = groups.clone();
+        sorted.sort();
+        assert_eq!(sorted, keys);
         assert!(intact);
     }
 
