@@ -193,8 +193,9 @@ impl Writer {
             return Err(StoreError::Closed);
         }
         if w.dangling {
-            w.dangling = false;
+            // Cleared only once undone: a caller giving up here leaves it for the next one.
             w.step(UNDO).await?;
+            w.dangling = false;
         }
         let head = match &w.head {
             Some(h) => h.clone(),
