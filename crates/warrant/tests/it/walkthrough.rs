@@ -211,4 +211,17 @@ fn demo_walkthrough() {
     assert!(tail.stdout.contains("identity.disabled"), "{tail}");
     let verify = w.run(&admin, &["audit", "verify"]);
     assert!(verify.ok().starts_with("audit chain intact"), "{verify}");
+    let bundle = w.root().join("trail.bundle");
+    let bundle = bundle.to_str().expect("utf-8");
+    w.run(&admin, &["audit", "export", "-o", bundle]).ok();
+    let fp = w.run(&admin, &["audit", "verify", "--json"]).json();
+    let fp = s(&fp, "key_fingerprint");
+    let checked = w.run(
+        &admin,
+        &["audit", "verify", "--bundle", bundle, "--fingerprint", fp],
+    );
+    assert!(
+        checked.ok().contains("signed by the trusted audit key"),
+        "{checked}"
+    );
 }
