@@ -280,12 +280,13 @@ impl Store {
         }
     }
 
-    /// Commits what is pending and closes the store's connections; later changes are refused.
+    /// Commits what is pending and closes the store's pools; later changes are refused (the
+    /// SQLite writer's connection closes when the last clone of the store is dropped).
     pub async fn close(&self) {
         match &self.writer {
             WritePath::Pool(pool) => pool.close().await,
             WritePath::Group(shared) => {
-                let _ = shared.lock().await.close().await;
+                let _ = writer::Writer::close(shared).await;
             }
         }
         self.reader.close().await;
@@ -473,9 +474,11 @@ impl WriteTx {
                 shared,
                 savepoint,
             } => {
-                if !savepoint && rows.is_empty() {
+                if !savepoint && rows.is_empty() && !held.pending() {
                     return Ok(());
                 }
+                // A change that only read still waits for the open batch: what it read may be
+                // a member's change that is not durable yet.
                 writer::Writer::commit_change(held, shared, savepoint, rows, head).await
             }
         }
@@ -495,10 +498,17 @@ async fn finish(conn: Conn) -> Result<()> {
     match conn {
         Conn::Pool(tx) => tx.rollback().await?,
         Conn::Group {
-            held, savepoint, ..
+            held,
+            savepoint,
+            shared,
         } => {
             if savepoint {
                 writer::Writer::undo_change(held).await?;
+            } else if held.pending() {
+                // It may have read a member's change of the open batch: it learns whether
+                // that became durable, like a commit.
+                let head = (0, String::new());
+                writer::Writer::commit_change(held, shared, false, Vec::new(), head).await?;
             }
         }
     }
@@ -507,15 +517,15 @@ async fn finish(conn: Conn) -> Result<()> {
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        // A change dropped mid-way: its savepoint is undone by whoever takes the writer next
-        // (PostgreSQL's transaction rolls back by itself).
+        // A change dropped mid-way: its savepoint is undone on a task of its own, or by
+        // whoever takes the writer next (PostgreSQL's transaction rolls back by itself).
         if let Some(Conn::Group {
-            mut held,
+            held,
             savepoint: true,
             ..
         }) = self.conn.take()
         {
-            held.abandon();
+            writer::Writer::abandon(held);
         }
     }
 }

@@ -32,11 +32,20 @@ pub(crate) type Shared = Arc<Mutex<Writer>>;
 /// A change's hold on the writer.
 pub(crate) type Held = OwnedMutexGuard<Writer>;
 
-/// The savepoint each change's writes are made in.
-const SAVEPOINT: &str = "SAVEPOINT warrant_change";
-const BEGIN_AND_SAVEPOINT: &str = "BEGIN IMMEDIATE; SAVEPOINT warrant_change";
+/// The savepoint each change's writes are made in, inside the batch's own savepoint. Every
+/// step that needs the batch's transaction first releases and retakes `warrant_batch`: if
+/// SQLite rolled the transaction back under the writer (a full disk, an I/O error in any
+/// statement, even a read), that fails ("no such savepoint") and fails the batch, where a bare
+/// `SAVEPOINT` would silently start a new transaction and its `RELEASE` commit it.
+const SAVEPOINT: &str = "RELEASE warrant_batch; SAVEPOINT warrant_batch; SAVEPOINT warrant_change";
+const BEGIN_AND_SAVEPOINT: &str =
+    "BEGIN IMMEDIATE; SAVEPOINT warrant_batch; SAVEPOINT warrant_change";
 const RELEASE: &str = "RELEASE warrant_change";
 const UNDO: &str = "ROLLBACK TO warrant_change; RELEASE warrant_change";
+/// Checks that the batch's transaction is still there, before its commit.
+const STILL_OPEN: &str = "RELEASE warrant_batch";
+/// How long a change waits for the writer before giving up (as the pool's acquire did).
+const TAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One audit record waiting to be inserted.
 #[derive(Debug)]
@@ -188,7 +197,14 @@ impl Writer {
 
     /// Takes the writer for a change: a left-over savepoint undone, the head known.
     pub(crate) async fn take(shared: &Shared) -> Result<(Held, (i64, String))> {
-        let mut w = Arc::clone(shared).lock_owned().await;
+        let mut w = tokio::time::timeout(TAKE_TIMEOUT, Arc::clone(shared).lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::GroupCommit(format!(
+                    "the store's writer was busy for {} s",
+                    TAKE_TIMEOUT.as_secs()
+                ))
+            })?;
         if w.closed {
             return Err(StoreError::Closed);
         }
@@ -199,11 +215,16 @@ impl Writer {
         }
         let head = match &w.head {
             Some(h) => h.clone(),
-            None => {
-                let h = stored_head(&mut w.conn, false).await?;
-                w.head = Some(h.clone());
-                h
-            }
+            None => match stored_head(&mut w.conn, false).await {
+                Ok(h) => {
+                    w.head = Some(h.clone());
+                    h
+                }
+                Err(e) => {
+                    w.fail(e.to_string()).await;
+                    return Err(e);
+                }
+            },
         };
         Ok((w, head))
     }
@@ -220,15 +241,24 @@ impl Writer {
         Ok(())
     }
 
-    /// Undoes a change's writes.
+    /// Undoes a change's writes; a batch left with nothing in it is closed (its transaction
+    /// holds SQLite's write lock, which other processes wait for).
     async fn undo(&mut self) -> Result<()> {
-        self.step(UNDO).await
+        self.step(UNDO).await?;
+        self.close_if_empty().await
     }
 
-    /// Marks the change that holds the writer as dropped mid-way (its savepoint is undone
-    /// by whoever takes the writer next).
-    pub(crate) fn abandon(&mut self) {
-        self.dangling = true;
+    async fn close_if_empty(&mut self) -> Result<()> {
+        if self.open && self.members == 0 && self.rows.is_empty() {
+            self.step("ROLLBACK").await?;
+            self.open = false;
+        }
+        Ok(())
+    }
+
+    /// Whether the open batch holds anything a change may have seen and not yet durable.
+    pub(crate) fn pending(&self) -> bool {
+        self.open || !self.rows.is_empty()
     }
 
     /// Adds a finished change to the batch: releases its savepoint (if it wrote), keeps its
@@ -242,11 +272,14 @@ impl Writer {
         if wrote {
             self.step(RELEASE).await?;
         }
-        if !rows.is_empty() {
+        let rows_empty = rows.is_empty();
+        if !rows_empty {
             self.rows.extend(rows);
             self.head = Some(head);
         }
-        self.members += 1;
+        if wrote || !rows_empty {
+            self.members += 1;
+        }
         Ok(Arc::clone(&self.outcome))
     }
 
@@ -279,11 +312,25 @@ impl Writer {
         detached(async move { held.undo().await }).await
     }
 
+    /// Undoes the writes of a change dropped mid-way: on a task of its own when there is a
+    /// runtime to run it (else by whoever takes the writer next).
+    pub(crate) fn abandon(mut held: Held) {
+        held.dangling = true;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if held.step(UNDO).await.is_ok() {
+                    held.dangling = false;
+                    let _ = held.close_if_empty().await;
+                }
+            });
+        }
+    }
+
     /// Commits the open batch, if there is one, and tells its members.
     pub(crate) async fn commit_batch(&mut self) -> Result<()> {
         if self.dangling {
-            self.dangling = false;
             self.step(UNDO).await?;
+            self.dangling = false;
         }
         if !self.open && self.rows.is_empty() {
             self.settle(Ok(()));
@@ -309,7 +356,9 @@ impl Writer {
     }
 
     async fn try_commit(&mut self) -> Result<()> {
-        if !self.open {
+        if self.open {
+            sqlx::raw_sql(STILL_OPEN).execute(&mut self.conn).await?;
+        } else {
             sqlx::raw_sql("BEGIN IMMEDIATE")
                 .execute(&mut self.conn)
                 .await?;
@@ -325,11 +374,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the writer: what is open commits, later changes are refused.
-    pub(crate) async fn close(&mut self) -> Result<()> {
-        let r = self.commit_batch().await;
-        self.closed = true;
-        r
+    /// Closes the writer: what is open commits (on a task of its own), later changes are
+    /// refused. The connection itself closes when the last clone of the store is dropped.
+    pub(crate) async fn close(shared: &Shared) -> Result<()> {
+        let mut w = Arc::clone(shared).lock_owned().await;
+        detached(async move {
+            let r = w.commit_batch().await;
+            w.closed = true;
+            r
+        })
+        .await
     }
 
     /// Runs one step of the protocol; a failed step fails the whole batch (SQLite may have
@@ -345,8 +399,9 @@ impl Writer {
     /// The batch cannot commit: what is open is rolled back, its rows forgotten, the head read
     /// again from the store next time, and every member told.
     async fn fail(&mut self, why: String) {
-        // Nothing may be open any more (SQLite rolls back by itself on some errors).
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+        // The state first, so that a caller giving up during the rollback below leaves a
+        // writer that knows nothing is open (a transaction still there makes the next
+        // `BEGIN` fail, which fails that batch and rolls back again).
         self.open = false;
         self.dangling = false;
         self.rows.clear();
@@ -354,6 +409,8 @@ impl Writer {
         metrics::counter!("warrant_store_group_commit_failures_total").increment(1);
         tracing::error!(error = %why, "a group commit failed: every change in it was refused");
         self.settle(Err(why));
+        // Nothing may be open any more (SQLite rolls back by itself on some errors).
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
     }
 
     fn settle(&mut self, result: Result<(), String>) {
@@ -587,6 +644,89 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, keys);
         assert!(intact);
+    }
+
+    /// SQLite may roll the whole transaction back under the writer (a full disk, an I/O
+    /// error, in any statement, even a read): the batch then fails as a whole, and no later
+    /// change slips a write in without its audit record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_lost_under_the_writer_fails_its_batch_and_keeps_nothing() {
+        let (_dir, store) = store().await;
+        let first = change(&store, "a", event("a")).await;
+        let lost = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                // What SQLite does by itself on SQLITE_FULL or SQLITE_IOERR.
+                sqlx::raw_sql("ROLLBACK").execute(tx.q().0).await.unwrap();
+                tx.rollback().await
+            })
+        };
+        queued().await;
+        let later = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await?;
+                sqlx::query("INSERT INTO t (k) VALUES ('e')")
+                    .execute(tx.w().await?.0)
+                    .await?;
+                tx.audit(Timestamp::from_millis(1_000), None, &event("e"))
+                    .await?;
+                tx.commit().await
+            })
+        };
+        queued().await;
+        let first = first.commit().await;
+        let lost = lost.await.unwrap();
+        let later = later.await.unwrap();
+        assert!(first.is_err(), "{first:?}");
+        assert!(lost.is_err(), "{lost:?}");
+        assert!(later.is_err(), "{later:?}");
+        let (keys, groups, intact) = committed(&store).await;
+        assert!(keys.is_empty(), "{keys:?}");
+        assert!(groups.is_empty(), "{groups:?}");
+        assert!(intact);
+        change(&store, "b", event("b"))
+            .await
+            .commit()
+            .await
+            .unwrap();
+        let (keys, groups, intact) = committed(&store).await;
+        assert_eq!((keys, groups), (vec!["b".to_owned()], vec!["b".to_owned()]));
+        assert!(intact);
+    }
+
+    /// A change that only read waits for the batch it may have read from.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_of_a_pending_batch_learns_its_outcome() {
+        let (_dir, store) = store().await;
+        let mut tx = store.begin_bookkeeping().await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.data LIKE '%\"bad\"%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .execute(tx.w().await.unwrap().0)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let bad = change(&store, "bad", event("bad")).await;
+        let reader = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let seen: Vec<String> = sqlx::query_scalar("SELECT k FROM t")
+                    .fetch_all(tx.q().0)
+                    .await
+                    .unwrap();
+                (seen, tx.commit().await)
+            })
+        };
+        queued().await;
+        assert!(bad.commit().await.is_err());
+        let (seen, outcome) = reader.await.unwrap();
+        // It saw the write that then failed, and is told so.
+        assert_eq!(seen, ["bad"]);
+        assert!(outcome.is_err(), "{outcome:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
