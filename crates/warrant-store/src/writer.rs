@@ -269,6 +269,22 @@ impl Writer {
         rows: Vec<AuditRow>,
         head: (i64, String),
     ) -> Result<Outcome> {
+        // Its records must continue the batch's chain: a change that carried on after a step
+        // of its batch failed was made against a head that is gone.
+        if let Some(first) = rows.first() {
+            let continues = self
+                .head
+                .as_ref()
+                .is_some_and(|(seq, hash)| first.seq == seq + 1 && first.prev_hash == *hash);
+            if !continues {
+                if wrote {
+                    let _ = self.undo().await;
+                }
+                return Err(StoreError::GroupCommit(
+                    "the change was made against a chain head its batch has since lost (an earlier step failed): nothing of it was kept".into(),
+                ));
+            }
+        }
         if wrote {
             self.step(RELEASE).await?;
         }
@@ -694,6 +710,45 @@ mod tests {
         let (keys, groups, intact) = committed(&store).await;
         assert_eq!((keys, groups), (vec!["b".to_owned()], vec!["b".to_owned()]));
         assert!(intact);
+    }
+
+    /// A change that carries on after its batch failed under it cannot add records that do not
+    /// continue the chain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_that_carries_on_after_its_batch_failed_keeps_nothing() {
+        let (_dir, store) = store().await;
+        let member = change(&store, "m", event("m")).await;
+        let stubborn = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                tx.audit(Timestamp::from_millis(1_000), None, &event("a"))
+                    .await
+                    .unwrap();
+                // The transaction goes under the writer; the change's next write step fails
+                // the batch, and the change ignores that, audits again and commits.
+                sqlx::raw_sql("ROLLBACK").execute(tx.q().0).await.unwrap();
+                assert!(tx.w().await.is_err());
+                tx.audit(Timestamp::from_millis(1_000), None, &event("a2"))
+                    .await
+                    .unwrap();
+                tx.commit().await
+            })
+        };
+        queued().await;
+        let member = member.commit().await;
+        let stubborn = stubborn.await.unwrap();
+        assert!(member.is_err(), "{member:?}");
+        assert!(stubborn.is_err(), "{stubborn:?}");
+        let (keys, groups, intact) = committed(&store).await;
+        assert!(keys.is_empty() && groups.is_empty(), "{keys:?} {groups:?}");
+        assert!(intact);
+        change(&store, "after", event("after"))
+            .await
+            .commit()
+            .await
+            .unwrap();
+        assert!(committed(&store).await.2);
     }
 
     /// A change that only read waits for the batch it may have read from.
