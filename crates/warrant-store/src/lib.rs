@@ -404,10 +404,7 @@ impl WriteTx {
     /// opens the change's savepoint on SQLite (a change that only reads and audits needs none).
     pub async fn w(&mut self) -> Result<W<'_>> {
         self.dirty = true;
-        let conn = self
-            .conn
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a finished change was used"));
+        let conn = self.conn();
         if let Conn::Group {
             held, savepoint, ..
         } = conn

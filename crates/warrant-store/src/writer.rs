@@ -517,6 +517,20 @@ mod tests {
         (keys, groups, intact)
     }
 
+    /// Makes the database refuse the audit record of any change about "bad" when its batch
+    /// commits.
+    async fn refuse_bad(store: &Store) {
+        let mut tx = store.begin_bookkeeping().await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.data LIKE '%\"bad\"%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .execute(tx.w().await.unwrap().0)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
     /// Lets spawned changes reach the writer's queue (they wait for it in the order spawned).
     async fn queued() {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -602,16 +616,7 @@ mod tests {
             .commit()
             .await
             .unwrap();
-        // The database refuses one change's audit record when the batch commits.
-        let mut tx = store.begin_bookkeeping().await.unwrap();
-        sqlx::raw_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.data LIKE '%\"bad\"%' \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        )
-        .execute(tx.w().await.unwrap().0)
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        refuse_bad(&store).await;
 
         let first = change(&store, "good", event("good")).await;
         let bad = {
@@ -755,15 +760,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_of_a_pending_batch_learns_its_outcome() {
         let (_dir, store) = store().await;
-        let mut tx = store.begin_bookkeeping().await.unwrap();
-        sqlx::raw_sql(
-            "CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.data LIKE '%\"bad\"%' \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        )
-        .execute(tx.w().await.unwrap().0)
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        refuse_bad(&store).await;
         let bad = change(&store, "bad", event("bad")).await;
         let reader = {
             let store = store.clone();
