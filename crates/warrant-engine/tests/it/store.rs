@@ -89,3 +89,35 @@ conformance!(deletion_reordering_and_truncation_are_found, |env| {
     let rep = env.engine.audit_verify().await.unwrap();
     assert_eq!(rep.first_broken, Some(7), "{rep:?} (head was {head})");
 });
+
+conformance!(
+    pruning_a_piece_that_does_not_verify_changes_nothing,
+    |env| {
+        // The audit key exists first (making it is an event of its own).
+        env.engine.audit_key().await.unwrap();
+        let before = env.engine.audit_verify().await.unwrap().records;
+        let pool = raw(&env).await;
+        sqlx::query("UPDATE audit SET data = replace(data, 'alice', 'mallory') WHERE seq = 10")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let archive = tempfile::tempdir().unwrap();
+        let err = env
+            .engine
+            .audit_prune(None, i64::MAX, archive.path())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "audit_chain_broken", "{err}");
+        assert!(err.to_string().contains("nothing was pruned"), "{err}");
+        // No archive, not even a part of one, and every record still there.
+        let left: Vec<_> = std::fs::read_dir(archive.path())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+        let records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(records as u64, before);
+    }
+);
