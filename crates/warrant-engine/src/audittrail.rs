@@ -407,10 +407,9 @@ impl Engine {
                 held_back,
             });
         }
-        // The piece must verify before it goes: pruning never hides a break.
-        let last = self.check_piece(anchor.as_ref(), up_to).await?;
-
-        // The archive, complete and synced, before anything is removed.
+        // The archive, complete and synced, before anything is removed. Writing it verifies
+        // the piece (hashes, links, the signed checkpoints and the anchor it starts from):
+        // pruning never hides a break.
         let name = format!("audit-{:010}-{:010}.bundle", start + 1, up_to);
         let archive_error = |e: std::io::Error| {
             EngineError::internal(format!("writing the audit archive {name}: {e}"))
@@ -423,9 +422,27 @@ impl Engine {
         let mut file = tokio::fs::File::create(&part)
             .await
             .map_err(archive_error)?;
-        let written = self
+        let written = match self
             .write_piece(Some(start + 1), up_to, 0, ExportFormat::Bundle, &mut file)
-            .await?;
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(if e.code == "audit_chain_broken" {
+                    EngineError::conflict(
+                        "audit_chain_broken",
+                        format!(
+                            "the records to prune do not verify: nothing was pruned ({})",
+                            e.message
+                        ),
+                    )
+                } else {
+                    e
+                });
+            }
+        };
         file.sync_all().await.map_err(archive_error)?;
         drop(file);
         tokio::fs::rename(&part, &path)
@@ -465,13 +482,19 @@ impl Engine {
             .map_err(|e| EngineError::internal(format!("checking the audit archive {name}: {e}")))?
         };
         let expected = u64::try_from(up_to - start).unwrap_or(0);
-        if !archived.chain.intact || written != expected {
+        let last_hash = archived
+            .seal
+            .as_ref()
+            .filter(|seal| seal.last_seq == up_to)
+            .map(|seal| seal.last_hash.clone());
+        let Some(last_hash) = last_hash.filter(|_| archived.chain.intact && written == expected)
+        else {
             return Err(EngineError::internal(format!(
                 "the audit archive {name} does not hold records {}–{up_to} whole ({written} written): nothing was pruned",
                 start + 1
             )));
-        }
-        let new_anchor = key.checkpoint(up_to, &last.hash, now.millis());
+        };
+        let new_anchor = key.checkpoint(up_to, &last_hash, now.millis());
         let mut tx = self.store().begin().await?;
         let removed = tx.w().await?.prune_audit(start, &new_anchor).await?;
         if removed != written {
@@ -498,59 +521,6 @@ impl Engine {
             archive: Some(name),
             held_back,
         })
-    }
-
-    /// Verifies the records after `anchor` up to `up_to`; the last of them.
-    async fn check_piece(&self, anchor: Option<&Checkpoint>, up_to: i64) -> Result<Record> {
-        // Links alone can be recomputed by whoever rewrites records: the signed checkpoints
-        // in the piece (and the anchor) must hold too.
-        let public = self.audit_key().await?.public_base64();
-        let mut checkpoints: Vec<Checkpoint> = {
-            let mut r = self.store().read().await?;
-            r.q().audit_checkpoints().await?
-        };
-        checkpoints.retain(|c| c.seq <= up_to);
-        checkpoints.extend(anchor.cloned());
-        let v = match anchor {
-            Some(a) => Verifier::starting_at(a.seq + 1, &a.hash),
-            None => Verifier::new(),
-        };
-        let mut v = v.with_checkpoints(checkpoints, Some(&public));
-        let mut after = anchor.map_or(0, |a| a.seq);
-        let mut last: Option<Record> = None;
-        let mut r = self.store().read().await?;
-        'walk: while after < up_to {
-            let batch = r
-                .q()
-                .audit(&AuditQuery {
-                    after_seq: after,
-                    limit: BATCH,
-                })
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            for rec in batch {
-                if rec.seq > up_to || !v.push(&rec) {
-                    break 'walk;
-                }
-                after = rec.seq;
-                last = Some(rec);
-            }
-        }
-        let report = v.finish(last.as_ref().map(|l| (l.seq, l.hash.as_str())));
-        match last {
-            Some(last) if report.intact && last.seq == up_to => Ok(last),
-            _ => Err(EngineError::conflict(
-                "audit_chain_broken",
-                format!(
-                    "the records to prune do not verify ({}): nothing was pruned; run `warrant audit verify`",
-                    report
-                        .problem
-                        .unwrap_or_else(|| "the chain ends early".to_owned())
-                ),
-            )),
-        }
     }
 }
 
