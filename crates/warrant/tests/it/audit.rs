@@ -603,33 +603,19 @@ fn audit_prune_archives_and_what_remains_still_verifies() {
         .run(&admin, &["audit", "verify", "--data-dir", &dir, "--json"])
         .json();
     assert_eq!(offline["intact"], true, "{offline:#}");
-    let forged = w.root().join("forged-anchor");
-    copy_dir(&w.data_dir, &forged);
-    sqlite_exec(&forged, "UPDATE audit_anchor SET seq = seq - 1");
-    let out = w.run(
-        &admin,
-        &[
-            "audit",
-            "verify",
-            "--data-dir",
-            forged.to_str().expect("utf-8"),
-        ],
-    );
+    // A copy of the store damaged by `sql` no longer verifies offline.
+    let damaged = |name: &str, sql: &'static str| {
+        let copy = w.root().join(name);
+        copy_dir(&w.data_dir, &copy);
+        sqlite_exec(&copy, sql);
+        let copy = copy.to_str().expect("utf-8").to_owned();
+        w.run(&admin, &["audit", "verify", "--data-dir", &copy])
+    };
+    let out = damaged("forged-anchor", "UPDATE audit_anchor SET seq = seq - 1");
     assert_eq!(out.code, Some(1), "a moved anchor passes:\n{out}");
-    let cut = w.root().join("cut-front");
-    copy_dir(&w.data_dir, &cut);
-    sqlite_exec(
-        &cut,
+    let out = damaged(
+        "cut-front",
         "DELETE FROM audit WHERE seq = (SELECT min(seq) FROM audit)",
-    );
-    let out = w.run(
-        &admin,
-        &[
-            "audit",
-            "verify",
-            "--data-dir",
-            cut.to_str().expect("utf-8"),
-        ],
     );
     assert_eq!(out.code, Some(1), "a removed first record passes:\n{out}");
 }
