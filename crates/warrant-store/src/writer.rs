@@ -201,7 +201,7 @@ impl Writer {
             .await
             .map_err(|_| {
                 StoreError::GroupCommit(format!(
-                    "the store's writer was busy for {} s",
+                    "the store's writer was busy for {} s (another change held it): nothing was changed, try again",
                     TAKE_TIMEOUT.as_secs()
                 ))
             })?;
